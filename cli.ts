@@ -1,0 +1,766 @@
+/**
+ * `wsbeat`: a wscat/websocat-style WebSocket client with a heartbeat and
+ * timing, an echo server, and a demo.
+ *
+ * ```sh
+ * deno run -A cli.ts demo                          # see what wsbeat is for, offline, in ~15 s
+ * deno run -A cli.ts serve --port 9000             # an echo server
+ * deno run -A cli.ts ws://127.0.0.1:9000           # type lines, see the echoes
+ * deno run -A cli.ts --heartbeat wss://example.com/feed -x '{"op":"subscribe"}'
+ * ```
+ *
+ * Install it as a command with `deno install -g -A -n wsbeat jsr:@wsbeat/wsbeat/cli`
+ * (from a checkout: `deno install -g -A -n wsbeat ./cli.ts`). Run `wsbeat --help`
+ * for every option and the exit codes.
+ *
+ * @module
+ */
+
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import denoJson from "./deno.json" with { type: "json" };
+import {
+  type ClientHeartbeatOptions,
+  type CloseInfo,
+  connect,
+  ConnectError,
+  type ConnectOptions,
+  type Message,
+  sleep,
+  TooSlowError,
+  type WebSocketClient,
+} from "./mod.ts";
+import { serve, type ServeOptions } from "./serve.ts";
+import { demo } from "./demo.ts";
+
+/** The exit codes of `wsbeat`, as `--help` lists them. */
+export const ExitCode = {
+  /** A clean end: EOF and `--wait`, `--count` reached, or a normal close by the server. */
+  Ok: 0,
+  /** The connection failed or closed abnormally. */
+  Failed: 1,
+  /** A usage error: unknown option, bad value, missing URL. */
+  Usage: 2,
+  /** The heartbeat found the server unresponsive. */
+  Heartbeat: 3,
+  /** Interrupted by Ctrl-C (after closing cleanly with 1000). */
+  Interrupted: 130,
+} as const;
+
+const VERSION: string = denoJson.version;
+
+const HELP = `wsbeat ${VERSION}: keep a WebSocket connection alive, and know when it is dead
+
+Usage:
+  wsbeat [options] <url>      connect; send stdin lines, print messages on stdout
+  wsbeat serve [options]      run an echo server (see wsbeat serve --help)
+  wsbeat demo                 the idle-timeout and dead-peer experiment, offline, ~15 s
+
+The URL may be ws://, wss://, http:// or https://; without a scheme ws:// is assumed.
+
+Sending:
+  -x, --send MSG          send MSG after connecting instead of reading stdin (repeatable)
+      --every SECONDS     with -x, send the messages again every SECONDS
+  -n, --count N           exit after N messages received
+  -w, --wait SECONDS      after stdin ends (or -x is sent), wait this long for replies,
+                          then close with 1000 (default 1)
+      --binary            stdin lines are base64 and are sent as binary messages
+      --json              check each input line is JSON before sending it, and
+                          pretty-print received JSON on a terminal
+
+Connection:
+  -H, --header "Name: value"   add a handshake header (repeatable)
+  -s, --protocol NAME          offer a subprotocol (repeatable)
+      --cacert FILE            trust the PEM CA certificate(s) in FILE for wss://
+      --connect-timeout SECS   give up opening after SECS (default 10)
+
+Heartbeat (any of these turns it on):
+      --heartbeat         send a probe, fail after --timeout without a reply, sleep --interval
+      --interval SECS     sleep between a reply and the next probe (default 10)
+      --timeout SECS      wait this long for each reply (default 5)
+      --ping TEXT         the probe message (default "ping")
+      --pong TEXT         the reply to expect; replies are not printed. Without it any
+                          message counts as a reply
+      --show-rtt          print each beat's round-trip time on stderr
+
+Output:
+      --binary-format F   print binary messages as base64 (default), hex, or raw bytes
+  -v, --verbose           more status: headers (secrets masked), traffic counters, latency
+  -q, --quiet             no status lines, only messages and errors
+      --no-color          no colour (also NO_COLOR=1; colour is used only on a terminal)
+  -h, --help              show this help
+  -V, --version           show the version
+
+Messages go to stdout, one per line; status and errors go to stderr, so
+'wsbeat URL | jq' works.
+
+Exit codes:
+  0    clean end: stdin ended and --wait passed, --count reached, or the server closed
+       normally (1000, 1001, 1005)
+  1    the connection failed, or closed abnormally
+  2    usage error
+  3    heartbeat timeout: the server stopped answering
+  130  interrupted (Ctrl-C), after closing cleanly with 1000
+
+TLS: there is no switch to skip certificate checks. To trust a private CA, pass
+--cacert ca.pem (or run deno with --cert ca.pem).
+
+Examples:
+  wsbeat serve --port 9000 --idle-timeout 30 &
+  wsbeat ws://127.0.0.1:9000                            # interactive
+  echo hello | wsbeat ws://127.0.0.1:9000               # prints hello, exits 0
+  wsbeat -x '{"op":"subscribe"}' -n 5 wss://example.com/feed
+  wsbeat --heartbeat --interval 10 --timeout 5 --show-rtt ws://127.0.0.1:9000
+`;
+
+const SERVE_HELP = `Usage: wsbeat serve [options]
+
+An echo server: text is echoed as text, binary as binary. Prints
+'listening ws://HOST:PORT' on stdout when ready; logs connections on stderr.
+Stops cleanly on Ctrl-C or SIGTERM.
+
+Options:
+  -p, --port N             port to listen on; 0 picks a free one (default 9000)
+      --host ADDR          address to listen on (default 127.0.0.1)
+      --idle-timeout SECS  close clients that sent nothing for SECS (1001 "idle timeout")
+      --pong PING:PONG     answer the text PING with PONG instead of echoing it
+      --stall-after N      answer N messages per connection, then nothing (a dead peer)
+      --drop-after N       send N messages per connection, then cut TCP with no close frame
+      --close-with CODE[:REASON]  echo the first message, then close with CODE
+      --cert FILE --key FILE      serve wss:// with this PEM certificate and key
+  -q, --quiet              do not log connections
+  -h, --help               show this help
+`;
+
+/** A bad command line: reported as one line, exit code 2. */
+class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Where the CLI writes, and whether it may colour. */
+interface Io {
+  stdout(text: string): void;
+  stdoutBytes(bytes: Uint8Array): void;
+  stderr(text: string): void;
+  color: boolean;
+}
+
+function realIo(noColor: boolean): Io {
+  const encoder = new TextEncoder();
+  return {
+    stdout: (text) => writeAll(Deno.stdout, encoder.encode(text)),
+    stdoutBytes: (bytes) => writeAll(Deno.stdout, bytes),
+    stderr: (text) => writeAll(Deno.stderr, encoder.encode(text)),
+    color: !noColor && !Deno.noColor && Deno.stderr.isTerminal(),
+  };
+}
+
+function writeAll(stream: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
+  for (let off = 0; off < bytes.length;) off += stream.writeSync(bytes.subarray(off));
+}
+
+const paint = (io: Io, code: number, text: string) =>
+  io.color ? `\x1b[${code}m${text}\x1b[0m` : text;
+
+function errorLine(io: Io, message: string): void {
+  io.stderr(`${paint(io, 31, "error")}: ${message}\n`);
+}
+
+/** Formats milliseconds for people: "12 ms", "3.0 s". */
+export function formatDuration(ms: number): string {
+  if (ms < 10) return `${ms.toFixed(2)} ms`;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+// --- argument parsing ------------------------------------------------------
+
+function parse<T extends ParseArgsOptionsConfig>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const message = (error as Error).message;
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      const option = /'([^']+)'/.exec(message)?.[1] ?? message;
+      throw new UsageError(`unknown option '${option}'; see --help for the options`);
+    }
+    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+      throw new UsageError(`${message.replace(/^Option/, "option")}; see --help`);
+    }
+    throw error;
+  }
+}
+
+function seconds(name: string, value: string | undefined, allowZero = false): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (
+    value.trim() === "" || !Number.isFinite(n) || n < 0 || (!allowZero && n === 0) || n > 2_000_000
+  ) {
+    throw new UsageError(
+      `${name} expects a number of seconds${allowZero ? "" : " above 0"}, got '${value}'`,
+    );
+  }
+  return n * 1000;
+}
+
+function count(name: string, value: string | undefined, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < min) {
+    throw new UsageError(`${name} expects a whole number of at least ${min}, got '${value}'`);
+  }
+  return n;
+}
+
+function parseHeader(value: string): [string, string] {
+  const i = value.indexOf(":");
+  const name = i > 0 ? value.slice(0, i).trim() : "";
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
+    throw new UsageError(`--header expects "Name: value", got '${value}'`);
+  }
+  return [name, value.slice(i + 1).trim()];
+}
+
+/** Shows a header for `--verbose`, masking credentials. */
+export function maskHeader(name: string, value: string): string {
+  return /^(authorization|proxy-authorization|cookie)$/i.test(name)
+    ? `${name}: ***`
+    : `${name}: ${value}`;
+}
+
+function parseUrl(value: string): string {
+  const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `ws://${value}`;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`invalid URL '${value}'; expected e.g. ws://127.0.0.1:9000/path`);
+  }
+  if (!["ws:", "wss:", "http:", "https:"].includes(parsed.protocol)) {
+    throw new UsageError(
+      `invalid URL '${value}': the scheme must be ws://, wss://, http:// or https://`,
+    );
+  }
+  if (parsed.hash) {
+    throw new UsageError(`invalid URL '${value}': a WebSocket URL cannot have a #fragment`);
+  }
+  return parsed.href;
+}
+
+// --- the client ------------------------------------------------------------
+
+/** Client settings, from the command line. */
+interface ClientConfig {
+  url: string;
+  headers: [string, string][];
+  protocols: string[];
+  cacert: string | undefined;
+  connectTimeout: number | undefined;
+  send: string[];
+  every: number | undefined;
+  count: number | undefined;
+  wait: number;
+  heartbeat: ClientHeartbeatOptions | undefined;
+  showRtt: boolean;
+  binary: boolean;
+  json: boolean;
+  binaryFormat: "base64" | "hex" | "raw";
+  verbose: boolean;
+  quiet: boolean;
+}
+
+const CLIENT_OPTIONS = {
+  send: { type: "string", short: "x", multiple: true },
+  every: { type: "string" },
+  count: { type: "string", short: "n" },
+  wait: { type: "string", short: "w" },
+  binary: { type: "boolean" },
+  json: { type: "boolean" },
+  header: { type: "string", short: "H", multiple: true },
+  protocol: { type: "string", short: "s", multiple: true },
+  cacert: { type: "string" },
+  "connect-timeout": { type: "string" },
+  heartbeat: { type: "boolean" },
+  interval: { type: "string" },
+  timeout: { type: "string" },
+  ping: { type: "string" },
+  pong: { type: "string" },
+  "show-rtt": { type: "boolean" },
+  "binary-format": { type: "string" },
+  verbose: { type: "boolean", short: "v" },
+  quiet: { type: "boolean", short: "q" },
+  "no-color": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const satisfies ParseArgsOptionsConfig;
+
+function clientConfig(
+  values: ReturnType<typeof parse<typeof CLIENT_OPTIONS>>["values"],
+  url: string,
+): ClientConfig {
+  const format = values["binary-format"] ?? "base64";
+  if (format !== "base64" && format !== "hex" && format !== "raw") {
+    throw new UsageError(`--binary-format expects base64, hex or raw, got '${format}'`);
+  }
+  const every = seconds("--every", values.every);
+  const send = values.send ?? [];
+  if (every !== undefined && send.length === 0) {
+    throw new UsageError("--every repeats the -x/--send messages; give at least one with -x");
+  }
+  const wantsBeat = values.heartbeat || values.interval !== undefined ||
+    values.timeout !== undefined ||
+    values.ping !== undefined || values.pong !== undefined || values["show-rtt"];
+  const interval = seconds("--interval", values.interval, true);
+  const timeout = seconds("--timeout", values.timeout);
+  return {
+    url: parseUrl(url),
+    headers: (values.header ?? []).map(parseHeader),
+    protocols: values.protocol ?? [],
+    cacert: values.cacert,
+    connectTimeout: seconds("--connect-timeout", values["connect-timeout"]),
+    send,
+    every,
+    count: count("--count", values.count),
+    wait: seconds("--wait", values.wait, true) ?? 1000,
+    heartbeat: wantsBeat
+      ? {
+        ...(interval !== undefined ? { interval } : {}),
+        ...(timeout !== undefined ? { timeout } : {}),
+        message: values.ping ?? "ping",
+        ...(values.pong !== undefined ? { reply: values.pong } : {}),
+      }
+      : undefined,
+    showRtt: values["show-rtt"] ?? false,
+    binary: values.binary ?? false,
+    json: values.json ?? false,
+    binaryFormat: format,
+    verbose: values.verbose ?? false,
+    quiet: values.quiet ?? false,
+  };
+}
+
+async function readCaCert(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(
+      `cannot read --cacert file '${path}': ${(error as Error).message}; pass a PEM file of the CA`,
+    );
+  }
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function fromBase64(text: string): Uint8Array | undefined {
+  try {
+    return Uint8Array.from(atob(text.trim()), (c) => c.charCodeAt(0));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Prints one received message on stdout. */
+function printMessage(io: Io, config: ClientConfig, message: Message, terminal: boolean): void {
+  if (typeof message === "string") {
+    if (config.json && terminal) {
+      try {
+        io.stdout(JSON.stringify(JSON.parse(message), null, 2) + "\n");
+        return;
+      } catch { /* not JSON: print as it came */ }
+    }
+    io.stdout(message + "\n");
+    return;
+  }
+  switch (config.binaryFormat) {
+    case "raw":
+      io.stdoutBytes(message);
+      return;
+    case "hex":
+      io.stdout(Array.from(message, (b) => b.toString(16).padStart(2, "0")).join("") + "\n");
+      return;
+    default:
+      io.stdout(toBase64(message) + "\n");
+  }
+}
+
+/** Reads lines from a byte stream; a final line without "\n" counts too. */
+export async function* readLines(readable: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buffer = "";
+  for await (const chunk of readable.pipeThrough(new TextDecoderStream())) {
+    buffer += chunk;
+    let newline: number;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      yield buffer.slice(0, newline).replace(/\r$/, "");
+      buffer = buffer.slice(newline + 1);
+    }
+  }
+  if (buffer) yield buffer;
+}
+
+function describeClose(info: CloseInfo): string {
+  const code = info.code === 1006 ? "1006, no close frame" : String(info.code);
+  const reason = info.reason ? ` ${JSON.stringify(info.reason)}` : "";
+  switch (info.initiator) {
+    case "server":
+      return `closed by the server (${code})${reason}`;
+    case "client":
+      return `closed by wsbeat (${code})${reason}`;
+    case "heartbeat":
+      return "closed by the heartbeat (the server stopped answering)";
+    case "network":
+      return `connection lost (${code})${info.error ? `: ${info.error.message}` : ""}`;
+  }
+}
+
+/** What ended a session, for the exit code. */
+type Ending = "done" | "interrupted";
+
+async function runClient(io: Io, config: ClientConfig, signal: AbortSignal): Promise<number> {
+  const status = (text: string) => config.quiet || io.stderr(paint(io, 2, text) + "\n");
+  const stdinTerminal = Deno.stdin.isTerminal();
+  const stdoutTerminal = Deno.stdout.isTerminal();
+  using httpClient = config.cacert !== undefined
+    ? Deno.createHttpClient({ caCerts: [await readCaCert(config.cacert)] })
+    : undefined;
+
+  if (config.verbose) {
+    status(`connecting to ${config.url}`);
+    for (const [name, value] of config.headers) status(`  ${maskHeader(name, value)}`);
+    if (config.protocols.length) status(`  subprotocols: ${config.protocols.join(", ")}`);
+  }
+  const beat = config.heartbeat;
+  const options: ConnectOptions = {
+    signal,
+    ...(config.headers.length ? { headers: config.headers } : {}),
+    ...(config.protocols.length ? { protocols: config.protocols } : {}),
+    ...(httpClient ? { client: httpClient } : {}),
+    ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}),
+    ...(beat
+      ? {
+        heartbeat: {
+          ...beat,
+          onBeat: (rtt: number) =>
+            config.showRtt && io.stderr(paint(io, 2, `rtt ${formatDuration(rtt)}`) + "\n"),
+        },
+      }
+      : {}),
+  };
+
+  let ws: WebSocketClient;
+  try {
+    ws = await connect(config.url, options);
+  } catch (error) {
+    if (signal.aborted) return ExitCode.Interrupted;
+    if (error instanceof ConnectError) {
+      errorLine(io, error.message.replace(/^Cannot/, "cannot"));
+      return ExitCode.Failed;
+    }
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      const { host } = new URL(config.url);
+      errorLine(
+        io,
+        `no permission to connect to ${config.url}; run deno with --allow-net=${host} (or -A)`,
+      );
+      return ExitCode.Failed;
+    }
+    throw error;
+  }
+
+  const stats = ws.stats;
+  status(
+    `connected to ${ws.url} in ${formatDuration(stats.openMs ?? 0)}` +
+      (ws.protocol ? ` (subprotocol ${ws.protocol})` : "") +
+      (beat
+        ? `; heartbeat every ${formatDuration(beat.interval ?? 10_000)}, timeout ${
+          formatDuration(beat.timeout ?? 5_000)
+        }`
+        : ""),
+  );
+  const interactive = stdinTerminal && config.send.length === 0;
+  if (interactive && !config.quiet) status("type a line to send it; Ctrl-D closes, Ctrl-C quits");
+
+  const ending = await session(io, config, ws, signal, stdoutTerminal);
+  const info = await ws.close();
+  const after = ws.stats;
+  status(
+    `${describeClose(info)}; the connection stayed open for ${formatDuration(after.uptimeMs)}`,
+  );
+  if (config.verbose) {
+    status(
+      `  sent ${after.messagesSent} messages (${after.bytesSent} B), received ${after.messagesReceived} (${after.bytesReceived} B)`,
+    );
+    const l = after.latency;
+    if (l) {
+      status(
+        `  rtt last ${formatDuration(l.last)}, min ${formatDuration(l.min)}, avg ${
+          formatDuration(l.avg)
+        }, p99 ${formatDuration(l.p99)} over ${l.samples} beats`,
+      );
+    }
+  }
+
+  if (ending === "interrupted") return ExitCode.Interrupted;
+  if (info.initiator === "heartbeat") {
+    const late = info.error instanceof TooSlowError ? info.error.timeout : beat?.timeout ?? 5_000;
+    errorLine(
+      io,
+      `heartbeat timeout: no reply to ${JSON.stringify(beat?.message ?? "ping")} within ${
+        formatDuration(late)
+      } (--timeout); the server at ${ws.url} stopped answering`,
+    );
+    return ExitCode.Heartbeat;
+  }
+  if (info.initiator === "client" && !info.error) return ExitCode.Ok;
+  if (info.initiator === "server" && [1000, 1001, 1005].includes(info.code)) return ExitCode.Ok;
+  errorLine(io, `${describeClose(info)} (${ws.url})`);
+  return ExitCode.Failed;
+}
+
+/**
+ * One connection's traffic: print what arrives, send what the user gives.
+ * Ends when reading ends (--count reached, or the connection closed and every
+ * message was printed), when input is over and --wait has passed, or on Ctrl-C.
+ */
+async function session(
+  io: Io,
+  config: ClientConfig,
+  ws: WebSocketClient,
+  signal: AbortSignal,
+  stdoutTerminal: boolean,
+): Promise<Ending> {
+  const done = new AbortController();
+  const stop = AbortSignal.any([signal, done.signal]);
+
+  const reading = (async () => {
+    let received = 0;
+    for await (const message of ws) {
+      printMessage(io, config, message, stdoutTerminal);
+      if (config.count !== undefined && ++received >= config.count) return;
+    }
+  })().catch(() => {/* the close is reported from ws.closed */});
+
+  const writing = (async () => {
+    await sendInput(io, config, ws, stop);
+    // Input is over: give replies --wait to arrive; with --count, wait for the count.
+    await sleep(config.count === undefined ? config.wait : Infinity, { signal: stop });
+  })().catch(() => {/* stopped, or the connection closed */});
+
+  const stopped = stop.aborted
+    ? Promise.resolve()
+    : new Promise((resolve) => stop.addEventListener("abort", resolve, { once: true }));
+  await Promise.race([reading, writing, stopped]);
+  done.abort();
+  return signal.aborted ? "interrupted" : "done";
+}
+
+/** Sends the -x messages (again every --every), or stdin's lines. */
+async function sendInput(
+  io: Io,
+  config: ClientConfig,
+  ws: WebSocketClient,
+  stop: AbortSignal,
+): Promise<void> {
+  if (config.send.length > 0) {
+    while (!stop.aborted) {
+      for (const message of config.send) ws.send(message);
+      if (config.every === undefined) return;
+      await sleep(config.every, { signal: stop });
+    }
+    return;
+  }
+  let n = 0;
+  for await (const line of readLines(Deno.stdin.readable)) {
+    n++;
+    if (stop.aborted) return;
+    if (config.binary) {
+      const bytes = fromBase64(line);
+      if (bytes) ws.send(bytes);
+      else errorLine(io, `input line ${n} is not valid base64 (--binary); it was not sent`);
+      continue;
+    }
+    if (config.json) {
+      try {
+        JSON.parse(line);
+      } catch (error) {
+        errorLine(io, `input line ${n} is not JSON (${(error as Error).message}); it was not sent`);
+        continue;
+      }
+    }
+    ws.send(line);
+  }
+}
+
+// --- serve ------------------------------------------------------------------
+
+const SERVE_OPTIONS = {
+  port: { type: "string", short: "p" },
+  host: { type: "string" },
+  "idle-timeout": { type: "string" },
+  pong: { type: "string" },
+  "stall-after": { type: "string" },
+  "drop-after": { type: "string" },
+  "close-with": { type: "string" },
+  cert: { type: "string" },
+  key: { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+  "no-color": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsOptionsConfig;
+
+async function runServe(io: Io, args: string[], signal: AbortSignal): Promise<number> {
+  const { values, positionals } = parse(args, SERVE_OPTIONS);
+  if (values.help) {
+    io.stdout(SERVE_HELP);
+    return ExitCode.Ok;
+  }
+  if (positionals.length > 0) {
+    throw new UsageError(`serve takes no arguments, got '${positionals[0]}'`);
+  }
+  const port = values.port === undefined ? 9000 : count("--port", values.port, 0)!;
+  if (port > 65535) throw new UsageError(`--port expects 0 to 65535, got '${values.port}'`);
+  const options: ServeOptions = { port, hostname: values.host ?? "127.0.0.1", signal };
+  const idle = seconds("--idle-timeout", values["idle-timeout"]);
+  if (idle !== undefined) options.idleTimeout = idle;
+  if (values.pong !== undefined) {
+    const i = values.pong.indexOf(":");
+    if (i <= 0) throw new UsageError(`--pong expects PING:PONG, got '${values.pong}'`);
+    options.pong = { ping: values.pong.slice(0, i), pong: values.pong.slice(i + 1) };
+  }
+  const stall = count("--stall-after", values["stall-after"], 0);
+  if (stall !== undefined) options.stallAfter = stall;
+  const drop = count("--drop-after", values["drop-after"], 0);
+  if (drop !== undefined) options.dropAfter = drop;
+  if (values["close-with"] !== undefined) {
+    const [code, ...reason] = values["close-with"].split(":");
+    const n = Number(code);
+    if (!Number.isInteger(n) || n < 1000 || n > 4999) {
+      throw new UsageError(
+        `--close-with expects CODE[:REASON] with a code of 1000 to 4999, got '${
+          values["close-with"]
+        }'`,
+      );
+    }
+    options.closeWith = { code: n, reason: reason.join(":") };
+  }
+  if ((values.cert === undefined) !== (values.key === undefined)) {
+    throw new UsageError("--cert and --key go together");
+  }
+  if (values.cert !== undefined && values.key !== undefined) {
+    const read = async (flag: string, path: string) => {
+      try {
+        return await Deno.readTextFile(path);
+      } catch (error) {
+        throw new UsageError(`cannot read ${flag} file '${path}': ${(error as Error).message}`);
+      }
+    };
+    options.cert = await read("--cert", values.cert);
+    options.key = await read("--key", values.key);
+  }
+  const log = (text: string) => values.quiet || io.stderr(paint(io, 2, text) + "\n");
+  options.onConnect = (c) =>
+    log(
+      `#${c.id} connected from ${c.remoteAddr} ${c.path}${
+        c.protocol ? ` (subprotocol ${c.protocol})` : ""
+      }`,
+    );
+  options.onDisconnect = (c, code, reason) =>
+    log(`#${c.id} closed (${code}${reason ? ` ${JSON.stringify(reason)}` : ""})`);
+
+  let server;
+  try {
+    server = serve(options);
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      errorLine(
+        io,
+        `cannot listen on ${options.hostname}:${port}: the port is in use; pick another with --port (0 picks a free one)`,
+      );
+      return ExitCode.Failed;
+    }
+    if (error instanceof RangeError || error instanceof TypeError) {
+      throw new UsageError(error.message);
+    }
+    throw error;
+  }
+  io.stdout(`listening ${server.url}\n`);
+  await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+  await server.close();
+  log("stopped");
+  return ExitCode.Ok;
+}
+
+// --- entry point --------------------------------------------------------------
+
+/**
+ * Runs the CLI with `args` and returns the exit code. Ctrl-C and SIGTERM stop
+ * it cleanly.
+ *
+ * @param args The command-line arguments, without the program name.
+ * @returns The exit code.
+ */
+export async function main(args: string[]): Promise<number> {
+  const interrupt = new AbortController();
+  let interrupts = 0;
+  const onSignal = () => {
+    if (++interrupts > 1) Deno.exit(ExitCode.Interrupted); // a second Ctrl-C does not wait
+    interrupt.abort();
+  };
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  const io = realIo(args.includes("--no-color"));
+  try {
+    const [command, ...rest] = args;
+    if (command === "serve") return await runServe(io, rest, interrupt.signal);
+    if (command === "demo") {
+      if (rest.some((a) => a === "-h" || a === "--help")) {
+        io.stdout(
+          "Usage: wsbeat demo\n\nShows, offline in ~15 s, a server dropping an idle client, a heartbeat\nkeeping the connection open, and the heartbeat finding a dead server.\n",
+        );
+        return ExitCode.Ok;
+      }
+      if (rest.length > 0) throw new UsageError(`demo takes no arguments, got '${rest[0]}'`);
+      return await demo({ write: io.stdout, signal: interrupt.signal });
+    }
+    const { values, positionals } = parse(args, CLIENT_OPTIONS);
+    if (values.help) {
+      io.stdout(HELP);
+      return ExitCode.Ok;
+    }
+    if (values.version) {
+      io.stdout(`wsbeat ${VERSION}\n`);
+      return ExitCode.Ok;
+    }
+    if (positionals.length === 0) {
+      throw new UsageError("missing URL; usage: wsbeat [options] <url> (see --help)");
+    }
+    if (positionals.length > 1) {
+      throw new UsageError(
+        `expected one URL, got ${positionals.length}: ${
+          positionals.map((p) => `'${p}'`).join(" ")
+        }`,
+      );
+    }
+    if (values.verbose && values.quiet) {
+      throw new UsageError("--verbose and --quiet contradict each other; pick one");
+    }
+    return await runClient(io, clientConfig(values, positionals[0]!), interrupt.signal);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      errorLine(io, error.message);
+      return ExitCode.Usage;
+    }
+    errorLine(io, `unexpected failure: ${(error as Error)?.message ?? String(error)}`);
+    return ExitCode.Failed;
+  } finally {
+    for (const s of signals) Deno.removeSignalListener(s, onSignal);
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,408 @@
+import assert from "node:assert/strict";
+import { connect } from "../mod.ts";
+import { serve } from "../serve.ts";
+import { readLines } from "../cli.ts";
+import denoJson from "../deno.json" with { type: "json" };
+import { closedPort, silentServer, statusServer } from "./_servers.ts";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+/** A host name no resolver can look up: its 64-character label is over the DNS limit. */
+const UNRESOLVABLE = `${"a".repeat(64)}.invalid`;
+const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function command(args: string[], stdin: "piped" | "null" = "null"): Deno.Command {
+  return new Deno.Command("deno", {
+    args: [
+      "run",
+      `--allow-net=127.0.0.1,localhost,${UNRESOLVABLE}`,
+      `--allow-read=${FIXTURES}`,
+      CLI,
+      ...args,
+    ],
+    stdin,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  });
+}
+
+/** Runs the CLI to the end, with `input` on stdin (or none). */
+async function run(args: string[], input?: string): Promise<Run> {
+  const child = command(args, input === undefined ? "null" : "piped").spawn();
+  if (input !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(input));
+    await writer.close();
+  }
+  const { code, stdout, stderr } = await child.output();
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+/** Asserts a usage or connection error: exit code, one `error:` line, no stack trace. */
+function assertError(result: Run, code: number, pattern: RegExp): void {
+  assert.equal(result.code, code, result.stderr);
+  const lines = result.stderr.trimEnd().split("\n").filter((l) => l.startsWith("error:"));
+  assert.equal(lines.length, 1, result.stderr);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(result.stderr, /^\s+at /m);
+}
+
+Deno.test("cli echoes piped lines and exits 0 after stdin ends", async () => {
+  const closes: number[] = [];
+  await using server = serve({ onDisconnect: (_, code) => closes.push(code) });
+  const result = await run([server.url, "--wait", "0.5"], "hello\nwörld\n");
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "hello\nwörld\n");
+  assert.match(result.stderr, /^connected to ws:\/\/127\.0\.0\.1:\d+\/ in [\d.]+ ms$/m);
+  assert.match(result.stderr, /^closed by wsbeat \(1000\); the connection stayed open for /m);
+  assert.deepEqual(closes, [1000]);
+});
+
+Deno.test("cli -x sends messages and -n exits after that many replies", async () => {
+  await using server = serve();
+  const result = await run(["-x", "one", "-x", "two", "-n", "2", server.url]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "one\ntwo\n");
+});
+
+Deno.test("cli --every repeats the -x messages", async () => {
+  await using server = serve(); // four echoes need four sends: -x alone sends once
+  const result = await run(["-x", "tick", "--every", "0.02", "-n", "4", "-q", server.url]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "tick\ntick\ntick\ntick\n");
+  assert.equal(result.stderr, ""); // -q: no status lines
+});
+
+Deno.test("cli exits 0 when the server closes normally and 1 when it closes otherwise", async (t) => {
+  await t.step("1001 idle timeout: 0", async () => {
+    await using server = serve({ idleTimeout: 100 });
+    const result = await run([server.url, "--wait", "5"], undefined);
+    // stdin is /dev/null, so input ends at once; the server's idle close comes first.
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stderr,
+      /closed by the server \(1001\) "idle timeout"; the connection stayed open for/,
+    );
+  });
+  await t.step("4001: 1", async () => {
+    await using server = serve({ closeWith: { code: 4001, reason: "go away" } });
+    const result = await run(["-x", "hi", "--wait", "5", server.url]);
+    assert.equal(result.stdout, "hi\n");
+    assertError(
+      result,
+      1,
+      /^error: closed by the server \(4001\) "go away" \(ws:\/\/127\.0\.0\.1:\d+\/\)$/,
+    );
+  });
+  await t.step("abrupt drop: 1", async () => {
+    await using server = serve({ dropAfter: 1 });
+    const result = await run(["-x", "a", "-x", "b", "--wait", "5", server.url]);
+    assert.equal(result.stdout, "a\n");
+    assertError(result, 1, /^error: connection lost \(1006, no close frame\)/);
+  });
+});
+
+Deno.test("cli reports connection failures on one line with exit code 1", async (t) => {
+  await t.step("refused", async () => {
+    const port = closedPort();
+    assertError(
+      await run([`ws://127.0.0.1:${port}`]),
+      1,
+      new RegExp(`^error: cannot connect to ws://127\\.0\\.0\\.1:${port}/: connection refused$`),
+    );
+  });
+  await t.step("HTTP 403", async () => {
+    await using server = statusServer(403);
+    assertError(
+      await run([server.url]),
+      1,
+      /: the server answered HTTP 403 instead of switching protocols$/,
+    );
+  });
+  await t.step("connect timeout", async () => {
+    await using server = silentServer();
+    assertError(
+      await run(["--connect-timeout", "0.2", server.url]),
+      1,
+      /: no handshake within 200 ms \(connectTimeout\)/,
+    );
+  });
+  await t.step("DNS", async () => {
+    assertError(
+      await run([`ws://${UNRESOLVABLE}/`]),
+      1,
+      new RegExp(
+        `^error: cannot connect to ws://${UNRESOLVABLE}/: host name not found \\(DNS error\\)$`,
+      ),
+    );
+  });
+  await t.step("no permission for the host", async () => {
+    assertError(
+      await run(["ws://127.0.0.2:9/"]),
+      1,
+      /^error: no permission to connect to ws:\/\/127\.0\.0\.2:9\/; run deno with --allow-net=127\.0\.0\.2:9 \(or -A\)$/,
+    );
+  });
+  await t.step("untrusted certificate, then trusted with --cacert", async () => {
+    const cert = await Deno.readTextFile(FIXTURES + "localhost.pem");
+    const key = await Deno.readTextFile(FIXTURES + "localhost.key");
+    await using server = serve({ cert, key });
+    const url = server.url.replace("127.0.0.1", "localhost");
+    assertError(await run([url]), 1, /TLS failed .*UnknownIssuer.*caCerts/);
+    const trusted = await run([
+      "-x",
+      "secure",
+      "-n",
+      "1",
+      "--cacert",
+      FIXTURES + "localhost.pem",
+      url,
+    ]);
+    assert.equal(trusted.code, 0, trusted.stderr);
+    assert.equal(trusted.stdout, "secure\n");
+  });
+});
+
+Deno.test("cli rejects bad usage with exit code 2 and one line", async (t) => {
+  const cases: [string, string[], RegExp][] = [
+    ["missing URL", [], /^error: missing URL; usage: wsbeat \[options\] <url>/],
+    ["two URLs", ["ws://a", "ws://b"], /^error: expected one URL, got 2: 'ws:\/\/a' 'ws:\/\/b'$/],
+    ["bad URL", ["ws://exa mple"], /^error: invalid URL 'ws:\/\/exa mple'/],
+    ["wrong scheme", ["ftp://x"], /^error: invalid URL 'ftp:\/\/x': the scheme must be/],
+    [
+      "unknown flag",
+      ["--frobnicate", "ws://x"],
+      /^error: unknown option '--frobnicate'; see --help/,
+    ],
+    [
+      "bad number",
+      ["--interval", "soon", "ws://x"],
+      /^error: --interval expects a number of seconds, got 'soon'$/,
+    ],
+    [
+      "bad count",
+      ["-n", "0", "ws://x"],
+      /^error: --count expects a whole number of at least 1, got '0'$/,
+    ],
+    [
+      "missing value",
+      ["ws://x", "--timeout"],
+      /^error: option '--timeout <value>' argument missing/,
+    ],
+    [
+      "bad header",
+      ["-H", "NoColon", "ws://x"],
+      /^error: --header expects "Name: value", got 'NoColon'$/,
+    ],
+    [
+      "missing cert file",
+      ["--cacert", FIXTURES + "nope.pem", "ws://x"],
+      /^error: cannot read --cacert file '.*nope\.pem'/,
+    ],
+    [
+      "--every without -x",
+      ["--every", "1", "ws://x"],
+      /^error: --every repeats the -x\/--send messages/,
+    ],
+    [
+      "bad binary format",
+      ["--binary-format", "octal", "ws://x"],
+      /^error: --binary-format expects base64, hex or raw, got 'octal'$/,
+    ],
+    [
+      "verbose and quiet",
+      ["-v", "-q", "ws://x"],
+      /^error: --verbose and --quiet contradict each other/,
+    ],
+    [
+      "serve: bad port",
+      ["serve", "--port", "70000"],
+      /^error: --port expects 0 to 65535, got '70000'$/,
+    ],
+    [
+      "serve: bad pong",
+      ["serve", "--pong", "ping"],
+      /^error: --pong expects PING:PONG, got 'ping'$/,
+    ],
+  ];
+  for (const [name, args, pattern] of cases) {
+    await t.step(name, async () => assertError(await run(args), 2, pattern));
+  }
+});
+
+Deno.test("cli --heartbeat exits 3 with one line when the server stalls", async () => {
+  await using server = serve({ stallAfter: 2, pong: { ping: "ping", pong: "pong" } });
+  const result = await run([
+    "--heartbeat",
+    "--interval",
+    "0.05",
+    "--timeout",
+    "0.2",
+    "--pong",
+    "pong",
+    "-w",
+    "30",
+    server.url,
+  ]);
+  assertError(
+    result,
+    3,
+    /^error: heartbeat timeout: no reply to "ping" within 200 ms \(--timeout\); the server at ws:\/\/127\.0\.0\.1:\d+\/ stopped answering$/,
+  );
+  assert.equal(result.stdout, ""); // the pongs are heartbeat traffic, not output
+  assert.match(result.stderr, /closed by the heartbeat/);
+});
+
+Deno.test("cli --heartbeat keeps an --idle-timeout server's connection open", async () => {
+  const closes: [number, string][] = [];
+  await using server = serve({
+    idleTimeout: 200,
+    pong: { ping: "ping", pong: "pong" },
+    onDisconnect: (_, c, r) => closes.push([c, r]),
+  });
+  const result = await run([
+    "--heartbeat",
+    "--interval",
+    "0.05",
+    "--pong",
+    "pong",
+    "--show-rtt",
+    "-w",
+    "1",
+    server.url,
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /closed by wsbeat \(1000\); the connection stayed open for 1\.\d s/);
+  assert.ok(
+    result.stderr.split("\n").filter((l) => l.startsWith("rtt ")).length >= 5,
+    result.stderr,
+  );
+  assert.deepEqual(closes, [[1000, ""]]); // never the idle close
+});
+
+Deno.test("cli sends -H headers and shows them only with --verbose, masking secrets", async () => {
+  const seen: Headers[] = [];
+  await using server = serve({ onConnect: (c) => seen.push(c.headers) });
+  const headers = [
+    "-H",
+    "Authorization: Bearer top-secret",
+    "-H",
+    "Cookie: id=42",
+    "-H",
+    "X-Team: blue",
+  ];
+  const plain = await run([...headers, "-x", "a", "-n", "1", server.url]);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.doesNotMatch(plain.stderr, /X-Team|Authorization|top-secret/);
+  const verbose = await run([...headers, "-v", "-x", "a", "-n", "1", server.url]);
+  assert.equal(verbose.code, 0, verbose.stderr);
+  assert.match(verbose.stderr, /^ {2}Authorization: \*\*\*$/m);
+  assert.match(verbose.stderr, /^ {2}Cookie: \*\*\*$/m);
+  assert.match(verbose.stderr, /^ {2}X-Team: blue$/m);
+  assert.doesNotMatch(verbose.stderr, /top-secret|id=42/);
+  assert.match(verbose.stderr, /sent 1 messages \(1 B\), received 1 \(1 B\)/);
+  assert.equal(seen.length, 2);
+  for (const h of seen) {
+    assert.equal(h.get("authorization"), "Bearer top-secret");
+    assert.equal(h.get("x-team"), "blue");
+  }
+});
+
+Deno.test("cli --binary sends base64 lines as binary and prints binary as base64 or hex", async () => {
+  await using server = serve();
+  const result = await run(["--binary", "-w", "0.5", server.url], "AAEC/w==\nnot base64!\n");
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "AAEC/w==\n");
+  assert.match(
+    result.stderr,
+    /^error: input line 2 is not valid base64 \(--binary\); it was not sent$/m,
+  );
+  const hex = await run(
+    ["--binary", "--binary-format", "hex", "-w", "0.5", server.url],
+    "AAEC/w==\n",
+  );
+  assert.equal(hex.stdout, "000102ff\n");
+});
+
+Deno.test("cli --json refuses input lines that are not JSON", async () => {
+  await using server = serve();
+  const result = await run(
+    ["--json", "-w", "0.5", server.url],
+    '{"op":"subscribe"}\n{oops\n[1,2]\n',
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, '{"op":"subscribe"}\n[1,2]\n'); // not a terminal: printed as received
+  assert.match(result.stderr, /^error: input line 2 is not JSON \(.+\); it was not sent$/m);
+});
+
+Deno.test("cli closes with 1000 and exits 130 on Ctrl-C", async () => {
+  const { promise: closed, resolve } = Promise.withResolvers<number>();
+  await using server = serve({ onDisconnect: (_, code) => resolve(code) });
+  const child = command([server.url], "piped").spawn();
+  const lines = readLines(child.stderr);
+  // next(), not for-await + break: breaking would cancel the child's stderr.
+  for (let line = await lines.next(); !line.done; line = await lines.next()) {
+    if (line.value.startsWith("connected to")) break;
+  }
+  child.kill("SIGINT");
+  assert.equal((await child.status).code, 130);
+  const rest: string[] = [];
+  for await (const line of lines) rest.push(line);
+  assert.match(rest.join("\n"), /^closed by wsbeat \(1000\); the connection stayed open for/m);
+  await child.stdout.cancel();
+  await child.stdin.close();
+  assert.equal(await closed, 1000);
+});
+
+Deno.test("cli serve prints its URL, echoes, and stops on SIGTERM", async () => {
+  const child = command(["serve", "--port", "0"]).spawn();
+  const out = readLines(child.stdout);
+  const first = await out.next();
+  const url = /^listening (ws:\/\/127\.0\.0\.1:(\d+))$/.exec(first.value as string);
+  assert.ok(url, `first line: ${first.value}`);
+  assert.notEqual(Number(url[2]), 0);
+  const ws = await connect(url[1]!);
+  ws.send("are you there?");
+  assert.equal(await ws.receive(), "are you there?");
+  child.kill("SIGTERM");
+  const info = await ws.closed;
+  assert.equal(info.code, 1001);
+  assert.equal(info.reason, "server shutting down");
+  const status = await child.status;
+  assert.equal(status.code, 0);
+  for await (const _ of out) { /* drain */ }
+  const stderr = await new Response(child.stderr).text();
+  assert.match(stderr, /^#1 connected from 127\.0\.0\.1:\d+ \/$/m);
+  assert.match(stderr, /^#1 closed \(1001 "server shutting down"\)$/m);
+});
+
+Deno.test("cli --help and --version print on stdout and exit 0", async () => {
+  const help = await run(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^Exit codes:$/m);
+  assert.match(help.stdout, /--cacert FILE/);
+  assert.equal(help.stderr, "");
+  const version = await run(["-V"]);
+  assert.equal(version.stdout, `wsbeat ${denoJson.version}\n`);
+  const serveHelp = await run(["serve", "--help"]);
+  assert.match(serveHelp.stdout, /--stall-after N/);
+});
+
+Deno.test("cli demo runs the whole experiment and exits 0", async () => {
+  const result = await run(["demo"]);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(
+    result.stdout,
+    /the server closed the connection \(1001 "idle timeout"\) after 3\.\d s open/,
+  );
+  assert.match(result.stdout, /still open after 7\.\d s/);
+  assert.match(result.stdout, /TooSlowError: Heartbeat reply not received within 1000 ms/);
+  assert.match(result.stdout, /the bound is interval \+ timeout = 2\.0 s/);
+});
