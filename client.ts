@@ -435,6 +435,13 @@ function describeClose(info: CloseInfo): string {
 }
 
 /**
+ * Makes `ws`'s message iteration end quietly whatever the close, as
+ * {@linkcode reconnecting} promises inside its loop. Internal: not exported
+ * from `mod.ts`.
+ */
+export let endIterationQuietly: (ws: WebSocketClient) => void;
+
+/**
  * A connected (or connecting) WebSocket: iterate it for messages, `send()` on
  * it, `close()` it. Create one with {@linkcode connect}; the constructor wraps
  * a native `WebSocket` you made yourself (wrap it before yielding to the event
@@ -453,7 +460,15 @@ function describeClose(info: CloseInfo): string {
  * ```
  */
 export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable {
+  static {
+    endIterationQuietly = (ws) => {
+      ws.#alwaysQuiet = true;
+      if (ws.#info) ws.#quiet = true;
+    };
+  }
+
   #ws: WebSocket;
+  #alwaysQuiet = false;
   #url: string;
   #maxQueued: number;
   #closeTimeout: number;
@@ -1019,7 +1034,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     if (this.#info) return;
     this.#info = info;
     this.#endAt = performance.now();
-    this.#quiet = NORMAL_CODES.has(info.code) && info.error === undefined;
+    this.#quiet = this.#alwaysQuiet || (NORMAL_CODES.has(info.code) && info.error === undefined);
     this.#end = info.error instanceof ConnectionClosedError
       ? info.error
       : new ConnectionClosedError(info.code, info.reason, describeClose(info), {

@@ -13,6 +13,8 @@
  * - {@linkcode connect} and {@linkcode WebSocketClient}: the client.
  * - {@linkcode heartbeat}, {@linkcode failAfter}, {@linkcode sleep}: the
  *   heartbeat and its timing primitives.
+ * - {@linkcode reconnecting}: a loop of connections, reconnecting with
+ *   backoff after each close or failure.
  * - `@wsbeat/wsbeat/serve`: an echo server with fault injection (Deno only).
  *
  * Runs on Deno, Deno Deploy, Bun, Node 22+ and browsers: this entry point
@@ -66,3 +68,12 @@ export {
   type SleepOptions,
   TooSlowError,
 } from "./heartbeat.ts";
+export {
+  backoffDelay,
+  defaultShouldRetry,
+  ReconnectError,
+  reconnecting,
+  type ReconnectOptions,
+  type RetryContext,
+  type RetryEvent,
+} from "./reconnect.ts";
