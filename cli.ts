@@ -23,8 +23,12 @@ import {
   type CloseInfo,
   connect,
   ConnectError,
+  ConnectionClosedError,
   type ConnectOptions,
   type Message,
+  ReconnectError,
+  reconnecting,
+  type ReconnectOptions,
   sleep,
   TooSlowError,
   type WebSocketClient,
@@ -48,6 +52,9 @@ export const ExitCode = {
 
 const VERSION: string = denoJson.version;
 
+/** Lines of stdin waiting to be sent: at most INPUT_QUEUE_LIMIT, across reconnects. */
+export const INPUT_QUEUE_LIMIT = 1000;
+
 const HELP = `wsbeat ${VERSION}: keep a WebSocket connection alive, and know when it is dead
 
 Usage:
@@ -63,6 +70,8 @@ Sending:
   -n, --count N           exit after N messages received
   -w, --wait SECONDS      after stdin ends (or -x is sent), wait this long for replies,
                           then close with 1000 (default 1)
+      --keep-open         stay connected after the input ends, until the server closes
+                          or Ctrl-C (for a subscription sent with -x)
       --binary            stdin lines are base64 and are sent as binary messages
       --json              check each input line is JSON before sending it, and
                           pretty-print received JSON on a terminal
@@ -82,6 +91,16 @@ Heartbeat (any of these turns it on):
                           message counts as a reply
       --show-rtt          print each beat's round-trip time on stderr
 
+Reconnect (any of these turns it on):
+      --reconnect         after a close or failure, connect again with backoff; -x
+                          messages are sent again on each connection, and stdin lines
+                          typed while disconnected wait (up to ${INPUT_QUEUE_LIMIT} lines)
+      --max-retries N     give up after N failed attempts in a row (default: never)
+      --backoff-initial S first delay (default 1); doubles per failure, with jitter
+      --backoff-max S     longest delay (default 30)
+      --backoff-factor F  growth per failure (default 2)
+      Not retried: HTTP 4xx other than 408/429, TLS errors, close 1008.
+
 Output:
       --binary-format F   print binary messages as base64 (default), hex, or raw bytes
   -v, --verbose           more status: headers (secrets masked), traffic counters, latency
@@ -96,9 +115,10 @@ Messages go to stdout, one per line; status and errors go to stderr, so
 Exit codes:
   0    clean end: stdin ended and --wait passed, --count reached, or the server closed
        normally (1000, 1001, 1005)
-  1    the connection failed, or closed abnormally
+  1    the connection failed, or closed abnormally (with --reconnect: a failure that is
+       not retried, or --max-retries reached)
   2    usage error
-  3    heartbeat timeout: the server stopped answering
+  3    heartbeat timeout: the server stopped answering (with --reconnect it reconnects)
   130  interrupted (Ctrl-C), after closing cleanly with 1000
 
 TLS: there is no switch to skip certificate checks. To trust a private CA, pass
@@ -261,6 +281,9 @@ interface ClientConfig {
   every: number | undefined;
   count: number | undefined;
   wait: number;
+  keepOpen: boolean;
+  reconnect: boolean;
+  backoff: Pick<ReconnectOptions, "initialDelay" | "maxDelay" | "factor" | "maxRetries">;
   heartbeat: ClientHeartbeatOptions | undefined;
   showRtt: boolean;
   binary: boolean;
@@ -275,6 +298,12 @@ const CLIENT_OPTIONS = {
   every: { type: "string" },
   count: { type: "string", short: "n" },
   wait: { type: "string", short: "w" },
+  "keep-open": { type: "boolean" },
+  reconnect: { type: "boolean" },
+  "max-retries": { type: "string" },
+  "backoff-initial": { type: "string" },
+  "backoff-max": { type: "string" },
+  "backoff-factor": { type: "string" },
   binary: { type: "boolean" },
   json: { type: "boolean" },
   header: { type: "string", short: "H", multiple: true },
@@ -312,6 +341,22 @@ function clientConfig(
     values.timeout !== undefined ||
     values.ping !== undefined || values.pong !== undefined || values["show-rtt"];
   const interval = seconds("--interval", values.interval, true);
+  const backoff: ClientConfig["backoff"] = {};
+  const initialDelay = seconds("--backoff-initial", values["backoff-initial"]);
+  if (initialDelay !== undefined) backoff.initialDelay = initialDelay;
+  const maxDelay = seconds("--backoff-max", values["backoff-max"]);
+  if (maxDelay !== undefined) backoff.maxDelay = maxDelay;
+  if (values["backoff-factor"] !== undefined) {
+    const factor = Number(values["backoff-factor"]);
+    if (!(factor >= 1 && factor <= 100)) {
+      throw new UsageError(
+        `--backoff-factor expects a number from 1 to 100, got '${values["backoff-factor"]}'`,
+      );
+    }
+    backoff.factor = factor;
+  }
+  const maxRetries = count("--max-retries", values["max-retries"], 0);
+  if (maxRetries !== undefined) backoff.maxRetries = maxRetries;
   const timeout = seconds("--timeout", values.timeout);
   return {
     url: parseUrl(url),
@@ -323,6 +368,9 @@ function clientConfig(
     every,
     count: count("--count", values.count),
     wait: seconds("--wait", values.wait, true) ?? 1000,
+    keepOpen: values["keep-open"] ?? false,
+    reconnect: (values.reconnect ?? false) || Object.keys(backoff).length > 0,
+    backoff,
     heartbeat: wantsBeat
       ? {
         ...(interval !== undefined ? { interval } : {}),
@@ -419,12 +467,117 @@ function describeClose(info: CloseInfo): string {
   }
 }
 
-/** What ended a session, for the exit code. */
-type Ending = "done" | "interrupted";
+/** How a session ended. */
+type Ending =
+  | "done" // input over and --wait passed, or --count reached
+  | "closed" // the connection closed (by the server, the heartbeat, or the network)
+  | "interrupted"; // Ctrl-C
+
+/**
+ * Stdin, read once for the whole run into a bounded queue. A line leaves the
+ * queue only once sent, so lines read while disconnected wait for the next
+ * connection; when the queue is full, reading stops until it drains.
+ * Exported for tests.
+ */
+export class InputFeed {
+  #queue: (string | Uint8Array)[] = [];
+  #ended = false;
+  #wake: (() => void) | undefined;
+  #space: (() => void) | undefined;
+
+  /**
+   * Starts reading `lines`.
+   *
+   * @param lines The input, one message a line.
+   * @param prepare Turns a line into the message to send, or `undefined` to skip it.
+   * @param onFull Called each time the queue fills up and reading pauses.
+   * @param limit The most lines kept.
+   */
+  constructor(
+    lines: AsyncIterable<string>,
+    prepare: (line: string, n: number) => string | Uint8Array | undefined,
+    onFull: () => void,
+    limit: number = INPUT_QUEUE_LIMIT,
+  ) {
+    (async () => {
+      let n = 0;
+      for await (const line of lines) {
+        const item = prepare(line, ++n);
+        if (item === undefined) continue;
+        if (this.#queue.length >= limit) {
+          onFull();
+          await new Promise<void>((resolve) => (this.#space = resolve));
+        }
+        this.#queue.push(item);
+        this.#wake?.();
+      }
+    })().catch(() => {/* stdin closed */}).finally(() => {
+      this.#ended = true;
+      this.#wake?.();
+    });
+  }
+
+  /** How many lines wait to be sent. */
+  get size(): number {
+    return this.#queue.length;
+  }
+
+  /**
+   * The next item to send, without taking it; `undefined` once input is over.
+   *
+   * @param signal Stops waiting (rejects with its reason).
+   * @returns The next item, or `undefined` at the end.
+   */
+  async peek(signal: AbortSignal): Promise<string | Uint8Array | undefined> {
+    while (this.#queue.length === 0 && !this.#ended) {
+      signal.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        const onAbort = () => resolve();
+        this.#wake = () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+    }
+    signal.throwIfAborted();
+    return this.#queue[0];
+  }
+
+  /** Takes the item `peek` gave, once it was sent. */
+  shift(): void {
+    this.#queue.shift();
+    const space = this.#space;
+    this.#space = undefined;
+    space?.();
+  }
+}
+
+/** Checks one input line: `--binary` base64, `--json` JSON. `undefined` when refused. */
+function prepareLine(
+  io: Io,
+  config: ClientConfig,
+  line: string,
+  n: number,
+): string | Uint8Array | undefined {
+  if (config.binary) {
+    const bytes = fromBase64(line);
+    if (!bytes) errorLine(io, `input line ${n} is not valid base64 (--binary); it was not sent`);
+    return bytes;
+  }
+  if (config.json) {
+    try {
+      JSON.parse(line);
+    } catch (error) {
+      errorLine(io, `input line ${n} is not JSON (${(error as Error).message}); it was not sent`);
+      return undefined;
+    }
+  }
+  return line;
+}
 
 async function runClient(io: Io, config: ClientConfig, signal: AbortSignal): Promise<number> {
   const status = (text: string) => config.quiet || io.stderr(paint(io, 2, text) + "\n");
-  const stdinTerminal = Deno.stdin.isTerminal();
   const stdoutTerminal = Deno.stdout.isTerminal();
   using httpClient = config.cacert !== undefined
     ? Deno.createHttpClient({ caCerts: [await readCaCert(config.cacert)] })
@@ -452,30 +605,111 @@ async function runClient(io: Io, config: ClientConfig, signal: AbortSignal): Pro
       }
       : {}),
   };
+  const feed = config.send.length > 0 ? undefined : new InputFeed(
+    readLines(Deno.stdin.readable),
+    (line, n) => prepareLine(io, config, line, n),
+    () =>
+      status(
+        `input queue full (${INPUT_QUEUE_LIMIT} lines) while disconnected; not reading stdin until it drains`,
+      ),
+  );
+  if (Deno.stdin.isTerminal() && feed) {
+    status("type a line to send it; Ctrl-D closes, Ctrl-C quits");
+  }
+  const run: Run = { io, config, feed, received: 0, status, stdoutTerminal };
 
-  let ws: WebSocketClient;
-  try {
-    ws = await connect(config.url, options);
-  } catch (error) {
-    if (signal.aborted) return ExitCode.Interrupted;
-    if (error instanceof ConnectError) {
-      errorLine(io, error.message.replace(/^Cannot/, "cannot"));
-      return ExitCode.Failed;
+  if (!config.reconnect) {
+    let ws: WebSocketClient;
+    try {
+      ws = await connect(config.url, options);
+    } catch (error) {
+      if (signal.aborted) return ExitCode.Interrupted;
+      return connectFailure(io, config, error);
     }
-    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-      const { host } = new URL(config.url);
+    const ending = await connection(run, ws, signal);
+    if (ending === "interrupted") return ExitCode.Interrupted;
+    const info = await ws.closed;
+    if (info.initiator === "heartbeat") {
+      const late = info.error instanceof TooSlowError ? info.error.timeout : beat?.timeout ?? 5_000;
       errorLine(
         io,
-        `no permission to connect to ${config.url}; run deno with --allow-net=${host} (or -A)`,
+        `heartbeat timeout: no reply to ${JSON.stringify(beat?.message ?? "ping")} within ${
+          formatDuration(late)
+        } (--timeout); the server at ${ws.url} stopped answering`,
       );
-      return ExitCode.Failed;
+      return ExitCode.Heartbeat;
     }
-    throw error;
+    if (info.initiator === "client" && !info.error) return ExitCode.Ok;
+    if (info.initiator === "server" && [1000, 1001, 1005].includes(info.code)) return ExitCode.Ok;
+    errorLine(io, `${describeClose(info)} (${ws.url})`);
+    return ExitCode.Failed;
   }
 
-  const stats = ws.stats;
+  let lostAt: number | undefined;
+  try {
+    for await (
+      const ws of reconnecting(config.url, {
+        ...options,
+        ...config.backoff,
+        onRetry: ({ attempt, delay, reason }) => {
+          lostAt ??= performance.now();
+          const why = "code" in reason
+            ? describeClose(reason)
+            : reason.message.replace(/^Cannot/, "cannot");
+          status(`${why}; reconnecting in ${formatDuration(delay)} (attempt ${attempt})`);
+        },
+      })
+    ) {
+      if (lostAt !== undefined) {
+        status(`reconnected after ${formatDuration(performance.now() - lostAt)}`);
+      }
+      lostAt = undefined;
+      const ending = await connection(run, ws, signal);
+      if (ending === "interrupted") return ExitCode.Interrupted;
+      if (ending === "done") return ExitCode.Ok;
+    }
+    return signal.aborted ? ExitCode.Interrupted : ExitCode.Ok;
+  } catch (error) {
+    if (error instanceof ReconnectError || error instanceof ConnectionClosedError) {
+      errorLine(io, error.message.replace(/^[A-Z]/, (c) => c.toLowerCase()));
+      return ExitCode.Failed;
+    }
+    return connectFailure(io, config, error);
+  }
+}
+
+/** What every connection of a run shares. */
+interface Run {
+  io: Io;
+  config: ClientConfig;
+  feed: InputFeed | undefined;
+  received: number;
+  status: (text: string) => void;
+  stdoutTerminal: boolean;
+}
+
+function connectFailure(io: Io, config: ClientConfig, error: unknown): number {
+  if (error instanceof ConnectError) {
+    errorLine(io, error.message.replace(/^Cannot/, "cannot"));
+    return ExitCode.Failed;
+  }
+  if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+    const { host } = new URL(config.url);
+    errorLine(
+      io,
+      `no permission to connect to ${config.url}; run deno with --allow-net=${host} (or -A)`,
+    );
+    return ExitCode.Failed;
+  }
+  throw error;
+}
+
+/** One connection: report it, run its session, close it, report how it ended. */
+async function connection(run: Run, ws: WebSocketClient, signal: AbortSignal): Promise<Ending> {
+  const { config, status } = run;
+  const beat = config.heartbeat;
   status(
-    `connected to ${ws.url} in ${formatDuration(stats.openMs ?? 0)}` +
+    `connected to ${ws.url} in ${formatDuration(ws.stats.openMs ?? 0)}` +
       (ws.protocol ? ` (subprotocol ${ws.protocol})` : "") +
       (beat
         ? `; heartbeat every ${formatDuration(beat.interval ?? 10_000)}, timeout ${
@@ -483,10 +717,7 @@ async function runClient(io: Io, config: ClientConfig, signal: AbortSignal): Pro
         }`
         : ""),
   );
-  const interactive = stdinTerminal && config.send.length === 0;
-  if (interactive && !config.quiet) status("type a line to send it; Ctrl-D closes, Ctrl-C quits");
-
-  const ending = await session(io, config, ws, signal, stdoutTerminal);
+  const ending = await session(run, ws, signal);
   const info = await ws.close();
   const after = ws.stats;
   status(
@@ -505,69 +736,49 @@ async function runClient(io: Io, config: ClientConfig, signal: AbortSignal): Pro
       );
     }
   }
-
-  if (ending === "interrupted") return ExitCode.Interrupted;
-  if (info.initiator === "heartbeat") {
-    const late = info.error instanceof TooSlowError ? info.error.timeout : beat?.timeout ?? 5_000;
-    errorLine(
-      io,
-      `heartbeat timeout: no reply to ${JSON.stringify(beat?.message ?? "ping")} within ${
-        formatDuration(late)
-      } (--timeout); the server at ${ws.url} stopped answering`,
-    );
-    return ExitCode.Heartbeat;
-  }
-  if (info.initiator === "client" && !info.error) return ExitCode.Ok;
-  if (info.initiator === "server" && [1000, 1001, 1005].includes(info.code)) return ExitCode.Ok;
-  errorLine(io, `${describeClose(info)} (${ws.url})`);
-  return ExitCode.Failed;
+  return ending;
 }
 
 /**
  * One connection's traffic: print what arrives, send what the user gives.
- * Ends when reading ends (--count reached, or the connection closed and every
- * message was printed), when input is over and --wait has passed, or on Ctrl-C.
+ * Ends when --count is reached, when the connection closes (and every message
+ * was printed), when input is over and --wait has passed, or on Ctrl-C.
  */
-async function session(
-  io: Io,
-  config: ClientConfig,
-  ws: WebSocketClient,
-  signal: AbortSignal,
-  stdoutTerminal: boolean,
-): Promise<Ending> {
+async function session(run: Run, ws: WebSocketClient, signal: AbortSignal): Promise<Ending> {
+  const { io, config } = run;
   const done = new AbortController();
   const stop = AbortSignal.any([signal, done.signal]);
 
-  const reading = (async () => {
-    let received = 0;
+  const reading = (async (): Promise<Ending> => {
     for await (const message of ws) {
-      printMessage(io, config, message, stdoutTerminal);
-      if (config.count !== undefined && ++received >= config.count) return;
+      printMessage(io, config, message, run.stdoutTerminal);
+      if (config.count !== undefined && ++run.received >= config.count) return "done";
     }
-  })().catch(() => {/* the close is reported from ws.closed */});
+    return "closed";
+  })().catch((): Ending => "closed");
 
-  const writing = (async () => {
-    await sendInput(io, config, ws, stop);
-    // Input is over: give replies --wait to arrive; with --count, wait for the count.
-    await sleep(config.count === undefined ? config.wait : Infinity, { signal: stop });
-  })().catch(() => {/* stopped, or the connection closed */});
+  const writing = (async (): Promise<Ending> => {
+    await sendInput(run, ws, stop);
+    // Input is over: give replies --wait to arrive (with --count or --keep-open, wait on).
+    const forever = config.count !== undefined || config.keepOpen;
+    await sleep(forever ? Infinity : config.wait, { signal: stop });
+    return "done";
+  })().catch((): Ending => ws.state === "open" ? "done" : "closed");
 
   const stopped = stop.aborted
-    ? Promise.resolve()
-    : new Promise((resolve) => stop.addEventListener("abort", resolve, { once: true }));
-  await Promise.race([reading, writing, stopped]);
+    ? Promise.resolve<Ending>("interrupted")
+    : new Promise<Ending>((resolve) =>
+      stop.addEventListener("abort", () => resolve("interrupted"), { once: true })
+    );
+  const ending = await Promise.race([reading, writing, stopped]);
   done.abort();
-  return signal.aborted ? "interrupted" : "done";
+  return signal.aborted ? "interrupted" : ending;
 }
 
-/** Sends the -x messages (again every --every), or stdin's lines. */
-async function sendInput(
-  io: Io,
-  config: ClientConfig,
-  ws: WebSocketClient,
-  stop: AbortSignal,
-): Promise<void> {
-  if (config.send.length > 0) {
+/** Sends the -x messages (again every --every), or the queued stdin lines. */
+async function sendInput(run: Run, ws: WebSocketClient, stop: AbortSignal): Promise<void> {
+  const { config, feed } = run;
+  if (!feed) {
     while (!stop.aborted) {
       for (const message of config.send) ws.send(message);
       if (config.every === undefined) return;
@@ -575,25 +786,11 @@ async function sendInput(
     }
     return;
   }
-  let n = 0;
-  for await (const line of readLines(Deno.stdin.readable)) {
-    n++;
-    if (stop.aborted) return;
-    if (config.binary) {
-      const bytes = fromBase64(line);
-      if (bytes) ws.send(bytes);
-      else errorLine(io, `input line ${n} is not valid base64 (--binary); it was not sent`);
-      continue;
-    }
-    if (config.json) {
-      try {
-        JSON.parse(line);
-      } catch (error) {
-        errorLine(io, `input line ${n} is not JSON (${(error as Error).message}); it was not sent`);
-        continue;
-      }
-    }
-    ws.send(line);
+  while (true) {
+    const item = await feed.peek(stop);
+    if (item === undefined) return;
+    ws.send(item); // throws if the connection closed: the line stays queued for the next one
+    feed.shift();
   }
 }
 

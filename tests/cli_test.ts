@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { connect } from "../mod.ts";
 import { serve } from "../serve.ts";
-import { readLines } from "../cli.ts";
+import { InputFeed, readLines } from "../cli.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { closedPort, silentServer, statusServer } from "./_servers.ts";
 
@@ -405,4 +405,113 @@ Deno.test("cli demo runs the whole experiment and exits 0", async () => {
   assert.match(result.stdout, /still open after 7\.\d s/);
   assert.match(result.stdout, /TooSlowError: Heartbeat reply not received within 1000 ms/);
   assert.match(result.stdout, /the bound is interval \+ timeout = 2\.0 s/);
+});
+
+Deno.test("cli --reconnect reconnects after drops and sends -x again on each connection", async () => {
+  let connections = 0;
+  await using server = serve({ dropAfter: 3, onConnect: () => connections++ });
+  const result = await run([
+    "--reconnect",
+    "--backoff-initial",
+    "0.02",
+    "-x",
+    "sub",
+    "-n",
+    "7",
+    "--every",
+    "0.01",
+    server.url,
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "sub\n".repeat(7));
+  assert.ok(connections >= 3, `${connections} connections`);
+  assert.match(
+    result.stderr,
+    /^connection lost \(1006, no close frame\).*; reconnecting in \d+(\.\d+)? ms \(attempt 2\)$/m,
+  );
+  assert.match(result.stderr, /^reconnected after \d+(\.\d+)? ms$/m);
+});
+
+Deno.test("cli --reconnect keeps stdin lines typed while disconnected for the next connection", async () => {
+  await using server = serve({ dropAfter: 1 });
+  const child = command(
+    ["--reconnect", "--backoff-initial", "0.3", "-w", "0.3", server.url],
+    "piped",
+  ).spawn();
+  const writer = child.stdin.getWriter();
+  const out = readLines(child.stdout);
+  const err = readLines(child.stderr);
+  const nextMatching = async (lines: AsyncGenerator<string>, pattern: RegExp) => {
+    for (let line = await lines.next(); !line.done; line = await lines.next()) {
+      if (pattern.test(line.value)) return line.value;
+    }
+    throw new Error(`stream ended before ${pattern}`);
+  };
+  await writer.write(new TextEncoder().encode("one\n"));
+  assert.equal((await out.next()).value, "one");
+  await nextMatching(err, /reconnecting in/); // disconnected now, for about 0.15-0.3 s
+  await writer.write(new TextEncoder().encode("two\n"));
+  await nextMatching(err, /^reconnected after/);
+  assert.equal((await out.next()).value, "two");
+  await writer.close();
+  assert.equal((await child.status).code, 0);
+  for await (const _ of out) { /* drain */ }
+  for await (const _ of err) { /* drain */ }
+});
+
+Deno.test("cli --reconnect stops with exit 1 on a failure it must not retry, and after --max-retries", async (t) => {
+  await t.step("HTTP 403", async () => {
+    await using server = statusServer(403);
+    assertError(await run(["--reconnect", server.url]), 1, /the server answered HTTP 403/);
+  });
+  await t.step("--max-retries 2", async () => {
+    const port = closedPort();
+    const result = await run([
+      "--max-retries",
+      "2",
+      "--backoff-initial",
+      "0.01",
+      `ws://127.0.0.1:${port}`,
+    ]);
+    assertError(
+      result,
+      1,
+      new RegExp(
+        `^error: gave up reconnecting to ws://127\\.0\\.0\\.1:${port}/ after 3 failed attempts in a row: .*connection refused$`,
+      ),
+    );
+    assert.equal(result.stderr.split("\n").filter((l) => l.includes("reconnecting in")).length, 2);
+  });
+});
+
+Deno.test("InputFeed stops reading when its queue is full and resumes as it drains", async () => {
+  let pulled = 0;
+  let fullCount = 0;
+  async function* lines() {
+    for (let i = 0; i < 10; i++) {
+      pulled++;
+      yield `line ${i}`;
+      await Promise.resolve();
+    }
+  }
+  const { promise: full, resolve } = Promise.withResolvers<void>();
+  const feed = new InputFeed(lines(), (line) => line, () => {
+    fullCount++;
+    resolve();
+  }, 3);
+  await full;
+  assert.equal(feed.size, 3);
+  assert.equal(pulled, 4); // the fourth line waits for room; nothing is dropped
+  const stop = new AbortController();
+  const sent: (string | Uint8Array)[] = [];
+  for (
+    let item = await feed.peek(stop.signal);
+    item !== undefined;
+    item = await feed.peek(stop.signal)
+  ) {
+    sent.push(item);
+    feed.shift();
+  }
+  assert.deepEqual(sent, Array.from({ length: 10 }, (_, i) => `line ${i}`));
+  assert.ok(fullCount >= 1);
 });
