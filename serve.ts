@@ -77,11 +77,12 @@ export interface ServeOptions {
    * Answer the first `n` messages of each connection, then nothing: no echo,
    * no pong, no idle close, while the connection stays open. A peer that is
    * alive at the TCP level but dead to the application, which only an
-   * application heartbeat can find.
+   * application heartbeat can find. A function is called per connection,
+   * for random faults; `Infinity` never stalls.
    *
    * @default {undefined}
    */
-  stallAfter?: number;
+  stallAfter?: number | (() => number);
   /**
    * Drop each connection abruptly (TCP closed, no close frame) once the
    * server has sent it `n` messages; every one of them is delivered first.
@@ -175,7 +176,7 @@ export function serve(options: ServeOptions = {}): EchoServer {
   } = options;
   checkCount("port", port);
   checkCount("idleTimeout", idleTimeout);
-  checkCount("stallAfter", stallAfter);
+  if (typeof stallAfter !== "function") checkCount("stallAfter", stallAfter);
   if (typeof dropAfter !== "function") checkCount("dropAfter", dropAfter);
   if ((cert === undefined) !== (key === undefined)) {
     throw new TypeError("Cannot serve wss: as cert and key must be given together");
@@ -205,6 +206,7 @@ export function serve(options: ServeOptions = {}): EchoServer {
     };
     const { socket, response } = Deno.upgradeWebSocket(req, protocol ? { protocol } : {});
     let received = 0;
+    const stallAt = typeof stallAfter === "function" ? stallAfter() : stallAfter;
     let idleTimer: ReturnType<typeof setTimeout> | undefined;
     const armIdle = () => {
       if (idleTimeout === undefined) return;
@@ -230,7 +232,7 @@ export function serve(options: ServeOptions = {}): EchoServer {
     };
     socket.onmessage = (event) => {
       received++;
-      if (stallAfter !== undefined && received > stallAfter) {
+      if (stallAt !== undefined && received > stallAt) {
         clearTimeout(idleTimer);
         return;
       }
