@@ -52,6 +52,9 @@ export async function demo(options: DemoOptions): Promise<number> {
     signal?.addEventListener("abort", () => resolve("interrupted"), { once: true });
   });
   const orStop = <T>(promise: Promise<T>) => Promise.race([promise, interrupted]);
+  /** Connects with the demo's heartbeat: "ping", answered by "pong". */
+  const beatingClient = (url: string, onBeat: (rtt: number) => void) =>
+    connect(url, { signal, heartbeat: { interval, timeout, reply: "pong", onBeat } });
 
   line("wsbeat demo: why a WebSocket client needs a heartbeat");
   line();
@@ -86,15 +89,10 @@ export async function demo(options: DemoOptions): Promise<number> {
       }.`,
     );
     let beats = 0;
-    const beating = await connect(idleServer.url, {
-      signal,
-      heartbeat: {
-        interval,
-        timeout,
-        reply: "pong",
-        onBeat: (rtt) => line(`   beat ${++beats}: pong after ${ms(rtt)}`),
-      },
-    });
+    const beating = await beatingClient(
+      idleServer.url,
+      (rtt) => line(`   beat ${++beats}: pong after ${ms(rtt)}`),
+    );
     clients.push(beating);
     line(`   connected in ${ms(beating.stats.openMs ?? 0)}`);
     const held = await Promise.race([
@@ -128,17 +126,9 @@ export async function demo(options: DemoOptions): Promise<number> {
     line(`   to the socket it looks alive, and without a heartbeat a client would wait forever.`);
     let lastReply = 0;
     let replies = 0;
-    const doomed = await connect(stallServer.url, {
-      signal,
-      heartbeat: {
-        interval,
-        timeout,
-        reply: "pong",
-        onBeat: (rtt) => {
-          lastReply = performance.now();
-          line(`   beat ${++replies}: pong after ${ms(rtt)}`);
-        },
-      },
+    const doomed = await beatingClient(stallServer.url, (rtt) => {
+      lastReply = performance.now();
+      line(`   beat ${++replies}: pong after ${ms(rtt)}`);
     });
     clients.push(doomed);
     const end = await orStop(doomed.closed);

@@ -1,0 +1,56 @@
+// The echo server for benchmarks, in a process of its own so that the client's CPU time is its own.
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+
+/** A `wsbeat serve` child process. */
+export interface ServerProcess extends AsyncDisposable {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts `wsbeat serve --port 0 -q` with `args`, and resolves once it listens. */
+export async function startServer(args: string[] = []): Promise<ServerProcess> {
+  const child = new Deno.Command("deno", {
+    args: ["run", "--allow-net=127.0.0.1", CLI, "serve", "--port", "0", "-q", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the server exited before listening: ${text}`);
+    text += value;
+  }
+  const url = /^listening (\S+)/.exec(text)?.[1];
+  if (!url) throw new Error(`unexpected server output: ${text}`);
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      child.kill("SIGTERM");
+      await child.status;
+      await reader.cancel();
+    })();
+  return { url, close, [Symbol.asyncDispose]: close };
+}
+
+/** The median of `values`. */
+export function median(values: number[]): number {
+  const sorted = values.toSorted((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The q-quantile (0..1) of `values`. */
+export function quantile(values: ArrayLike<number>, q: number): number {
+  const sorted = Array.from(values).sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(sorted.length * q) - 1))]!;
+}
+
+/** Renders a Markdown table. */
+export function table(head: string[], rows: (string | number)[][]): string {
+  const lines = [`| ${head.join(" | ")} |`, `| ${head.map(() => "---").join(" | ")} |`];
+  for (const row of rows) lines.push(`| ${row.join(" | ")} |`);
+  return lines.join("\n");
+}
