@@ -97,7 +97,7 @@ export interface LatencyStats {
   avg: number;
   /** The 99th percentile of the window. */
   p99: number;
-  /** How many samples the window holds (at most 256). */
+  /** How many samples the window holds (at most 100). */
   samples: number;
 }
 
@@ -117,7 +117,7 @@ export interface ClientStats {
   messagesReceived: number;
   /** Payload bytes received (text as UTF-8). */
   bytesReceived: number;
-  /** Round-trip times over the latest 256 pings, if any were answered. */
+  /** Round-trip times over the latest 100 pings, if any were answered. */
   latency: LatencyStats | undefined;
 }
 
@@ -348,7 +348,8 @@ export interface SignalOptions {
 const DEFAULT_CONNECT_TIMEOUT = 10_000;
 const DEFAULT_CLOSE_TIMEOUT = 5_000;
 const DEFAULT_MAX_QUEUED = 10_000;
-const LATENCY_WINDOW = 256;
+/** Round trips kept for the latency figures: enough for a p99, 800 bytes a connection. */
+const LATENCY_WINDOW = 100;
 const OPEN = 1;
 const CONNECTING = 0;
 const NORMAL_CODES: ReadonlySet<number> = new Set([1000, 1001, 1005]);
@@ -490,7 +491,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #probe: string | Uint8Array | ((seq: number) => string | Uint8Array);
   #reply: string | Uint8Array | ((message: Message, seq: number) => boolean) | undefined;
   #beat: ClientHeartbeatOptions | undefined;
-  #pings = new Map<number, PendingPing>();
+  #pings: Map<number, PendingPing> | undefined; // created by the first ping()
   #seq = 0;
 
   // Receiving.
@@ -511,9 +512,10 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #quiet = false;
   #closed: Promise<CloseInfo>;
   #resolveClosed!: (info: CloseInfo) => void;
-  #released: Promise<void>;
-  #release!: () => void;
-  #scope = new AbortController();
+  #transportOpen = true; // until the native socket's close event
+  #released: Promise<void> | undefined; // created when close() has to wait for that event
+  #release: (() => void) | undefined;
+  #scope: AbortController | undefined; // the heartbeat's scope, when there is a heartbeat
 
   // Counters.
   #createdAt = performance.now();
@@ -524,8 +526,8 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #bytesSent = 0;
   #messagesReceived = 0;
   #bytesReceived = 0;
-  #rtts: number[] = [];
-  #rttNext = 0;
+  #rtts: Float64Array | undefined; // allocated on the first round trip
+  #rttCount = 0; // round trips recorded, ever
 
   /**
    * Wraps a native `WebSocket`, in the `CONNECTING` or `OPEN` state.
@@ -552,7 +554,6 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     });
     this.#opened.catch(() => {});
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    this.#released = new Promise((resolve) => (this.#release = resolve));
 
     socket.addEventListener("message", this.#onMessage);
     socket.addEventListener("error", this.#onError);
@@ -576,7 +577,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     } else {
       const error = new ConnectError(this.#url, "network", "the socket was already closed");
       this.#rejectOpened(error);
-      this.#release();
+      this.#transportOpen = false;
       this.#finish({ code: 1006, reason: "", wasClean: false, initiator: "network", error });
       return;
     }
@@ -637,19 +638,18 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   /** A snapshot of the counters: timing, traffic and round-trip times. */
   get stats(): ClientStats {
     let latency: LatencyStats | undefined;
-    const rtts = this.#rtts;
-    if (rtts.length > 0) {
-      const sorted = rtts.toSorted((a, b) => a - b);
+    const count = this.#rttCount;
+    if (this.#rtts && count > 0) {
+      const samples = Math.min(count, LATENCY_WINDOW);
+      const sorted = this.#rtts.slice(0, samples).sort();
       let sum = 0;
       for (const rtt of sorted) sum += rtt;
-      const last = rtts[(this.#rttNext + LATENCY_WINDOW - 1) % LATENCY_WINDOW] ??
-        rtts[rtts.length - 1]!;
       latency = {
-        last,
+        last: this.#rtts[(count - 1) % LATENCY_WINDOW]!,
         min: sorted[0]!,
-        avg: sum / sorted.length,
-        p99: sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)]!,
-        samples: sorted.length,
+        avg: sum / samples,
+        p99: sorted[Math.min(samples - 1, Math.ceil(samples * 0.99) - 1)]!,
+        samples,
       };
     }
     const openAt = this.#openAt;
@@ -770,11 +770,12 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       return Promise.reject(this.#notOpen("ping"));
     }
     const seq = ++this.#seq;
+    const pings = this.#pings ??= new Map();
     const probe = typeof this.#probe === "function" ? this.#probe(seq) : this.#probe;
     return new Promise((resolve, reject) => {
       const sentAt = performance.now();
       const settle = () => {
-        this.#pings.delete(seq);
+        pings.delete(seq);
         signal?.removeEventListener("abort", onAbort);
       };
       const onAbort = () => {
@@ -796,7 +797,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
           reject(error);
         },
       };
-      this.#pings.set(seq, pending);
+      pings.set(seq, pending);
       signal?.addEventListener("abort", onAbort, { once: true });
       try {
         this.send(probe);
@@ -841,10 +842,10 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
     if (this.#closeTimeout === Infinity) {
-      await this.#released;
+      await this.#whenReleased();
     } else {
       await Promise.race([
-        this.#released,
+        this.#whenReleased(),
         new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#closeTimeout))),
       ]);
       clearTimeout(timer);
@@ -895,21 +896,28 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     );
   }
 
+  /** Resolves once the runtime has released the socket (its close event). */
+  #whenReleased(): Promise<void> {
+    if (!this.#transportOpen) return Promise.resolve();
+    return this.#released ??= new Promise((resolve) => (this.#release = resolve));
+  }
+
   #recordRtt(rtt: number): void {
-    if (this.#rtts.length < LATENCY_WINDOW) this.#rtts.push(rtt);
-    else this.#rtts[this.#rttNext] = rtt;
-    this.#rttNext = (this.#rttNext + 1) % LATENCY_WINDOW;
+    this.#rtts ??= new Float64Array(LATENCY_WINDOW);
+    this.#rtts[this.#rttCount++ % LATENCY_WINDOW] = rtt;
   }
 
   /** Settles outstanding probes; returns true if `message` is heartbeat traffic. */
   #isReply(message: Message): boolean {
     const reply = this.#reply;
+    const pings = this.#pings;
     if (reply === undefined) {
-      for (const pending of this.#pings.values()) pending.resolve();
+      if (pings) { for (const pending of pings.values()) pending.resolve(); }
       return false;
     }
     if (typeof reply === "function") {
-      for (const pending of this.#pings.values()) {
+      if (!pings) return false;
+      for (const pending of pings.values()) {
         let match = false;
         try {
           match = reply(message, pending.seq);
@@ -927,7 +935,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       ? message === reply
       : typeof message !== "string" && sameBytes(message, reply);
     if (!match) return false;
-    this.#pings.values().next().value?.resolve();
+    pings?.values().next().value?.resolve();
     return true;
   }
 
@@ -937,6 +945,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     this.#openedAt = Date.now();
     if (this.#beat) {
       const beat = this.#beat;
+      this.#scope = new AbortController();
       heartbeat(this, {
         interval: beat.interval,
         timeout: beat.timeout,
@@ -955,7 +964,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     const message: Message = typeof data === "string" ? data : new Uint8Array(data as ArrayBuffer);
     this.#messagesReceived++;
     this.#bytesReceived += byteLength(message);
-    if ((this.#pings.size > 0 || this.#reply !== undefined) && this.#isReply(message)) return;
+    if ((this.#reply !== undefined || this.#pings?.size) && this.#isReply(message)) return;
     const waiter = this.#waiters.shift();
     if (waiter) {
       waiter.resolve(message);
@@ -983,7 +992,8 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
 
   #onClose = (event: CloseEvent): void => {
     clearTimeout(this.#connectTimer);
-    this.#release();
+    this.#transportOpen = false;
+    this.#release?.();
     if (this.#info) return;
     if (this.#openAt === undefined) {
       const error = this.#connectFailure ?? classify(this.#url, this.#lastError);
@@ -1052,9 +1062,9 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       });
     this.#signal?.removeEventListener("abort", this.#onSignal);
     this.#ws.removeEventListener("message", this.#onMessage);
-    this.#scope.abort(this.#end);
+    this.#scope?.abort(this.#end);
     for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#end);
-    for (const pending of [...this.#pings.values()]) pending.reject(this.#end);
+    if (this.#pings) { for (const pending of [...this.#pings.values()]) pending.reject(this.#end); }
     this.#resolveClosed(info);
   }
 }

@@ -205,12 +205,28 @@ export function failAfter<T>(
     const onAbort = () => fail(signal!.reason);
     const timer = ms === Infinity ? undefined : setTimeout(() => fail(error(ms)), ms);
     signal?.addEventListener("abort", onAbort, { once: true });
-    new Promise<T>((run) => run(fn(inner.signal)))
-      .then(resolve, reject)
-      .finally(() => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-      });
+    const cleanUp = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    let work: Promise<T>;
+    try {
+      work = fn(inner.signal);
+    } catch (thrown) {
+      cleanUp();
+      reject(thrown);
+      return;
+    }
+    Promise.resolve(work).then(
+      (value) => {
+        cleanUp();
+        resolve(value);
+      },
+      (reason) => {
+        cleanUp();
+        reject(reason);
+      },
+    );
   });
 }
 

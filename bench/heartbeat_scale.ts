@@ -10,7 +10,8 @@
  */
 
 import process from "node:process";
-import { connect, type WebSocketClient } from "../mod.ts";
+import { parseArgs } from "node:util";
+import { connect } from "../mod.ts";
 import { startServer, table } from "./_server.ts";
 
 /** Options for {@linkcode heartbeatScale}. */
@@ -58,59 +59,130 @@ async function inBatches<T>(n: number, batch: number, open: () => Promise<T>): P
   return all;
 }
 
-/** Runs the scale benchmark for one K. */
+/** What one side measured, in a process of its own. */
+interface Side {
+  rssPerConn: number;
+  heapPerConn: number;
+  cpuMs: number; // over the window
+  beats: number;
+  open: number;
+  falseTimeouts: number;
+}
+
+/**
+ * Measures one side in this process: warm up, open `k` connections, read
+ * memory once they have settled, then CPU over `window` ms.
+ */
+async function measureSide(
+  side: "native" | "wsbeat",
+  url: string,
+  k: number,
+  window: number,
+  interval: number,
+): Promise<Side> {
+  let beats = 0;
+  /** A connection of either side: is it open, and close it (resolving who had closed it first). */
+  interface Conn {
+    isOpen(): boolean;
+    close(): Promise<string | undefined>;
+  }
+  const open: () => Promise<Conn> = side === "native"
+    ? async () => {
+      const ws = new WebSocket(url);
+      await new Promise((resolve, reject) => {
+        ws.onopen = resolve;
+        ws.onerror = reject;
+      });
+      return {
+        isOpen: () => ws.readyState === WebSocket.OPEN,
+        close: async () => {
+          const closed = new Promise((resolve) => (ws.onclose = resolve));
+          ws.close();
+          await closed;
+          return undefined;
+        },
+      };
+    }
+    : async () => {
+      const ws = await connect(url, {
+        heartbeat: { interval, timeout: 5_000, reply: "pong", onBeat: () => beats++ },
+      });
+      return { isOpen: () => ws.state === "open", close: async () => (await ws.close()).initiator };
+    };
+  // Warm-up, so that the measured connections do not pay for compiling the code paths.
+  const warm = await inBatches(Math.min(k, 100), 200, open);
+  await Promise.all(warm.map((c) => c.close()));
+  const before = memory();
+  const conns = await inBatches(k, 200, open);
+  await new Promise((resolve) => setTimeout(resolve, interval * 1.5)); // steady state, between beats
+  const after = memory();
+  beats = 0;
+  const cpu0 = process.cpuUsage();
+  await new Promise((resolve) => setTimeout(resolve, window));
+  const cpu = cpuMs(cpu0);
+  const measuredBeats = beats;
+  const stillOpen = conns.filter((c) => c.isOpen()).length;
+  const initiators = await Promise.all(conns.map((c) => c.close()));
+  const falseTimeouts = initiators.filter((i) => i === "heartbeat").length;
+  return {
+    rssPerConn: (after.rss - before.rss) / k,
+    heapPerConn: (after.heap - before.heap) / k,
+    cpuMs: cpu,
+    beats: measuredBeats,
+    open: stillOpen,
+    falseTimeouts,
+  };
+}
+
+/** Runs one side in a fresh process, so that neither side's garbage is counted against the other. */
+async function sideProcess(
+  side: "native" | "wsbeat",
+  url: string,
+  k: number,
+  window: number,
+  interval: number,
+): Promise<Side> {
+  const { code, stdout, stderr } = await new Deno.Command("deno", {
+    args: [
+      "run",
+      "--allow-net=127.0.0.1",
+      "--v8-flags=--expose-gc",
+      new URL(import.meta.url).pathname,
+      "--side",
+      side,
+      "--url",
+      url,
+      "--connections",
+      String(k),
+      "--window",
+      String(window),
+      "--interval",
+      String(interval),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (code !== 0) throw new Error(`the ${side} side failed: ${new TextDecoder().decode(stderr)}`);
+  return JSON.parse(new TextDecoder().decode(stdout));
+}
+
+/** Runs the scale benchmark for one K: each side in a process of its own. */
 export async function heartbeatScale(options: ScaleOptions): Promise<ScaleResult> {
   const { url, connections: k, window = 5_000, interval = 1_000 } = options;
-
-  // Native, idle: the baseline for memory and for CPU.
-  const before = memory();
-  const natives = await inBatches(k, 200, async () => {
-    const ws = new WebSocket(url);
-    await new Promise((resolve, reject) => {
-      ws.onopen = resolve;
-      ws.onerror = reject;
-    });
-    return ws;
-  });
-  const afterNative = memory();
-  let cpu0 = process.cpuUsage();
-  await new Promise((resolve) => setTimeout(resolve, Math.min(window, 2_000)));
-  const idleCpuPerMs = cpuMs(cpu0) / Math.min(window, 2_000);
-  await Promise.all(natives.map((ws) => {
-    const closed = new Promise((resolve) => (ws.onclose = resolve));
-    ws.close();
-    return closed;
-  }));
-
-  // wsbeat, beating every `interval` ms.
-  const middle = memory();
-  let beats = 0;
-  const clients: WebSocketClient[] = await inBatches(k, 200, () =>
-    connect(url, {
-      heartbeat: { interval, timeout: 5_000, reply: "pong", onBeat: () => beats++ },
-    }));
-  const afterWsbeat = memory();
-  await new Promise((resolve) => setTimeout(resolve, interval * 1.5)); // settle into the rhythm
-  beats = 0;
-  cpu0 = process.cpuUsage();
-  await new Promise((resolve) => setTimeout(resolve, window));
-  const cpu = cpuMs(cpu0) - idleCpuPerMs * window;
-  const measuredBeats = beats;
-  const open = clients.filter((c) => c.state === "open").length;
-  const infos = await Promise.all(clients.map((c) => c.close()));
-  const falseTimeouts = infos.filter((i) => i.initiator === "heartbeat").length;
-
+  const native = await sideProcess("native", url, k, window, interval);
+  const wsbeat = await sideProcess("wsbeat", url, k, window, interval);
+  const cpu = wsbeat.cpuMs - native.cpuMs; // less what idle native connections cost
   return {
     connections: k,
-    nativeRssPerConn: (afterNative.rss - before.rss) / k,
-    wsbeatRssPerConn: (afterWsbeat.rss - middle.rss) / k,
-    nativeHeapPerConn: (afterNative.heap - before.heap) / k,
-    wsbeatHeapPerConn: (afterWsbeat.heap - middle.heap) / k,
-    beats: measuredBeats,
-    cpuPerBeatUs: measuredBeats ? (cpu * 1000) / measuredBeats : NaN,
+    nativeRssPerConn: native.rssPerConn,
+    wsbeatRssPerConn: wsbeat.rssPerConn,
+    nativeHeapPerConn: native.heapPerConn,
+    wsbeatHeapPerConn: wsbeat.heapPerConn,
+    beats: wsbeat.beats,
+    cpuPerBeatUs: wsbeat.beats ? (cpu * 1000) / wsbeat.beats : NaN,
     corePer1000: (cpu / window) * 100 * (1000 / k),
-    allBeating: open === k && measuredBeats >= k * Math.floor(window / (interval + 50)),
-    falseTimeouts,
+    allBeating: wsbeat.open === k && wsbeat.beats >= k * Math.floor(window / (interval + 50)),
+    falseTimeouts: wsbeat.falseTimeouts,
   };
 }
 
@@ -149,7 +221,28 @@ export function scaleTable(results: ScaleResult[]): string {
 }
 
 if (import.meta.main) {
-  const k = Number(Deno.args[0] ?? 1000);
-  await using server = await startServer(["--pong", "ping:pong"]);
-  console.log(scaleTable([await heartbeatScale({ url: server.url, connections: k })]));
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      side: { type: "string" },
+      url: { type: "string" },
+      connections: { type: "string", default: "1000" },
+      window: { type: "string", default: "5000" },
+      interval: { type: "string", default: "1000" },
+    },
+  });
+  const k = Number(values.connections);
+  if (values.side === "native" || values.side === "wsbeat") {
+    const side = await measureSide(
+      values.side,
+      values.url!,
+      k,
+      Number(values.window),
+      Number(values.interval),
+    );
+    console.log(JSON.stringify(side));
+  } else {
+    await using server = await startServer(["--pong", "ping:pong"]);
+    console.log(scaleTable([await heartbeatScale({ url: server.url, connections: k })]));
+  }
 }
