@@ -832,6 +832,10 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     }
     if (!this.#info) {
       this.#initiator ??= "client";
+      // The closing handshake has its own bound (closeTimeout): the heartbeat's work is done.
+      this.#scope?.abort(
+        new ConnectionClosedError(code, reason, "The client is closing the connection"),
+      );
       if (this.#ws.readyState === CONNECTING) {
         this.#abortConnect(
           new ConnectError(this.#url, "aborted", "close() was called while connecting"),

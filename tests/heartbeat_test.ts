@@ -10,6 +10,7 @@ import {
   TooSlowError,
 } from "../mod.ts";
 import { serve } from "../serve.ts";
+import { silentServer } from "./_servers.ts";
 
 Deno.test("sleep() resolves after the delay", async () => {
   const start = performance.now();
@@ -322,4 +323,21 @@ Deno.test("WebSocketClient.ping() rejects with the signal's reason", async () =>
   const pinging = ws.ping({ signal: controller.signal });
   controller.abort("enough");
   await assert.rejects(pinging, (e) => e === "enough");
+});
+
+Deno.test("close() stops the heartbeat: a slow closing handshake is not a heartbeat failure", async () => {
+  // This peer completes the opening handshake, then answers nothing: no probe, no close frame.
+  await using server = silentServer({ handshake: true });
+  const ws = await connect(server.url, {
+    closeTimeout: 300,
+    heartbeat: { interval: 10, timeout: 100 },
+  });
+  const info = await ws.close(); // the heartbeat's 100 ms would run out inside the 300 ms close
+  assert.equal(info.initiator, "client");
+  assert.equal(
+    info.error?.message,
+    "The peer did not answer the closing handshake within 300 ms (closeTimeout)",
+  );
+  await server.close();
+  await ws.close(); // waits for the runtime to release the socket
 });
