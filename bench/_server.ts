@@ -10,8 +10,17 @@ export interface ServerProcess extends AsyncDisposable {
 
 /** Starts `wsbeat serve --port 0 -q` with `args`, and resolves once it listens. */
 export async function startServer(args: string[] = []): Promise<ServerProcess> {
-  const child = new Deno.Command("deno", {
-    args: ["run", "--allow-net=127.0.0.1", CLI, "serve", "--port", "0", "-q", ...args],
+  const child = withFileLimit([
+    "deno",
+    "run",
+    "--allow-net=127.0.0.1",
+    CLI,
+    "serve",
+    "--port",
+    "0",
+    "-q",
+    ...args,
+  ], {
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",
@@ -33,6 +42,24 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
       await reader.cancel();
     })();
   return { url, close, [Symbol.asyncDispose]: close };
+}
+
+/**
+ * A command run with the open-file limit raised to the hard limit (10 000
+ * connections need 10 000 descriptors; the soft limit is often 1 024).
+ */
+export function withFileLimit(
+  argv: string[],
+  options: Omit<Deno.CommandOptions, "args">,
+): Deno.Command {
+  if (Deno.build.os === "windows") {
+    return new Deno.Command(argv[0]!, { ...options, args: argv.slice(1) });
+  }
+  const quoted = argv.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+  return new Deno.Command("sh", {
+    ...options,
+    args: ["-c", `ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec ${quoted}`],
+  });
 }
 
 /** The median of `values`. */

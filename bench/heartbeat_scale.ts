@@ -12,7 +12,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { connect } from "../mod.ts";
-import { startServer, table } from "./_server.ts";
+import { startServer, table, withFileLimit } from "./_server.ts";
 
 /** Options for {@linkcode heartbeatScale}. */
 export interface ScaleOptions {
@@ -142,8 +142,9 @@ async function sideProcess(
   window: number,
   interval: number,
 ): Promise<Side> {
-  const { code, stdout, stderr } = await new Deno.Command("deno", {
-    args: [
+  const { code, stdout, stderr } = await withFileLimit(
+    [
+      "deno",
       "run",
       "--allow-net=127.0.0.1",
       "--v8-flags=--expose-gc",
@@ -159,9 +160,8 @@ async function sideProcess(
       "--interval",
       String(interval),
     ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+    { stdout: "piped", stderr: "piped" },
+  ).output();
   if (code !== 0) throw new Error(`the ${side} side failed: ${new TextDecoder().decode(stderr)}`);
   return JSON.parse(new TextDecoder().decode(stdout));
 }
