@@ -353,6 +353,12 @@ const LATENCY_WINDOW = 100;
 const OPEN = 1;
 const CONNECTING = 0;
 const NORMAL_CODES: ReadonlySet<number> = new Set([1000, 1001, 1005]);
+/**
+ * Milliseconds to wait for the `close` event that the WebSocket standard
+ * queues after a failed connection. Some runtimes never fire it (undici
+ * before Node 22.10: nodejs/undici#3546), and `connect()` must settle anyway.
+ */
+const CLOSE_GRACE = 100;
 
 interface Waiter {
   resolve(message: Message): void;
@@ -484,6 +490,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #maxQueued: number;
   #closeTimeout: number;
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
+  #closeGrace: ReturnType<typeof setTimeout> | undefined;
   #signal: AbortSignal | undefined;
   #onSignal = () => this.#onAbort();
 
@@ -992,10 +999,20 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
 
   #onError = (event: Event): void => {
     this.#lastError = event;
+    if (this.#openAt === undefined) this.#expectClose();
   };
 
-  #onClose = (event: CloseEvent): void => {
+  /** After a failed or aborted connect: wait for `close`, but not forever. */
+  #expectClose(): void {
+    this.#closeGrace ??= setTimeout(
+      () => this.#onClose({ code: 0, reason: "", wasClean: false }),
+      CLOSE_GRACE,
+    );
+  }
+
+  #onClose = (event: Pick<CloseEvent, "code" | "reason" | "wasClean">): void => {
     clearTimeout(this.#connectTimer);
+    clearTimeout(this.#closeGrace);
     this.#transportOpen = false;
     this.#release?.();
     if (this.#info) return;
@@ -1041,6 +1058,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #abortConnect(error: unknown): void {
     this.#connectFailure ??= error;
     this.#ws.close();
+    this.#expectClose();
   }
 
   /**

@@ -413,3 +413,47 @@ Deno.test("WebSocketClient counts messages, bytes and timing", async () => {
   assert.ok(uptime > 0);
   assert.equal(ws.stats.uptimeMs, uptime); // frozen once closed
 });
+
+/** A socket that fails to connect the way undici before Node 22.10 did: `error`, and never `close`. */
+class NoCloseSocket extends EventTarget {
+  readyState = 0;
+  url = "ws://fake.test/";
+  protocol = "";
+  extensions = "";
+  bufferedAmount = 0;
+  binaryType = "blob";
+  close(): void {}
+  send(): void {}
+}
+
+Deno.test("WebSocketClient settles even when the runtime never fires close after a failed connect", async (t) => {
+  await t.step("error event only", async () => {
+    const socket = new NoCloseSocket();
+    const ws = new WebSocketClient(socket as unknown as WebSocket);
+    socket.dispatchEvent(
+      new ErrorEvent("error", { message: "Received network error or non-101 status code." }),
+    );
+    const error = await ws.opened.catch((e) => e);
+    assert.ok(error instanceof ConnectError);
+    assert.equal(error.kind, "network");
+    assert.equal(
+      error.message,
+      "Cannot connect to ws://fake.test/: Received network error or non-101 status code.",
+    );
+    assert.deepEqual(await ws.closed, {
+      code: 1006,
+      reason: "",
+      wasClean: false,
+      initiator: "network",
+      error,
+    });
+  });
+  await t.step("connect timeout, and no event at all", async () => {
+    const ws = new WebSocketClient(new NoCloseSocket() as unknown as WebSocket, {
+      connectTimeout: 20,
+    });
+    const error = await ws.opened.catch((e) => e);
+    assert.ok(error instanceof ConnectError);
+    assert.equal(error.kind, "timeout");
+  });
+});

@@ -1,0 +1,88 @@
+// The portable core (mod.ts) must run where there is no Deno: bundle it and run it on Node.
+import assert from "node:assert/strict";
+import { serve } from "../serve.ts";
+import { closedPort } from "./_servers.ts";
+
+const MOD = new URL("../mod.ts", import.meta.url).pathname;
+
+async function output(
+  command: string,
+  args: string[],
+  input?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(command, {
+    args,
+    stdin: input === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (input !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(input));
+    await writer.close();
+  }
+  const { code, stdout, stderr } = await child.output();
+  return {
+    code,
+    stdout: new TextDecoder().decode(stdout),
+    stderr: new TextDecoder().decode(stderr),
+  };
+}
+
+/** What the script reports, run on Node against servers in this process. */
+const CHECK = `
+const [echoUrl, stallUrl, refusedUrl] = process.argv.slice(-3);
+const out = {};
+const ws = await connect(echoUrl, { heartbeat: { interval: 20, timeout: 2000, reply: "pong" } });
+ws.send("text");
+out.text = await ws.receive();
+ws.send(new Uint8Array([1, 2, 3]));
+out.binary = Array.from(await ws.receive());
+while ((ws.stats.latency?.samples ?? 0) < 3) await new Promise((r) => setTimeout(r, 10));
+out.close = await ws.close();
+const dead = await connect(stallUrl, { heartbeat: { interval: 10, timeout: 100, reply: "pong" } });
+const info = await dead.closed;
+out.stall = [info.initiator, info.code, info.error instanceof TooSlowError];
+const error = await connect(refusedUrl).catch((e) => e);
+out.refused = [error instanceof ConnectError, error.message.startsWith("Cannot connect to")];
+let n = 0;
+for await (const c of reconnecting(echoUrl, { initialDelay: 10 })) {
+  c.send("again");
+  await c.receive();
+  if (++n === 2) break;
+}
+out.reconnected = n;
+console.log(JSON.stringify(out));
+`;
+
+Deno.test("the core (mod.ts) runs on Node: connect, echo, heartbeat, dead peer, connect error, reconnect", async () => {
+  const bundle = await output("deno", ["bundle", MOD]);
+  assert.equal(bundle.code, 0, bundle.stderr);
+  // The only "Deno." in the core is inside the TLS hint's text.
+  assert.deepEqual(bundle.stdout.match(/Deno\.\w+/g), ["Deno.createHttpClient"]);
+
+  // Node 22+ has WebSocket; Node 20 has it behind a flag.
+  const probe = await output("node", [
+    "-e",
+    "process.exit(typeof WebSocket === 'function' ? 0 : 1)",
+  ]);
+  const flags = probe.code === 0 ? [] : ["--experimental-websocket"];
+  await using echo = serve({ pong: { ping: "ping", pong: "pong" } });
+  await using stall = serve({ stallAfter: 2, pong: { ping: "ping", pong: "pong" } });
+  const script = `const { connect, reconnecting, TooSlowError, ConnectError } = await import(${
+    JSON.stringify("data:text/javascript," + encodeURIComponent(bundle.stdout))
+  });\n${CHECK}`;
+  const node = await output(
+    "node",
+    [...flags, "--input-type=module", "-", echo.url, stall.url, `ws://127.0.0.1:${closedPort()}/`],
+    script,
+  );
+  assert.equal(node.code, 0, node.stderr);
+  const out = JSON.parse(node.stdout);
+  assert.equal(out.text, "text");
+  assert.deepEqual(out.binary, [1, 2, 3]);
+  assert.deepEqual(out.close, { code: 1000, reason: "", wasClean: true, initiator: "client" });
+  assert.deepEqual(out.stall, ["heartbeat", 1006, true]);
+  assert.deepEqual(out.refused, [true, true]);
+  assert.equal(out.reconnected, 2);
+});
