@@ -66,6 +66,7 @@ interface Side {
   cpuMs: number; // over the window
   beats: number;
   open: number;
+  everyOneBeat: boolean; // every connection beat at least once during the window
   falseTimeouts: number;
 }
 
@@ -84,6 +85,7 @@ async function measureSide(
   /** A connection of either side: is it open, and close it (resolving who had closed it first). */
   interface Conn {
     isOpen(): boolean;
+    beats(): number;
     close(): Promise<string | undefined>;
   }
   const open: () => Promise<Conn> = side === "native"
@@ -95,6 +97,7 @@ async function measureSide(
       });
       return {
         isOpen: () => ws.readyState === WebSocket.OPEN,
+        beats: () => 0,
         close: async () => {
           const closed = new Promise((resolve) => (ws.onclose = resolve));
           ws.close();
@@ -104,10 +107,23 @@ async function measureSide(
       };
     }
     : async () => {
+      let mine = 0;
       const ws = await connect(url, {
-        heartbeat: { interval, timeout: 5_000, reply: "pong", onBeat: () => beats++ },
+        heartbeat: {
+          interval,
+          timeout: 5_000,
+          reply: "pong",
+          onBeat: () => {
+            beats++;
+            mine++;
+          },
+        },
       });
-      return { isOpen: () => ws.state === "open", close: async () => (await ws.close()).initiator };
+      return {
+        isOpen: () => ws.state === "open",
+        beats: () => mine,
+        close: async () => (await ws.close()).initiator,
+      };
     };
   // Warm-up, so that the measured connections do not pay for compiling the code paths.
   const warm = await inBatches(Math.min(k, 100), 200, open);
@@ -117,11 +133,13 @@ async function measureSide(
   await new Promise((resolve) => setTimeout(resolve, interval * 1.5)); // steady state, between beats
   const after = memory();
   beats = 0;
+  const beatsBefore = conns.map((c) => c.beats());
   const cpu0 = process.cpuUsage();
   await new Promise((resolve) => setTimeout(resolve, window));
   const cpu = cpuMs(cpu0);
   const measuredBeats = beats;
   const stillOpen = conns.filter((c) => c.isOpen()).length;
+  const everyOneBeat = conns.every((c, i) => c.beats() > beatsBefore[i]!);
   const initiators = await Promise.all(conns.map((c) => c.close()));
   const falseTimeouts = initiators.filter((i) => i === "heartbeat").length;
   return {
@@ -130,6 +148,7 @@ async function measureSide(
     cpuMs: cpu,
     beats: measuredBeats,
     open: stillOpen,
+    everyOneBeat,
     falseTimeouts,
   };
 }
@@ -181,7 +200,7 @@ export async function heartbeatScale(options: ScaleOptions): Promise<ScaleResult
     beats: wsbeat.beats,
     cpuPerBeatUs: wsbeat.beats ? (cpu * 1000) / wsbeat.beats : NaN,
     corePer1000: (cpu / window) * 100 * (1000 / k),
-    allBeating: wsbeat.open === k && wsbeat.beats >= k * Math.floor(window / (interval + 50)),
+    allBeating: wsbeat.open === k && wsbeat.everyOneBeat,
     falseTimeouts: wsbeat.falseTimeouts,
   };
 }

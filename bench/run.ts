@@ -92,7 +92,9 @@ measured about 50 µs of CPU per beat on this machine: that is the runtime's flo
 receive and a timer wake-up, 5 % of a core per 1 000 connections at 1 s before any library code. CPU per
 beat is the client's CPU time over 5 s of beating, less the idle native connections' CPU, divided by
 the beats; the core share is for 1 000 connections at a 1 s interval. Targets: at most 2 KiB per
-connection, at most 1 % of one core per 1 000 connections.
+connection, at most 1 % of one core per 1 000 connections. "All beating": every connection beat at
+least once during the window and was still open at its end; "false TooSlowError": heartbeat closes
+among connections whose server never stopped answering.
 
 ${scaleTable(scale)}
 
