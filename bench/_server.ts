@@ -10,21 +10,9 @@ export interface ServerProcess extends AsyncDisposable {
 
 /** Starts `wsbeat serve --port 0 -q` with `args`, and resolves once it listens. */
 export async function startServer(args: string[] = []): Promise<ServerProcess> {
-  const child = withFileLimit([
-    "deno",
-    "run",
-    "--allow-net=127.0.0.1",
-    CLI,
-    "serve",
-    "--port",
-    "0",
-    "-q",
-    ...args,
-  ], {
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+  const argv = ["deno", "run", "--allow-net=127.0.0.1", CLI, "serve", "--port", "0", "-q", ...args];
+  const child = withFileLimit(argv, { stdin: "null", stdout: "piped", stderr: "inherit" }, true)
+    .spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
   while (!text.includes("\n")) {
@@ -46,19 +34,27 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
 
 /**
  * A command run with the open-file limit raised to the hard limit (10 000
- * connections need 10 000 descriptors; the soft limit is often 1 024).
+ * connections need 10 000 descriptors; the soft limit is often 1 024), and
+ * with `pin`, on the last core.
  */
 export function withFileLimit(
   argv: string[],
   options: Omit<Deno.CommandOptions, "args">,
+  pin = false,
 ): Deno.Command {
   if (Deno.build.os === "windows") {
     return new Deno.Command(argv[0]!, { ...options, args: argv.slice(1) });
   }
   const quoted = argv.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+  // With `pin`, the process keeps to the last core where taskset exists, so that the echo server
+  // and the measured client do not take turns on the same cores (the figures are steadier).
+  const cpu = navigator.hardwareConcurrency - 1;
+  const run = pin && cpu >= 1
+    ? `if command -v taskset >/dev/null 2>&1; then exec taskset -c ${cpu} ${quoted}; else exec ${quoted}; fi`
+    : `exec ${quoted}`;
   return new Deno.Command("sh", {
     ...options,
-    args: ["-c", `ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec ${quoted}`],
+    args: ["-c", `ulimit -n "$(ulimit -Hn)" 2>/dev/null; ${run}`],
   });
 }
 

@@ -205,7 +205,7 @@ export async function echoBench(options: EchoBenchOptions): Promise<EchoRow[]> {
     url,
     sizes = [32, 1024, 65536],
     reps = 5,
-    roundTrips = (size) => size >= 65536 ? 500 : 2000,
+    roundTrips = (size) => size >= 65536 ? 1000 : 2000,
     pipelined = (size) => size >= 65536 ? 2000 : 20000,
     window = 64,
   } = options;

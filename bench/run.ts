@@ -30,7 +30,7 @@ log("echo: native vs wsbeat");
 let echo;
 {
   await using server = await startServer();
-  echo = await echoBench({ url: server.url, reps: quick ? 3 : 7 });
+  echo = await echoBench({ url: server.url, reps: quick ? 3 : 11 });
 }
 console.log(echoTable(echo));
 
@@ -70,12 +70,13 @@ Headline: wsbeat reaches **${minRate.toFixed(3)}x** the native msg/s on its wors
 
 ## 1. Echo throughput and latency, wsbeat vs the raw native WebSocket
 
-The echo server (\`wsbeat serve\`) runs in a process of its own. In the client process the raw native
+The echo server (\`wsbeat serve\`) runs in a process of its own, kept to the last core with
+\`taskset\` where it exists. In the client process the raw native
 \`WebSocket\` (an \`onmessage\` handler) and a wsbeat client (\`for await\` + \`send\`) alternate, A B
 then B A, for ${
   quick ? 3 : 7
 } repetitions after one warm-up pair; the figures are medians over the repetitions. Sequential:
-one message in flight (2 000 round trips, 500 for 64 KiB). Pipelined: a window of 64 in flight
+one message in flight (2 000 round trips, 1 000 for 64 KiB). Pipelined: a window of 64 in flight
 (20 000 messages, 2 000 for 64 KiB). Every echo's length is checked. CPU is the client process's
 user + system time per message.
 
