@@ -199,7 +199,7 @@ console.log(
     growth >= 0 ? "+" : ""
   }${growth.toFixed(1)} MiB; bound ${RSS_BOUND_MIB} MiB); heap used ${start.heap.toFixed(1)} -> ${
     end.heap.toFixed(1)
-  } MiB${gc ? "" : " (no --expose-gc: not collected first)"}`,
+  } MiB (bound +${HEAP_BOUND_MIB} MiB)${gc ? "" : " (no --expose-gc: not collected first)"}`,
 );
 if (problems.length > 0) {
   const unique = [...new Set(problems)];
