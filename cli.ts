@@ -473,6 +473,20 @@ type Ending =
   | "closed" // the connection closed (by the server, the heartbeat, or the network)
   | "interrupted"; // Ctrl-C
 
+/** Options for {@linkcode InputFeed}. */
+export interface InputFeedOptions {
+  /** Turns a line (numbered from 1) into the message to send, or `undefined` to skip it. */
+  prepare: (line: string, n: number) => string | Uint8Array | undefined;
+  /** Called each time the queue fills up and reading pauses. */
+  onFull: () => void;
+  /**
+   * The most lines kept.
+   *
+   * @default {INPUT_QUEUE_LIMIT}
+   */
+  limit?: number;
+}
+
 /**
  * Stdin, read once for the whole run into a bounded queue. A line leaves the
  * queue only once sent, so lines read while disconnected wait for the next
@@ -489,16 +503,10 @@ export class InputFeed {
    * Starts reading `lines`.
    *
    * @param lines The input, one message a line.
-   * @param prepare Turns a line into the message to send, or `undefined` to skip it.
-   * @param onFull Called each time the queue fills up and reading pauses.
-   * @param limit The most lines kept.
+   * @param options How to prepare each line, what to do when the queue fills, and its size.
    */
-  constructor(
-    lines: AsyncIterable<string>,
-    prepare: (line: string, n: number) => string | Uint8Array | undefined,
-    onFull: () => void,
-    limit: number = INPUT_QUEUE_LIMIT,
-  ) {
+  constructor(lines: AsyncIterable<string>, options: InputFeedOptions) {
+    const { prepare, onFull, limit = INPUT_QUEUE_LIMIT } = options;
     (async () => {
       let n = 0;
       for await (const line of lines) {
@@ -605,14 +613,13 @@ async function runClient(io: Io, config: ClientConfig, signal: AbortSignal): Pro
       }
       : {}),
   };
-  const feed = config.send.length > 0 ? undefined : new InputFeed(
-    readLines(Deno.stdin.readable),
-    (line, n) => prepareLine(io, config, line, n),
-    () =>
+  const feed = config.send.length > 0 ? undefined : new InputFeed(readLines(Deno.stdin.readable), {
+    prepare: (line, n) => prepareLine(io, config, line, n),
+    onFull: () =>
       status(
         `input queue full (${INPUT_QUEUE_LIMIT} lines) while disconnected; not reading stdin until it drains`,
       ),
-  );
+  });
   if (Deno.stdin.isTerminal() && feed) {
     status("type a line to send it; Ctrl-D closes, Ctrl-C quits");
   }

@@ -322,7 +322,6 @@ export async function* reconnecting(
           throw new ReconnectError(href, failures, { cause: error });
         }
         reason = error instanceof Error ? error : new Error(String(error));
-        ws = undefined;
       }
       if (ws) {
         endIterationQuietly(ws);

@@ -28,6 +28,15 @@ export interface EchoBenchOptions {
 }
 
 type Payload = string | Uint8Array;
+
+/** One measured run: where, what, how many, and (pipelined) how many in flight. */
+interface RunSpec {
+  url: string;
+  payload: Payload;
+  size: number;
+  n: number;
+  window: number;
+}
 type Impl = "native" | "wsbeat";
 interface Sample {
   rate: number; // messages per second
@@ -66,12 +75,7 @@ async function closeNative(ws: WebSocket): Promise<void> {
   await closed;
 }
 
-async function nativeSequential(
-  url: string,
-  payload: Payload,
-  size: number,
-  n: number,
-): Promise<Sample> {
+async function nativeSequential({ url, payload, size, n }: RunSpec): Promise<Sample> {
   const ws = await openNative(url);
   let next: (data: unknown) => void = () => {};
   ws.onmessage = (e) => next(e.data);
@@ -91,12 +95,7 @@ async function nativeSequential(
   return sample(n, elapsed, cpu, rtts);
 }
 
-async function wsbeatSequential(
-  url: string,
-  payload: Payload,
-  size: number,
-  n: number,
-): Promise<Sample> {
+async function wsbeatSequential({ url, payload, size, n }: RunSpec): Promise<Sample> {
   const ws = await connect(url);
   const rtts = new Float64Array(n);
   const cpu0 = process.cpuUsage();
@@ -117,13 +116,7 @@ async function wsbeatSequential(
   return sample(n, elapsed, cpu, rtts);
 }
 
-async function nativePipelined(
-  url: string,
-  payload: Payload,
-  size: number,
-  n: number,
-  window: number,
-): Promise<Sample> {
+async function nativePipelined({ url, payload, size, n, window }: RunSpec): Promise<Sample> {
   const ws = await openNative(url);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -150,13 +143,7 @@ async function nativePipelined(
   return sample(n, elapsed, cpu);
 }
 
-async function wsbeatPipelined(
-  url: string,
-  payload: Payload,
-  size: number,
-  n: number,
-  window: number,
-): Promise<Sample> {
+async function wsbeatPipelined({ url, payload, size, n, window }: RunSpec): Promise<Sample> {
   const ws = await connect(url);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -218,21 +205,17 @@ export async function echoBench(options: EchoBenchOptions): Promise<EchoRow[]> {
       }`;
       for (const mode of ["sequential", "pipelined"] as const) {
         const runs: Record<Impl, Sample[]> = { native: [], wsbeat: [] };
-        const once = (impl: Impl) =>
-          mode === "sequential"
-            ? (impl === "native" ? nativeSequential : wsbeatSequential)(
-              url,
-              payload,
-              size,
-              roundTrips(size),
-            )
-            : (impl === "native" ? nativePipelined : wsbeatPipelined)(
-              url,
-              payload,
-              size,
-              pipelined(size),
-              window,
-            );
+        const spec: RunSpec = {
+          url,
+          payload,
+          size,
+          n: mode === "sequential" ? roundTrips(size) : pipelined(size),
+          window,
+        };
+        const runners = mode === "sequential"
+          ? { native: nativeSequential, wsbeat: wsbeatSequential }
+          : { native: nativePipelined, wsbeat: wsbeatPipelined };
+        const once = (impl: Impl) => runners[impl](spec);
         await once("native"); // warm-up, discarded
         await once("wsbeat");
         for (let rep = 0; rep < reps; rep++) {

@@ -59,6 +59,8 @@ async function inBatches<T>(n: number, batch: number, open: () => Promise<T>): P
   return all;
 }
 
+type SideName = "native" | "wsbeat";
+
 /** What one side measured, in a process of its own. */
 interface Side {
   rssPerConn: number;
@@ -74,13 +76,8 @@ interface Side {
  * Measures one side in this process: warm up, open `k` connections, read
  * memory once they have settled, then CPU over `window` ms.
  */
-async function measureSide(
-  side: "native" | "wsbeat",
-  url: string,
-  k: number,
-  window: number,
-  interval: number,
-): Promise<Side> {
+async function measureSide(side: SideName, options: ScaleOptions): Promise<Side> {
+  const { url, connections: k, window = 5_000, interval = 1_000 } = options;
   let beats = 0;
   /** A connection of either side: is it open, and close it (resolving who had closed it first). */
   interface Conn {
@@ -154,13 +151,8 @@ async function measureSide(
 }
 
 /** Runs one side in a fresh process, so that neither side's garbage is counted against the other. */
-async function sideProcess(
-  side: "native" | "wsbeat",
-  url: string,
-  k: number,
-  window: number,
-  interval: number,
-): Promise<Side> {
+async function sideProcess(side: SideName, options: ScaleOptions): Promise<Side> {
+  const { url, connections: k, window = 5_000, interval = 1_000 } = options;
   const { code, stdout, stderr } = await withFileLimit(
     [
       "deno",
@@ -187,9 +179,9 @@ async function sideProcess(
 
 /** Runs the scale benchmark for one K: each side in a process of its own. */
 export async function heartbeatScale(options: ScaleOptions): Promise<ScaleResult> {
-  const { url, connections: k, window = 5_000, interval = 1_000 } = options;
-  const native = await sideProcess("native", url, k, window, interval);
-  const wsbeat = await sideProcess("wsbeat", url, k, window, interval);
+  const { connections: k, window = 5_000 } = options;
+  const native = await sideProcess("native", options);
+  const wsbeat = await sideProcess("wsbeat", options);
   const cpu = wsbeat.cpuMs - native.cpuMs; // less what idle native connections cost
   return {
     connections: k,
@@ -252,13 +244,12 @@ if (import.meta.main) {
   });
   const k = Number(values.connections);
   if (values.side === "native" || values.side === "wsbeat") {
-    const side = await measureSide(
-      values.side,
-      values.url!,
-      k,
-      Number(values.window),
-      Number(values.interval),
-    );
+    const side = await measureSide(values.side, {
+      url: values.url!,
+      connections: k,
+      window: Number(values.window),
+      interval: Number(values.interval),
+    });
     console.log(JSON.stringify(side));
   } else {
     await using server = await startServer(["--pong", "ping:pong"]);

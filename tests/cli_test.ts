@@ -495,10 +495,14 @@ Deno.test("InputFeed stops reading when its queue is full and resumes as it drai
     }
   }
   const { promise: full, resolve } = Promise.withResolvers<void>();
-  const feed = new InputFeed(lines(), (line) => line, () => {
-    fullCount++;
-    resolve();
-  }, 3);
+  const feed = new InputFeed(lines(), {
+    prepare: (line) => line,
+    onFull: () => {
+      fullCount++;
+      resolve();
+    },
+    limit: 3,
+  });
   await full;
   assert.equal(feed.size, 3);
   assert.equal(pulled, 4); // the fourth line waits for room; nothing is dropped
