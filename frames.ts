@@ -1,0 +1,623 @@
+/**
+ * Layer 1 (protocol, sans-I/O): RFC 6455 frames as bytes. Serialises frames
+ * into one buffer each ({@linkcode encodeFrame}, {@linkcode encodeTextFrame}),
+ * masks payloads ({@linkcode applyMask}), encodes and checks close payloads
+ * and codes, and parses received bytes into frames ({@linkcode FrameReader}).
+ *
+ * It judges only what one frame shows (mask bit, control frame rules, sizes);
+ * the rules between frames (fragments, opcodes, reserved bits, UTF-8) belong
+ * to `protocol.ts`, the layer above. No sockets, no timers, no `Deno.*`: it
+ * runs on Deno, Node 22+, Bun and browsers.
+ *
+ * @example Encode a frame and read it back
+ * ```ts
+ * import { encodeFrame, FrameReader, OP_BINARY } from "./frames.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = encodeFrame(OP_BINARY, new Uint8Array([1, 2, 3]), { mask: true });
+ * const reader = new FrameReader({ expectMasked: true, maxFrameSize: 1024 });
+ * reader.push(bytes);
+ * assert.deepEqual(reader.next()?.payload, new Uint8Array([1, 2, 3]));
+ * ```
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+
+/** Opcode 0x0: a continuation frame, the next fragment of a message. */
+export const OP_CONTINUATION = 0x0;
+/** Opcode 0x1: a text frame, UTF-8 payload. */
+export const OP_TEXT = 0x1;
+/** Opcode 0x2: a binary frame. */
+export const OP_BINARY = 0x2;
+/** Opcode 0x8: a close frame (control). */
+export const OP_CLOSE = 0x8;
+/** Opcode 0x9: a ping frame (control). */
+export const OP_PING = 0x9;
+/** Opcode 0xA: a pong frame (control). */
+export const OP_PONG = 0xa;
+
+/**
+ * One frame as read from the wire, payload already unmasked.
+ *
+ * @example
+ * ```ts
+ * import { type Frame, OP_TEXT } from "./frames.ts";
+ *
+ * const frame: Frame = { fin: true, rsv: 0, opcode: OP_TEXT, payload: new Uint8Array() };
+ * ```
+ */
+export interface Frame {
+  /** Whether this is the last frame of its message. */
+  fin: boolean;
+  /** The three reserved bits RSV1-RSV3 as a number from 0 to 7 (RSV1 is 4). */
+  rsv: number;
+  /** The opcode, 0 to 15. */
+  opcode: number;
+  /** The payload, unmasked; a small one may be a view of a buffer shared with others. */
+  payload: Uint8Array;
+}
+
+/** Options for {@linkcode encodeFrame}. */
+export interface EncodeFrameOptions {
+  /** Mask the payload with a fresh random key, as a client must. @default {false} */
+  mask?: boolean;
+  /** Set the FIN bit (last fragment of the message). @default {true} */
+  fin?: boolean;
+  /** The reserved bits, 0 to 7; anything but 0 is only for tests and fault injection. @default {0} */
+  rsv?: number;
+}
+
+/** Options for {@linkcode encodeTextFrame}. */
+export interface EncodeTextFrameOptions {
+  /** Mask the payload with a fresh random key, as a client must. @default {false} */
+  mask?: boolean;
+}
+
+/** Options for {@linkcode FrameReader}. */
+export interface FrameReaderOptions {
+  /** Whether frames must be masked: true on a server, false on a client. */
+  expectMasked: boolean;
+  /** Largest frame payload accepted; a larger one fails 1009 on its header. */
+  maxFrameSize: number;
+  /**
+   * Largest data message, the sum of a data frame's payload and its
+   * continuations' (control frames excluded); a header that would take the
+   * message past it fails 1009 before its payload arrives.
+   * @default {Infinity}
+   */
+  maxMessageSize?: number;
+}
+
+const encoder = new TextEncoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+// Masking keys come from crypto.getRandomValues in batches; each is used once.
+const keyWords = new Int32Array(256);
+const keyBytes = new Uint8Array(keyWords.buffer);
+let keyIndex = keyWords.length;
+/** Returns the index in keyWords (and keyBytes / 4) of a fresh key. */
+function nextKey(): number {
+  if (keyIndex === keyWords.length) {
+    crypto.getRandomValues(keyWords);
+    keyIndex = 0;
+  }
+  return keyIndex++;
+}
+
+/** Below this many bytes, a byte loop masks faster than making a word view. */
+const WORDWISE_FROM = 32;
+
+function lengthBytes(n: number): number {
+  return n < 126 ? 0 : n < 65536 ? 2 : 8;
+}
+
+/** Writes the header's first bytes (up to the length, not the key) at `at`. */
+function writeHeader(out: Uint8Array, at: number, first: number, mask: boolean, n: number): void {
+  out[at] = first;
+  const m = mask ? 0x80 : 0;
+  if (n < 126) {
+    out[at + 1] = m | n;
+  } else if (n < 65536) {
+    out[at + 1] = m | 126;
+    out[at + 2] = n >>> 8;
+    out[at + 3] = n & 0xff;
+  } else {
+    out[at + 1] = m | 127;
+    const view = new DataView(out.buffer, out.byteOffset + at + 2, 8);
+    view.setUint32(0, Math.floor(n / 0x1_0000_0000));
+    view.setUint32(4, n >>> 0);
+  }
+}
+
+/**
+ * Writes a fresh key into the 4 bytes before `payloadAt` (a multiple of 4)
+ * and masks the `n` payload bytes after it, word-wise.
+ */
+function maskAligned(out: Uint8Array, payloadAt: number, n: number): void {
+  const index = nextKey();
+  for (let k = 0; k < 4; k++) out[payloadAt - 4 + k] = keyBytes[4 * index + k]!;
+  let i = 0;
+  if (n >= WORDWISE_FROM) {
+    const key = keyWords[index]!;
+    const words = new Int32Array(out.buffer, out.byteOffset + payloadAt, n >>> 2);
+    for (let w = 0; w < words.length; w++) words[w]! ^= key;
+    i = n & ~3;
+  }
+  for (; i < n; i++) out[payloadAt + i]! ^= out[payloadAt - 4 + (i & 3)]!;
+}
+
+function checkBits(opcode: number, rsv: number): void {
+  const integers = Number.isInteger(opcode) && Number.isInteger(rsv);
+  if (!integers || opcode < 0 || opcode > 15 || rsv < 0 || rsv > 7) {
+    const value = `opcode ${opcode}, rsv ${rsv}`;
+    throw new RangeError(`Cannot encode the frame as opcode is not 0-15 or rsv not 0-7: ${value}`);
+  }
+}
+
+/**
+ * Serialises one frame, header and payload, into one new buffer that the
+ * transport writes in one write. With `mask`, a fresh random key (from
+ * `crypto.getRandomValues`) masks a copy of the payload; `payload` itself is
+ * never changed. It encodes exactly what it is given: the rules on what may
+ * be sent (control frames at most 125 bytes and unfragmented) are the
+ * caller's, so tests and fault injection can build broken frames.
+ *
+ * @param opcode The opcode, 0 to 15 (see {@linkcode OP_TEXT} and the others).
+ * @param payload The payload bytes.
+ * @param options Masking, the FIN bit and the reserved bits.
+ * @returns The frame's bytes.
+ * @throws {RangeError} When `opcode` is not 0 to 15 or `rsv` not 0 to 7.
+ *
+ * @example A server's unmasked ping
+ * ```ts
+ * import { encodeFrame, OP_PING } from "./frames.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const frame = encodeFrame(OP_PING, new Uint8Array([7]));
+ * assert.deepEqual(frame, new Uint8Array([0x89, 0x01, 7]));
+ * ```
+ */
+export function encodeFrame(
+  opcode: number,
+  payload: Uint8Array,
+  options: EncodeFrameOptions = {},
+): Uint8Array {
+  const { mask = false, fin = true, rsv = 0 } = options;
+  checkBits(opcode, rsv);
+  const n = payload.length;
+  const first = (fin ? 0x80 : 0) | (rsv << 4) | opcode;
+  const headerSize = 2 + lengthBytes(n) + (mask ? 4 : 0);
+  if (!mask) {
+    const out = new Uint8Array(headerSize + n);
+    writeHeader(out, 0, first, false, n);
+    out.set(payload, headerSize);
+    return out;
+  }
+  // Pad the start so that the payload begins at a multiple of 4.
+  const start = (4 - (headerSize & 3)) & 3;
+  const payloadAt = start + headerSize;
+  const out = new Uint8Array(payloadAt + n);
+  writeHeader(out, start, first, true, n);
+  out.set(payload, payloadAt);
+  maskAligned(out, payloadAt, n);
+  return out.subarray(start);
+}
+
+/** Strings up to this many UTF-16 units get a buffer for their worst case. */
+const WORST_CASE_TEXT = 4096;
+/** Where the payload of a text frame starts: room for the largest header, aligned. */
+const TEXT_PAYLOAD_AT = 16;
+
+/**
+ * Serialises a text frame (FIN set) straight from a string: the UTF-8 bytes
+ * are encoded into the frame buffer itself, with no intermediate copy. Lone
+ * surrogates become U+FFFD, as with `TextEncoder`.
+ *
+ * @param text The message.
+ * @param options Masking.
+ * @returns The frame's bytes.
+ *
+ * @example A client's masked text frame
+ * ```ts
+ * import { encodeTextFrame, FrameReader } from "./frames.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const frame = encodeTextFrame("héllo", { mask: true });
+ * assert.equal(frame[0], 0x81);
+ * assert.equal(frame[1], 0x80 | 6);
+ * const reader = new FrameReader({ expectMasked: true, maxFrameSize: 125 });
+ * reader.push(frame);
+ * assert.equal(new TextDecoder().decode(reader.next()?.payload), "héllo");
+ * ```
+ */
+export function encodeTextFrame(text: string, options: EncodeTextFrameOptions = {}): Uint8Array {
+  const mask = options.mask ?? false;
+  const at = TEXT_PAYLOAD_AT;
+  // Short strings get room for 3 bytes per UTF-16 unit, the worst case. Long
+  // ones are tried as ASCII first, and only grow when they are not.
+  let buffer = new Uint8Array(at + (text.length <= WORST_CASE_TEXT ? 3 : 1) * text.length);
+  let { read, written } = encoder.encodeInto(text, buffer.subarray(at));
+  if (read < text.length) {
+    const larger = new Uint8Array(at + written + 3 * (text.length - read));
+    larger.set(buffer.subarray(at, at + written), at);
+    written += encoder.encodeInto(text.slice(read), larger.subarray(at + written)).written;
+    buffer = larger;
+  }
+  const start = at - 2 - lengthBytes(written) - (mask ? 4 : 0);
+  writeHeader(buffer, start, 0x80 | OP_TEXT, mask, written);
+  if (mask) maskAligned(buffer, at, written);
+  return buffer.subarray(start, at + written);
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * XORs `data` in place with the 4-byte masking key, key byte 0 on data byte 0
+ * (masking and unmasking are the same operation). Works word-wise on the
+ * 4-byte-aligned middle of the data and byte-wise on the at most 3 bytes at
+ * either end.
+ *
+ * @param data The bytes to mask or unmask, changed in place.
+ * @param key The 4-byte masking key.
+ * @throws {RangeError} When `key` is not 4 bytes long.
+ *
+ * @example Masking twice gives the data back
+ * ```ts
+ * import { applyMask } from "./frames.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const data = new TextEncoder().encode("Hello");
+ * const key = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
+ * applyMask(data, key);
+ * assert.deepEqual(data, new Uint8Array([0x7f, 0x9f, 0x4d, 0x51, 0x58]));
+ * applyMask(data, key);
+ * assert.equal(new TextDecoder().decode(data), "Hello");
+ * ```
+ */
+export function applyMask(data: Uint8Array, key: Uint8Array): void {
+  if (key.length !== 4) {
+    throw new RangeError(
+      `Cannot mask with the key as it is not 4 bytes long: current value is ${key.length} bytes`,
+    );
+  }
+  const n = data.length;
+  const head = Math.min(n, (4 - (data.byteOffset & 3)) & 3);
+  const words = n < WORDWISE_FROM ? 0 : (n - head) >>> 2;
+  if (words > 0) {
+    const k0 = key[head & 3]!, k1 = key[(head + 1) & 3]!;
+    const k2 = key[(head + 2) & 3]!, k3 = key[(head + 3) & 3]!;
+    const word = LITTLE_ENDIAN
+      ? k0 | (k1 << 8) | (k2 << 16) | (k3 << 24)
+      : (k0 << 24) | (k1 << 16) | (k2 << 8) | k3;
+    const view = new Int32Array(data.buffer, data.byteOffset + head, words);
+    for (let i = 0; i < words; i++) view[i]! ^= word;
+    for (let i = 0; i < head; i++) data[i]! ^= key[i]!;
+  }
+  for (let i = words > 0 ? head + 4 * words : 0; i < n; i++) data[i]! ^= key[i & 3]!;
+}
+
+/**
+ * Tells whether a close code may appear in a close frame on the wire:
+ * 1000-1003, 1007-1014 and 3000-4999. The others are reserved (1004, 1015,
+ * 1016-2999), only for reports (1005 no code, 1006 abnormal close) or out of
+ * range (0-999, 5000 and up).
+ *
+ * @param code The close code.
+ * @returns Whether it is valid on the wire.
+ *
+ * @example
+ * ```ts
+ * import { isValidCloseCode } from "./frames.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(isValidCloseCode(1000), true);
+ * assert.equal(isValidCloseCode(4001), true);
+ * assert.equal(isValidCloseCode(1005), false);
+ * ```
+ */
+export function isValidCloseCode(code: number): boolean {
+  if (!Number.isInteger(code)) return false;
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+    (code >= 3000 && code <= 4999);
+}
+
+/**
+ * Builds a close frame's payload: empty without a code, otherwise the code as
+ * two bytes then the reason in UTF-8.
+ *
+ * @param code The close code, valid on the wire; undefined for an empty payload.
+ * @param reason The reason, at most 123 bytes of UTF-8.
+ * @returns The payload.
+ * @throws {RangeError} When the code is not valid on the wire, the reason is
+ * over 123 bytes, or a reason comes without a code.
+ *
+ * @example
+ * ```ts
+ * import { encodeClosePayload } from "./frames.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(encodeClosePayload(1000, "ok"), new Uint8Array([0x03, 0xe8, 0x6f, 0x6b]));
+ * assert.equal(encodeClosePayload().length, 0);
+ * ```
+ */
+export function encodeClosePayload(code?: number, reason: string = ""): Uint8Array {
+  if (code === undefined && reason !== "") {
+    throw new RangeError("Cannot send a close reason as no close code was given");
+  }
+  if (code === undefined) return new Uint8Array(0);
+  if (!isValidCloseCode(code)) {
+    throw new RangeError(
+      `Cannot send the close code as it is not valid on the wire: current value is ${code}`,
+    );
+  }
+  const out = new Uint8Array(2 + 3 * reason.length);
+  out[0] = code >>> 8;
+  out[1] = code & 0xff;
+  const { written } = encoder.encodeInto(reason, out.subarray(2));
+  if (written > 123) {
+    throw new RangeError(
+      `Cannot send the close reason as it is over 123 bytes: current value is ${written} bytes`,
+    );
+  }
+  return out.slice(0, 2 + written);
+}
+
+/**
+ * Reads a received close frame's payload.
+ *
+ * @param payload The close frame's payload, unmasked.
+ * @returns The code and reason; code 1005 and an empty reason for an empty payload.
+ * @throws {ProtocolError} 1002 for a 1-byte payload or a code not valid on the
+ * wire, 1007 for a reason that is not UTF-8.
+ *
+ * @example
+ * ```ts
+ * import { decodeClosePayload } from "./frames.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(decodeClosePayload(new Uint8Array([0x03, 0xe9])), { code: 1001, reason: "" });
+ * assert.deepEqual(decodeClosePayload(new Uint8Array()), { code: 1005, reason: "" });
+ * ```
+ */
+export function decodeClosePayload(payload: Uint8Array): { code: number; reason: string } {
+  if (payload.length === 0) return { code: 1005, reason: "" };
+  if (payload.length === 1) throw new ProtocolError(1002, "close frame payload of 1 byte");
+  const code = (payload[0]! << 8) | payload[1]!;
+  if (!isValidCloseCode(code)) throw new ProtocolError(1002, `invalid close code ${code}`);
+  try {
+    return { code, reason: strictDecoder.decode(payload.subarray(2)) };
+  } catch (cause) {
+    throw new ProtocolError(1007, "invalid UTF-8 in close reason", { cause });
+  }
+}
+
+/**
+ * Incremental frame parser: push received bytes, pull whole frames. A frame
+ * split at any byte across pushes is handled; `push` takes what it needs from
+ * the chunk before returning, so the caller may reuse its read buffer.
+ *
+ * It checks what a frame alone shows, on the header, before the payload
+ * arrives: the mask bit against the role (1002), a control frame over 125
+ * bytes or not FIN (1002), a 64-bit length with the top bit set (1002), a
+ * payload over `maxFrameSize` or a data message over `maxMessageSize` (1009).
+ * Reserved bits and opcodes are reported in {@linkcode Frame} for the caller
+ * to judge. Each payload is copied once and unmasked there; only one
+ * partial frame is held. Payloads up to 1 KiB that arrive whole are copied
+ * into a 64 KiB slab shared with other small payloads (saving an allocation
+ * per frame) and are views of it; nothing writes to them afterwards, but
+ * `payload.slice()` one to keep it without the slab. Larger payloads get a
+ * buffer of their own.
+ *
+ * @example Frames split across pushes
+ * ```ts
+ * import { encodeFrame, FrameReader, OP_BINARY } from "./frames.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = encodeFrame(OP_BINARY, new Uint8Array(300));
+ * const reader = new FrameReader({ expectMasked: false, maxFrameSize: 1024 });
+ * reader.push(bytes.subarray(0, 3));
+ * assert.equal(reader.next(), undefined);
+ * reader.push(bytes.subarray(3));
+ * assert.equal(reader.next()?.payload.length, 300);
+ * ```
+ */
+export class FrameReader {
+  readonly #expectMasked: boolean;
+  readonly #maxFrameSize: number;
+  readonly #maxMessageSize: number;
+  #frames: Frame[] = [];
+  #nextFrame = 0;
+  #error: ProtocolError | undefined;
+  readonly #header = new Uint8Array(14);
+  #headerFilled = 0;
+  #inPayload = false;
+  #fin = false;
+  #rsv = 0;
+  #opcode = 0;
+  #masked = false;
+  #length = 0;
+  readonly #key = new Uint8Array(4);
+  #payload: Uint8Array | undefined;
+  #payloadFilled = 0;
+  #messageBytes = 0;
+  #slab: Uint8Array | undefined;
+  #slabUsed = 0;
+
+  /**
+   * Constructs a new instance.
+   *
+   * @param options The role's masking rule and the size limits.
+   */
+  constructor(options: FrameReaderOptions) {
+    this.#expectMasked = options.expectMasked;
+    this.#maxFrameSize = options.maxFrameSize;
+    this.#maxMessageSize = options.maxMessageSize ?? Infinity;
+  }
+
+  /** Bytes held of the frame not yet complete (header or payload so far). */
+  get bufferedBytes(): number {
+    return this.#inPayload ? this.#payloadFilled : this.#headerFilled;
+  }
+
+  /**
+   * Feeds received bytes. Ignored once a protocol error was found.
+   *
+   * @param chunk The bytes; not kept after the call, so it may be a view of a
+   * buffer that the caller reuses.
+   */
+  push(chunk: Uint8Array): void {
+    let at = 0;
+    while (at < chunk.length && this.#error === undefined) {
+      at = this.#inPayload ? this.#readPayload(chunk, at) : this.#readHeader(chunk, at);
+    }
+  }
+
+  /**
+   * Returns the next whole frame, in order.
+   *
+   * @returns The frame, or undefined when none is complete yet.
+   * @throws {ProtocolError} Once the frames before a violation were returned,
+   * and on every call after.
+   */
+  next(): Frame | undefined {
+    if (this.#nextFrame < this.#frames.length) {
+      const frame = this.#frames[this.#nextFrame++]!;
+      if (this.#nextFrame === this.#frames.length) {
+        this.#frames = [];
+        this.#nextFrame = 0;
+      }
+      return frame;
+    }
+    if (this.#error !== undefined) throw this.#error;
+    return undefined;
+  }
+
+  #readHeader(chunk: Uint8Array, at: number): number {
+    const available = chunk.length - at;
+    if (this.#headerFilled === 0 && available >= 2) {
+      const size = headerSize(chunk[at + 1]!);
+      if (available >= size) {
+        this.#parseHeader(chunk, at);
+        return at + size;
+      }
+    }
+    // Slow path: gather the header in #header across pushes.
+    const header = this.#header;
+    while (at < chunk.length) {
+      header[this.#headerFilled++] = chunk[at++]!;
+      if (this.#headerFilled >= 2 && this.#headerFilled === headerSize(header[1]!)) {
+        this.#headerFilled = 0;
+        this.#parseHeader(header, 0);
+        break;
+      }
+    }
+    return at;
+  }
+
+  #parseHeader(bytes: Uint8Array, at: number): void {
+    const b0 = bytes[at]!, b1 = bytes[at + 1]!;
+    const fin = (b0 & 0x80) !== 0;
+    const opcode = b0 & 0x0f;
+    const masked = (b1 & 0x80) !== 0;
+    let length = b1 & 0x7f;
+    at += 2;
+    if (length === 126) {
+      length = (bytes[at]! << 8) | bytes[at + 1]!;
+      at += 2;
+    } else if (length === 127) {
+      const view = new DataView(bytes.buffer, bytes.byteOffset + at, 8);
+      const high = view.getUint32(0);
+      if (high >= 0x8000_0000) return this.#fail(1002, "64-bit length with the top bit set");
+      length = high * 0x1_0000_0000 + view.getUint32(4);
+      at += 8;
+    }
+    if (masked !== this.#expectMasked) {
+      return this.#fail(
+        1002,
+        masked ? "masked frame from a server" : "unmasked frame from a client",
+      );
+    }
+    if (opcode >= 8) {
+      if (!fin) return this.#fail(1002, "fragmented control frame");
+      if (length > 125) return this.#fail(1002, "control frame payload over 125 bytes");
+    } else {
+      const total = (opcode === OP_CONTINUATION ? this.#messageBytes : 0) + length;
+      if (total > this.#maxMessageSize) {
+        return this.#fail(1009, `message over ${this.#maxMessageSize} bytes`);
+      }
+      this.#messageBytes = fin ? 0 : total;
+    }
+    if (length > this.#maxFrameSize) {
+      return this.#fail(1009, `frame over ${this.#maxFrameSize} bytes`);
+    }
+    if (masked) this.#key.set(bytes.subarray(at, at + 4));
+    this.#fin = fin;
+    this.#rsv = (b0 >>> 4) & 7;
+    this.#opcode = opcode;
+    this.#masked = masked;
+    this.#length = length;
+    if (length === 0) this.#complete(new Uint8Array(0));
+    else this.#inPayload = true;
+  }
+
+  #readPayload(chunk: Uint8Array, at: number): number {
+    const length = this.#length;
+    if (this.#payload === undefined) {
+      if (chunk.length - at >= length) {
+        this.#complete(this.#copy(chunk.subarray(at, at + length)));
+        return at + length;
+      }
+      try {
+        this.#payload = new Uint8Array(length);
+      } catch {
+        this.#fail(1009, `frame of ${length} bytes too large to buffer`);
+        return chunk.length;
+      }
+    }
+    const take = Math.min(length - this.#payloadFilled, chunk.length - at);
+    this.#payload.set(chunk.subarray(at, at + take), this.#payloadFilled);
+    this.#payloadFilled += take;
+    if (this.#payloadFilled === length) {
+      const payload = this.#payload;
+      this.#payload = undefined;
+      this.#payloadFilled = 0;
+      this.#complete(payload);
+    }
+    return at + take;
+  }
+
+  /** Copies a payload: a small one into the slab, at a multiple of 4, a larger one alone. */
+  #copy(bytes: Uint8Array): Uint8Array {
+    if (bytes.length > SLAB_ITEM_MAX) return bytes.slice();
+    let at = (this.#slabUsed + 3) & ~3;
+    if (this.#slab === undefined || at + bytes.length > SLAB_SIZE) {
+      this.#slab = new Uint8Array(SLAB_SIZE);
+      at = 0;
+    }
+    this.#slab.set(bytes, at);
+    this.#slabUsed = at + bytes.length;
+    return this.#slab.subarray(at, this.#slabUsed);
+  }
+
+  #complete(payload: Uint8Array): void {
+    if (this.#masked) applyMask(payload, this.#key);
+    this.#inPayload = false;
+    this.#frames.push({ fin: this.#fin, rsv: this.#rsv, opcode: this.#opcode, payload });
+  }
+
+  #fail(code: number, rule: string): void {
+    this.#error = new ProtocolError(code, rule);
+  }
+}
+
+/** Small payloads share slabs of this size, each written once, never reused. */
+const SLAB_SIZE = 64 * 1024;
+/** Largest payload copied into a slab; larger ones get a buffer of their own. */
+const SLAB_ITEM_MAX = 1024;
+
+function headerSize(b1: number): number {
+  const length = b1 & 0x7f;
+  return 2 + (length === 126 ? 2 : length === 127 ? 8 : 0) + (b1 & 0x80 ? 4 : 0);
+}

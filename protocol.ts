@@ -1,0 +1,561 @@
+/**
+ * Layer 1 (protocol, sans-I/O): one RFC 6455 connection after the opening
+ * handshake, for either role. Feed it received bytes
+ * ({@linkcode Protocol.receiveData}), take the events it parsed
+ * ({@linkcode Protocol.events}) and the bytes it wants written
+ * ({@linkcode Protocol.dataToSend}); queue frames with `send*()`. It enforces
+ * the rules between frames (reserved bits, opcodes, fragmentation, message
+ * size, UTF-8, the closing handshake) on top of `frames.ts`, and fails the
+ * connection with 1002, 1007 or 1009 when the peer breaks one.
+ *
+ * It has no sockets, no timers and no `Deno.*`: the transports (layer 2) do
+ * the reading, the writing and the timeouts around it.
+ *
+ * @example A server receives a client's text message and closes
+ * ```ts
+ * import { encodeTextFrame } from "./frames.ts";
+ * import { Protocol } from "./protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const server = new Protocol({ role: "server" });
+ * server.receiveData(encodeTextFrame("hello", { mask: true }));
+ * assert.deepEqual(server.events(), [{ type: "text", data: "hello" }]);
+ * server.sendClose(1000);
+ * assert.deepEqual(server.dataToSend(), [new Uint8Array([0x88, 0x02, 0x03, 0xe8])]);
+ * assert.equal(server.state, "closing");
+ * ```
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+export { ProtocolError } from "./errors.ts";
+import {
+  decodeClosePayload,
+  encodeClosePayload,
+  encodeFrame,
+  encodeTextFrame,
+  type Frame,
+  FrameReader,
+  OP_BINARY,
+  OP_CLOSE,
+  OP_CONTINUATION,
+  OP_PING,
+  OP_PONG,
+  OP_TEXT,
+} from "./frames.ts";
+
+/**
+ * Which end of the connection a {@linkcode Protocol} is: a client masks what
+ * it sends and expects unmasked frames, a server the reverse.
+ *
+ * @example
+ * ```ts
+ * import type { Role } from "./protocol.ts";
+ *
+ * const role: Role = "client";
+ * ```
+ */
+export type Role = "client" | "server";
+
+/**
+ * What {@linkcode Protocol.events} returns: a whole message, a ping (already
+ * answered by a queued pong unless a close was sent), a pong, or the peer's
+ * close frame (code 1005 when it had no code). Binary data is always in a
+ * buffer of its own.
+ *
+ * @example
+ * ```ts
+ * import type { ProtocolEvent } from "./protocol.ts";
+ *
+ * function describe(event: ProtocolEvent): string {
+ *   return event.type === "close" ? `closed with ${event.code}` : event.type;
+ * }
+ * describe({ type: "close", code: 1000, reason: "" });
+ * ```
+ */
+export type ProtocolEvent =
+  | { type: "text"; data: string }
+  | { type: "binary"; data: Uint8Array }
+  | { type: "ping"; data: Uint8Array }
+  | { type: "pong"; data: Uint8Array }
+  | { type: "close"; code: number; reason: string };
+
+/** The largest message accepted unless told otherwise: 16 MiB. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
+
+/**
+ * Options for {@linkcode Protocol}.
+ *
+ * @example
+ * ```ts
+ * import { Protocol, type ProtocolOptions } from "./protocol.ts";
+ *
+ * const options: ProtocolOptions = { role: "client", maxMessageSize: 1024 * 1024 };
+ * new Protocol(options);
+ * ```
+ */
+export interface ProtocolOptions {
+  /** Which end this is. */
+  role: Role;
+  /**
+   * Largest message (the sum of its fragments' payloads) accepted; past it
+   * the connection fails with 1009, on the frame header, before the payload
+   * is buffered.
+   * @default {16 * 1024 * 1024}
+   */
+  maxMessageSize?: number;
+}
+
+/**
+ * The connection's state: `"open"`; `"closing"` once a close frame was sent
+ * or received, or the connection failed; `"closed"` once close frames went
+ * both ways, or the peer closed TCP.
+ *
+ * @example
+ * ```ts
+ * import { Protocol, type ProtocolState } from "./protocol.ts";
+ *
+ * const state: ProtocolState = new Protocol({ role: "client" }).state;
+ * ```
+ */
+export type ProtocolState = "open" | "closing" | "closed";
+
+/** A close frame sent or received. */
+interface CloseFrame {
+  code: number;
+  reason: string;
+}
+
+const PROTOCOL_ERROR_PREFIX = "Protocol error: ";
+/** Fragments of a text message decoded before their strings are joined into one. */
+const TEXT_BATCH = 256;
+
+/**
+ * The sans-I/O WebSocket connection, for either role, from the end of the
+ * opening handshake on. It never reads, writes or waits: the I/O layer feeds
+ * it bytes and EOF, acts on its events, writes what {@linkcode dataToSend}
+ * returns, and closes TCP when {@linkcode closeExpected} says so.
+ *
+ * @example A client answers a ping and echoes the server's close
+ * ```ts
+ * import { Protocol } from "./protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const client = new Protocol({ role: "client" });
+ * client.receiveData(new Uint8Array([0x89, 0x01, 0x2a, 0x88, 0x02, 0x03, 0xe8]));
+ * assert.deepEqual(client.events(), [
+ *   { type: "ping", data: new Uint8Array([0x2a]) },
+ *   { type: "close", code: 1000, reason: "" },
+ * ]);
+ * assert.equal(client.dataToSend().length, 2); // the pong and the close reply
+ * assert.equal(client.state, "closed");
+ * assert.equal(client.closeExpected(), false); // the server closes TCP first
+ * ```
+ */
+export class Protocol {
+  readonly #role: Role;
+  readonly #mask: boolean;
+  readonly #reader: FrameReader;
+  readonly #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  #events: ProtocolEvent[] = [];
+  #output: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #state: ProtocolState = "open";
+  #closeSent: CloseFrame | undefined;
+  #closeReceived: CloseFrame | undefined;
+  #failure: ProtocolError | undefined;
+  #failed = false;
+  #eof = false;
+  /** OP_TEXT or OP_BINARY while a fragmented message is open, else 0. */
+  #messageOpcode = 0;
+  /** A fragmented text message: batches of decoded fragments, joined. */
+  #textParts: string[] = [];
+  #textBatch: string[] = [];
+  /** A fragmented binary message: one buffer, grown by doubling up to the limit. */
+  #binary = new Uint8Array(0);
+  #binaryLength = 0;
+  readonly #maxMessageSize: number;
+
+  /**
+   * Constructs a new instance.
+   *
+   * @param options The role and the message size limit.
+   * @throws {TypeError} When the role is not "client" or "server".
+   * @throws {RangeError} When `maxMessageSize` is not a non-negative integer or Infinity.
+   */
+  constructor(options: ProtocolOptions) {
+    const { role, maxMessageSize = DEFAULT_MAX_MESSAGE_SIZE } = options;
+    if (role !== "client" && role !== "server") {
+      throw new TypeError(
+        `Cannot use the role as it is not "client" or "server": current value is ${role}`,
+      );
+    }
+    if (!(Number.isInteger(maxMessageSize) && maxMessageSize >= 0) && maxMessageSize !== Infinity) {
+      throw new RangeError(
+        `Cannot use maxMessageSize as it is not a non-negative integer: current value is ${maxMessageSize}`,
+      );
+    }
+    this.#role = role;
+    this.#maxMessageSize = maxMessageSize;
+    this.#mask = role === "client";
+    this.#reader = new FrameReader({
+      expectMasked: role === "server",
+      maxFrameSize: Math.max(maxMessageSize, 125), // control frames are not messages
+      maxMessageSize,
+    });
+  }
+
+  /** Which end this is. */
+  get role(): Role {
+    return this.#role;
+  }
+
+  /** The connection's state, see {@linkcode ProtocolState}. */
+  get state(): ProtocolState {
+    return this.#state;
+  }
+
+  /** Why the protocol failed the connection (the peer broke a rule), or undefined. */
+  get failure(): ProtocolError | undefined {
+    return this.#failure;
+  }
+
+  /** The close frame sent (code 1005 when it had no payload), or undefined. */
+  get closeSent(): { code: number; reason: string } | undefined {
+    return this.#closeSent;
+  }
+
+  /** The close frame received (code 1005 when it had no payload), or undefined. */
+  get closeReceived(): { code: number; reason: string } | undefined {
+    return this.#closeReceived;
+  }
+
+  /** Bytes waiting in {@linkcode dataToSend}, for write batching. */
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  /**
+   * Feeds bytes received from the peer. It never throws on bad input: a
+   * violation fails the connection (see {@linkcode fail}, then
+   * {@linkcode failure}) and later input is ignored, as is input after the
+   * peer's close frame or EOF.
+   *
+   * @param chunk The bytes; not kept after the call, so it may be a view of
+   * a buffer the caller reuses.
+   *
+   * @example Reserved bits fail the connection with 1002
+   * ```ts
+   * import { Protocol } from "./protocol.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const client = new Protocol({ role: "client" });
+   * client.receiveData(new Uint8Array([0xc1, 0x00]));
+   * assert.equal(client.failure?.closeCode, 1002);
+   * assert.deepEqual(client.closeSent, { code: 1002, reason: "reserved bits set" });
+   * ```
+   */
+  receiveData(chunk: Uint8Array): void {
+    if (this.#failed || this.#eof || this.#closeReceived !== undefined) return;
+    this.#reader.push(chunk);
+    while (!this.#failed && this.#closeReceived === undefined) {
+      try {
+        const frame = this.#reader.next();
+        if (frame === undefined) return;
+        this.#handle(frame);
+      } catch (error) {
+        // A RangeError here is a buffer that could not be allocated (no size limit).
+        const failure = error instanceof RangeError
+          ? new ProtocolError(1009, "message too large to buffer", { cause: error })
+          : error;
+        if (!(failure instanceof ProtocolError)) throw error;
+        this.#failure = failure;
+        this.fail(failure.closeCode, failure.message.slice(PROTOCOL_ERROR_PREFIX.length));
+      }
+    }
+  }
+
+  /** Tells that the peer closed TCP: the state becomes `"closed"` and later input is ignored. */
+  receiveEof(): void {
+    this.#eof = true;
+    this.#state = "closed";
+    this.#messageOpcode = 0;
+    this.#textParts = [];
+    this.#textBatch = [];
+    this.#binary = new Uint8Array(0);
+    this.#binaryLength = 0;
+  }
+
+  /**
+   * Returns the events received since the last call, and forgets them.
+   *
+   * @returns The events, in order.
+   */
+  events(): ProtocolEvent[] {
+    const events = this.#events;
+    this.#events = [];
+    return events;
+  }
+
+  /**
+   * Returns the bytes to write since the last call, one buffer per frame,
+   * and forgets them; the transport may write them together.
+   *
+   * @returns The frames' bytes, in order.
+   */
+  dataToSend(): Uint8Array[] {
+    const output = this.#output;
+    this.#output = [];
+    this.#pendingBytes = 0;
+    return output;
+  }
+
+  /**
+   * Queues a text message as one frame.
+   *
+   * @param text The message.
+   * @throws {Error} When a close frame was sent, the connection failed, or the
+   * peer closed TCP.
+   */
+  sendText(text: string): void {
+    this.#checkCanSend("text");
+    this.#queue(encodeTextFrame(text, { mask: this.#mask }));
+  }
+
+  /**
+   * Queues a binary message as one frame.
+   *
+   * @param data The message.
+   * @throws {Error} When a close frame was sent, the connection failed, or the
+   * peer closed TCP.
+   */
+  sendBinary(data: Uint8Array): void {
+    this.#checkCanSend("binary");
+    this.#queue(encodeFrame(OP_BINARY, data, { mask: this.#mask }));
+  }
+
+  /**
+   * Queues a ping frame.
+   *
+   * @param data The payload, at most 125 bytes.
+   * @throws {RangeError} When the payload is over 125 bytes.
+   * @throws {Error} When a close frame was sent, the connection failed, or the
+   * peer closed TCP.
+   */
+  sendPing(data: Uint8Array = new Uint8Array(0)): void {
+    this.#sendControl("ping", OP_PING, data);
+  }
+
+  /**
+   * Queues an unsolicited pong frame (pings are answered by themselves).
+   *
+   * @param data The payload, at most 125 bytes.
+   * @throws {RangeError} When the payload is over 125 bytes.
+   * @throws {Error} When a close frame was sent, the connection failed, or the
+   * peer closed TCP.
+   */
+  sendPong(data: Uint8Array = new Uint8Array(0)): void {
+    this.#sendControl("pong", OP_PONG, data);
+  }
+
+  /**
+   * Starts the closing handshake by queuing a close frame. Does nothing once a
+   * close frame was sent or the peer closed TCP.
+   *
+   * @param code The close code, valid on the wire; undefined sends an empty payload.
+   * @param reason The reason, at most 123 bytes of UTF-8; only with a code.
+   * @throws {RangeError} When the code is not valid on the wire, the reason is
+   * over 123 bytes, or a reason comes without a code.
+   */
+  sendClose(code?: number, reason: string = ""): void {
+    const payload = encodeClosePayload(code, reason);
+    if (this.#closeSent !== undefined || this.#eof) return;
+    this.#queue(encodeFrame(OP_CLOSE, payload, { mask: this.#mask }));
+    this.#closeSent = { code: code ?? 1005, reason };
+    this.#state = this.#closeReceived === undefined ? "closing" : "closed";
+  }
+
+  /**
+   * Fails the connection (RFC 6455 section 7.1.7): queues a close frame with
+   * `code` and `reason` unless one was already sent, ignores all later input,
+   * and makes {@linkcode closeExpected} true.
+   *
+   * @param code The close code, valid on the wire (1002, 1007, 1009, 1011, ...).
+   * @param reason The reason; cut to 123 bytes of UTF-8 (at a character) if longer.
+   * @throws {RangeError} When the code is not valid on the wire.
+   *
+   * @example
+   * ```ts
+   * import { Protocol } from "./protocol.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const server = new Protocol({ role: "server" });
+   * server.fail(1011, "internal error");
+   * assert.equal(server.state, "closing");
+   * assert.equal(server.closeExpected(), true);
+   * assert.equal(server.failure, undefined); // only the protocol's own failures
+   * ```
+   */
+  fail(code: number, reason: string = ""): void {
+    reason = cutUtf8(reason, 123);
+    const payload = encodeClosePayload(code, reason);
+    this.#failed = true;
+    if (this.#closeSent !== undefined || this.#eof) return;
+    this.#queue(encodeFrame(OP_CLOSE, payload, { mask: this.#mask }));
+    this.#closeSent = { code, reason };
+    this.#state = this.#closeReceived === undefined ? "closing" : "closed";
+  }
+
+  /**
+   * Tells whether the I/O layer should close TCP once {@linkcode dataToSend}
+   * is written: after {@linkcode fail}, after EOF, or on a server once close
+   * frames went both ways. A client waits for the server to close TCP after
+   * the closing handshake (RFC 6455 section 7.1.1), within a bound of its
+   * own.
+   *
+   * @returns Whether to close TCP.
+   */
+  closeExpected(): boolean {
+    return this.#failed || this.#eof ||
+      (this.#role === "server" && this.#closeSent !== undefined &&
+        this.#closeReceived !== undefined);
+  }
+
+  #checkCanSend(kind: string): void {
+    if (this.#closeSent !== undefined || this.#failed) {
+      throw new Error(`Cannot send a ${kind} frame as the closing handshake has started`);
+    }
+    if (this.#eof) throw new Error(`Cannot send a ${kind} frame as the connection is closed`);
+  }
+
+  #sendControl(kind: string, opcode: number, data: Uint8Array): void {
+    if (data.length > 125) {
+      throw new RangeError(
+        `Cannot send a ${kind} frame as its payload is over 125 bytes: current value is ${data.length} bytes`,
+      );
+    }
+    this.#checkCanSend(kind);
+    this.#queue(encodeFrame(opcode, data, { mask: this.#mask }));
+  }
+
+  #queue(bytes: Uint8Array): void {
+    this.#output.push(bytes);
+    this.#pendingBytes += bytes.length;
+  }
+
+  #handle(frame: Frame): void {
+    if (frame.rsv !== 0) throw new ProtocolError(1002, "reserved bits set");
+    switch (frame.opcode) {
+      case OP_TEXT:
+      case OP_BINARY:
+        if (this.#messageOpcode !== 0) {
+          throw new ProtocolError(1002, "new message inside a fragmented message");
+        }
+        if (frame.fin) return this.#deliver(frame.opcode, frame.payload);
+        this.#messageOpcode = frame.opcode;
+        return this.#addFragment(frame.payload, false);
+      case OP_CONTINUATION:
+        if (this.#messageOpcode === 0) {
+          throw new ProtocolError(1002, "continuation frame without a message to continue");
+        }
+        return this.#addFragment(frame.payload, frame.fin);
+      case OP_CLOSE:
+        return this.#receiveClose(frame.payload);
+      case OP_PING:
+        this.#events.push({ type: "ping", data: own(frame.payload) });
+        if (this.#closeSent === undefined) {
+          this.#queue(encodeFrame(OP_PONG, frame.payload, { mask: this.#mask }));
+        }
+        return;
+      case OP_PONG:
+        this.#events.push({ type: "pong", data: own(frame.payload) });
+        return;
+      default:
+        throw new ProtocolError(1002, `unknown opcode ${frame.opcode}`);
+    }
+  }
+
+  #decode(payload: Uint8Array, stream: boolean): string {
+    try {
+      return this.#decoder.decode(payload, { stream });
+    } catch (cause) {
+      throw new ProtocolError(1007, "invalid UTF-8 in text message", { cause });
+    }
+  }
+
+  #deliver(opcode: number, payload: Uint8Array): void {
+    if (opcode === OP_TEXT) {
+      this.#events.push({ type: "text", data: this.#decode(payload, false) });
+    } else {
+      this.#events.push({ type: "binary", data: own(payload) });
+    }
+  }
+
+  /**
+   * Adds a fragment. Text is decoded as it arrives, so bad UTF-8 fails at
+   * once. Neither kind keeps an object per fragment, so a message sent as
+   * many tiny (or empty) fragments costs no more memory than its size.
+   */
+  #addFragment(payload: Uint8Array, fin: boolean): void {
+    if (this.#messageOpcode === OP_TEXT) {
+      const text = this.#decode(payload, !fin);
+      if (text !== "") this.#textBatch.push(text);
+      if (this.#textBatch.length === TEXT_BATCH || fin) {
+        this.#textParts.push(this.#textBatch.join(""));
+        this.#textBatch = [];
+      }
+      if (!fin) return;
+      this.#events.push({ type: "text", data: this.#textParts.join("") });
+      this.#textParts = [];
+    } else {
+      const length = this.#binaryLength + payload.length;
+      if (length > this.#binary.length) {
+        const size = Math.min(
+          Math.max(length, 2 * this.#binary.length, 1024),
+          this.#maxMessageSize,
+        );
+        const grown = new Uint8Array(size);
+        grown.set(this.#binary.subarray(0, this.#binaryLength));
+        this.#binary = grown;
+      }
+      this.#binary.set(payload, this.#binaryLength);
+      this.#binaryLength = length;
+      if (!fin) return;
+      const data = this.#binary.length === length ? this.#binary : this.#binary.slice(0, length);
+      this.#events.push({ type: "binary", data });
+      this.#binary = new Uint8Array(0);
+      this.#binaryLength = 0;
+    }
+    this.#messageOpcode = 0;
+  }
+
+  #receiveClose(payload: Uint8Array): void {
+    const received = decodeClosePayload(payload);
+    this.#closeReceived = received;
+    this.#events.push({ type: "close", code: received.code, reason: received.reason });
+    if (this.#closeSent === undefined) {
+      const code = received.code === 1005 ? undefined : received.code;
+      this.#queue(encodeFrame(OP_CLOSE, encodeClosePayload(code), { mask: this.#mask }));
+      this.#closeSent = { code: received.code, reason: "" };
+    }
+    this.#state = "closed";
+  }
+}
+
+/** Cuts `text` to at most `max` bytes of UTF-8, between two characters. */
+function cutUtf8(text: string, max: number): string {
+  if (text.length * 3 <= max) return text;
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.length <= max) return text;
+  let end = max;
+  while ((bytes[end]! & 0xc0) === 0x80) end--; // back to the start of a character
+  return new TextDecoder().decode(bytes.subarray(0, end));
+}
+
+/** The bytes in a buffer of their own: small payloads arrive as views of a shared slab. */
+function own(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+    ? bytes
+    : bytes.slice();
+}
