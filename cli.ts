@@ -587,9 +587,7 @@ function prepareLine(
 async function runClient(io: Io, config: ClientConfig, signal: AbortSignal): Promise<number> {
   const status = (text: string) => config.quiet || io.stderr(paint(io, 2, text) + "\n");
   const stdoutTerminal = Deno.stdout.isTerminal();
-  using httpClient = config.cacert !== undefined
-    ? Deno.createHttpClient({ caCerts: [await readCaCert(config.cacert)] })
-    : undefined;
+  const caCerts = config.cacert !== undefined ? [await readCaCert(config.cacert)] : undefined;
 
   if (config.verbose) {
     status(`connecting to ${config.url}`);
@@ -601,7 +599,7 @@ async function runClient(io: Io, config: ClientConfig, signal: AbortSignal): Pro
     signal,
     ...(config.headers.length ? { headers: config.headers } : {}),
     ...(config.protocols.length ? { protocols: config.protocols } : {}),
-    ...(httpClient ? { client: httpClient } : {}),
+    ...(caCerts ? { caCerts } : {}),
     ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}),
     ...(beat
       ? {

@@ -269,6 +269,16 @@ export interface HeartbeatOptions {
    * Called with each round-trip time in milliseconds.
    */
   onBeat?: (rtt: number) => void;
+  /**
+   * Asked when a reply is late, before the beat fails. A promise means the
+   * lateness is not the peer's: the reader was paused on purpose (a client
+   * that stopped reading for a slow consumer cannot have read the reply).
+   * The beat then does not fail: the heartbeat waits for the promise and
+   * beats again with a fresh `timeout`. `undefined` fails the beat.
+   *
+   * @default {undefined}
+   */
+  excuseLate?: () => Promise<void> | undefined;
 }
 
 /** Default {@linkcode HeartbeatOptions.interval}, in milliseconds. */
@@ -312,7 +322,7 @@ export async function heartbeat(ws: Pingable, options: HeartbeatOptions = {}): P
   }
   const interval = checkDelay("interval", options.interval ?? DEFAULT_INTERVAL);
   const timeout = checkDelay("timeout", options.timeout ?? DEFAULT_TIMEOUT);
-  const { signal, onBeat } = options;
+  const { signal, onBeat, excuseLate } = options;
   const late = (ms: number) =>
     new TooSlowError(
       ms,
@@ -320,10 +330,15 @@ export async function heartbeat(ws: Pingable, options: HeartbeatOptions = {}): P
     );
   try {
     while (!signal?.aborted) {
-      const rtt = await failAfter(timeout, (s) => ws.ping({ signal: s }), {
-        signal,
-        error: late,
-      });
+      let rtt: number;
+      try {
+        rtt = await failAfter(timeout, (s) => ws.ping({ signal: s }), { signal, error: late });
+      } catch (error) {
+        const excused = error instanceof TooSlowError ? excuseLate?.() : undefined;
+        if (!excused) throw error;
+        await whenSettled(excused, signal);
+        continue;
+      }
       onBeat?.(rtt);
       await sleep(interval, { signal });
     }
@@ -331,4 +346,15 @@ export async function heartbeat(ws: Pingable, options: HeartbeatOptions = {}): P
     if (signal?.aborted && error === signal.reason) return;
     throw error;
   }
+}
+
+/** Waits for `promise`, or rejects with the signal's reason if it aborts first. */
+function whenSettled(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }

@@ -46,18 +46,22 @@ export {
   type ClientStats,
   type CloseInfo,
   type CloseInitiator,
-  connect,
-  ConnectError,
-  type ConnectErrorKind,
-  ConnectionClosedError,
   type ConnectOptions,
   type LatencyStats,
   type Message,
   type ProbeOptions,
   type SendData,
   type SignalOptions,
-  WebSocketClient,
-} from "./client.ts";
+} from "./client_options.ts";
+export { WebSocketClient } from "./client.ts";
+export { connect } from "./connect.ts";
+export {
+  ConnectError,
+  type ConnectErrorKind,
+  ConnectionClosedError,
+  ProtocolError,
+} from "./errors.ts";
+export type { Transport, TransportEnd, TransportHandler, TransportName } from "./transport.ts";
 export {
   failAfter,
   type FailAfterOptions,

@@ -25,15 +25,10 @@
  * @module
  */
 
-import {
-  type CloseInfo,
-  connect,
-  ConnectError,
-  ConnectionClosedError,
-  type ConnectOptions,
-  endIterationQuietly,
-  type WebSocketClient,
-} from "./client.ts";
+import { endIterationQuietly, type WebSocketClient } from "./client.ts";
+import { connect } from "./connect.ts";
+import type { CloseInfo, ConnectOptions } from "./client_options.ts";
+import { ConnectError, ConnectionClosedError } from "./errors.ts";
 import { checkDelay, sleep } from "./heartbeat.ts";
 
 /** A failure, as given to {@linkcode ReconnectOptions.shouldRetry}. */

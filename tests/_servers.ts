@@ -21,7 +21,7 @@ export function closedPort(): number {
 }
 
 async function acceptKey(key: string): Promise<string> {
-  const data = new TextEncoder().encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC11B65");
+  const data = new TextEncoder().encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
   const digest = await crypto.subtle.digest("SHA-1", data);
   return btoa(String.fromCharCode(...new Uint8Array(digest)));
 }

@@ -9,6 +9,7 @@ import {
 } from "../mod.ts";
 import { type ConnectionInfo, serve } from "../serve.ts";
 import { burstServer, closedPort, silentServer, statusServer } from "./_servers.ts";
+import { closePayload, concat, encodeFrame, OP, rawServer } from "./_raw_server.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
@@ -23,7 +24,8 @@ Deno.test("connect() echoes text and binary of 1 B, 64 KiB and 16 MiB", async (t
   await using ws = await connect(server.url);
   for (const size of [1, 64 * 1024, 16 * 1024 * 1024]) {
     await t.step(`text, ${size} B`, async () => {
-      const text = "x".repeat(size - 1) + "é".slice(0, size > 1 ? 1 : 0);
+      // Exactly `size` bytes of UTF-8: the default maxMessageSize is 16 MiB.
+      const text = size > 1 ? "x".repeat(size - 2) + "é" : "x";
       ws.send(text);
       assert.equal(await ws.receive(), text);
     });
@@ -78,8 +80,19 @@ Deno.test("connect() reaches a wss server with a private CA through the client o
   assert.match(server.url, /^wss:\/\//);
 
   await t.step("trusted with caCerts", async () => {
+    await using ws = await connect(server.url.replace("127.0.0.1", "localhost"), {
+      caCerts: [cert],
+    });
+    ws.send("over tls");
+    assert.equal(await ws.receive(), "over tls");
+  });
+
+  await t.step("trusted with a Deno.HttpClient on the native transport", async () => {
     using client = Deno.createHttpClient({ caCerts: [cert] });
-    await using ws = await connect(server.url.replace("127.0.0.1", "localhost"), { client });
+    await using ws = await connect(server.url.replace("127.0.0.1", "localhost"), {
+      transport: "native",
+      client,
+    });
     ws.send("over tls");
     assert.equal(await ws.receive(), "over tls");
   });
@@ -114,7 +127,9 @@ Deno.test("connect() rejects with a ConnectError whose kind names the failure", 
       assert.equal(error.status, status);
       assert.equal(
         error.message,
-        `Cannot connect to ${server.url}: the server answered HTTP ${status} instead of switching protocols`,
+        `Cannot connect to ${server.url}: the server answered HTTP ${status} ${
+          status === 403 ? "Forbidden" : "Internal Server Error"
+        } instead of switching protocols`,
       );
     });
   }
@@ -315,10 +330,39 @@ Deno.test("WebSocketClient reports an abrupt drop as 1006", async () => {
   assert.ok(info.error instanceof Error);
 });
 
-Deno.test("WebSocketClient closes when the consumer falls behind maxQueuedMessages", async () => {
+Deno.test("WebSocketClient stops reading when the consumer falls behind, and loses nothing", async (t) => {
+  // The server sends a burst in one write; the client's queue bound is far below it.
+  for (
+    const [name, bound, count, size] of [
+      ["maxQueuedMessages", { maxQueuedMessages: 4 }, 200, 10],
+      ["maxQueuedBytes", { maxQueuedBytes: 4096 }, 40, 1024],
+    ] as const
+  ) {
+    await t.step(name, async () => {
+      const messages = Array.from({ length: count }, (_, i) => String(i).padEnd(size, "."));
+      await using server = rawServer(async (peer) => {
+        await peer.sendRaw(
+          concat(messages.map((m) => encodeFrame({ opcode: OP.TEXT, payload: m }))),
+        );
+        await peer.sendFrame({ opcode: OP.CLOSE, payload: closePayload(1000) });
+        await peer.expectClose();
+        peer.close();
+      });
+      await using ws = await connect(server.url, bound);
+      const received: Message[] = [];
+      for await (const message of ws) received.push(message);
+      assert.deepEqual(received, messages);
+      assert.ok(ws.stats.readPauses >= 1, `readPauses: ${ws.stats.readPauses}`);
+      assert.equal((await ws.closed).code, 1000);
+      await server.done;
+    });
+  }
+});
+
+Deno.test("WebSocketClient on the native transport closes when the consumer falls behind", async () => {
   const messages = Array.from({ length: 50 }, (_, i) => String(i));
   await using server = burstServer(messages);
-  await using ws = await connect(server.url, { maxQueuedMessages: 10 });
+  await using ws = await connect(server.url, { maxQueuedMessages: 10, transport: "native" });
   const info = await ws.closed;
   assert.equal(info.initiator, "client");
   assert.equal(info.code, 1006);
@@ -331,8 +375,9 @@ Deno.test("WebSocketClient closes when the consumer falls behind maxQueuedMessag
   assert.equal(error, info.error);
   assert.equal(
     error.message,
-    "Consumer fell behind: more than 10 received messages were waiting to be read " +
-      "(maxQueuedMessages); read faster or raise maxQueuedMessages",
+    "Consumer fell behind: 10 received messages were waiting to be read " +
+      "(maxQueuedMessages, maxQueuedBytes), and the native transport cannot stop reading; " +
+      "read faster, raise the bounds, or use the wsbeat transport",
   );
   await assert.rejects(ws.receive(), (e) => e === info.error);
 });
@@ -359,7 +404,7 @@ Deno.test("WebSocketClient.close() gives up on a peer that never answers the han
   assert.equal(info.wasClean, false);
   assert.equal(
     info.error?.message,
-    "The peer did not answer the closing handshake within 100 ms (closeTimeout)",
+    "The peer did not finish the closing handshake within 100 ms (closeTimeout)",
   );
   await server.close(); // the runtime releases the socket once TCP closes
   await ws.close(); // ... and close() waits for that, bounded by closeTimeout
@@ -398,12 +443,12 @@ Deno.test("WebSocketClient counts messages, bytes and timing", async () => {
   await ws.receive();
   ws.send(new Uint8Array(10));
   await ws.receive();
-  await ws.ping();
+  await ws.ping(); // a ping frame: not a message
   const stats = ws.stats;
-  assert.equal(stats.messagesSent, 3);
-  assert.equal(stats.messagesReceived, 3);
-  assert.equal(stats.bytesSent, 6 + 10 + 4);
-  assert.equal(stats.bytesReceived, 6 + 10 + 4);
+  assert.equal(stats.messagesSent, 2);
+  assert.equal(stats.messagesReceived, 2);
+  assert.equal(stats.bytesSent, 6 + 10);
+  assert.equal(stats.bytesReceived, 6 + 10);
   assert.ok(stats.openMs !== undefined && stats.openMs >= 0);
   assert.ok(stats.openedAt !== undefined && Math.abs(stats.openedAt - Date.now()) < 60_000);
   assert.equal(stats.latency?.samples, 1);

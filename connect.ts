@@ -1,0 +1,162 @@
+/**
+ * Layer 3, the client: {@linkcode connect}, which checks the URL and options,
+ * picks the transport (wsbeat's own where `Deno.connect` exists, the
+ * runtime's `WebSocket` elsewhere), and resolves with an open
+ * {@linkcode WebSocketClient} or rejects with a {@linkcode ConnectError}
+ * that names the cause.
+ *
+ * @module
+ */
+
+import { WebSocketClient } from "./client.ts";
+import {
+  checkClientOptions,
+  type CheckedOptions,
+  checkMaxMessageSize,
+  type ConnectOptions,
+} from "./client_options.ts";
+import type { Transport } from "./transport.ts";
+import { NativeTransport } from "./transport_native.ts";
+import { canUseTcp, TcpTransport } from "./transport_tcp.ts";
+import { checkUrl, maskUrl } from "./url.ts";
+
+function checkProtocols(protocols: unknown): string[] {
+  const list = protocols === undefined
+    ? []
+    : typeof protocols === "string"
+    ? [protocols]
+    : protocols;
+  if (!Array.isArray(list)) {
+    throw new TypeError(
+      `Cannot offer protocols as they are not a string or an array of strings: current value is ${
+        String(protocols)
+      }`,
+    );
+  }
+  const seen = new Set<string>();
+  for (const protocol of list) {
+    if (typeof protocol !== "string" || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(protocol)) {
+      throw new DOMException(`Invalid protocol value: '${String(protocol)}'`, "SyntaxError");
+    }
+    if (seen.has(protocol)) {
+      throw new DOMException(
+        `Cannot supply multiple times the same protocol: ${protocol}`,
+        "SyntaxError",
+      );
+    }
+    seen.add(protocol);
+  }
+  return list;
+}
+
+/** Picks and creates the transport for {@linkcode connect}. */
+function openTransport(
+  url: URL,
+  options: ConnectOptions,
+  checked: CheckedOptions,
+  protocols: string[],
+): Transport {
+  const name = options.transport ?? (canUseTcp() ? "wsbeat" : "native");
+  if (name !== "wsbeat" && name !== "native") {
+    throw new TypeError(
+      `Cannot use transport ${JSON.stringify(name)} as it is not "wsbeat" or "native"`,
+    );
+  }
+  if (name === "native") {
+    if (options.caCerts !== undefined) {
+      throw new TypeError(
+        'Cannot use caCerts with transport "native"; use the wsbeat transport, or pass ' +
+          "client: Deno.createHttpClient({ caCerts }) on Deno",
+      );
+    }
+    const { client } = options;
+    const init = options.headers === undefined && client === undefined
+      ? protocols
+      // Deno's (and Bun's) non-standard options object.
+      : { protocols, headers: options.headers, client } as unknown as string[];
+    return new NativeTransport(new WebSocket(url.href, init), maskUrl(url));
+  }
+  if (!canUseTcp()) {
+    throw new TypeError(
+      'Cannot use transport "wsbeat" as this runtime has no Deno.connect; use transport "native"',
+    );
+  }
+  if (options.client !== undefined) {
+    throw new TypeError(
+      'Cannot use client with transport "wsbeat": it is for the native transport; pass caCerts to trust a private CA',
+    );
+  }
+  let headers = options.headers;
+  if (url.username) headers = withBasicAuth(headers, url);
+  return new TcpTransport({
+    url,
+    displayUrl: maskUrl(url),
+    protocols,
+    headers,
+    caCerts: options.caCerts,
+    maxMessageSize: checkMaxMessageSize(options.maxMessageSize),
+    closeTimeout: checked.closeTimeout,
+  });
+}
+
+/**
+ * Opens a WebSocket and resolves when it is open.
+ *
+ * @param url A `ws:`, `wss:`, `http:` or `https:` URL.
+ * @param options Transport, subprotocols, headers, TLS, timeouts, limits, heartbeat.
+ * @returns The open client.
+ * @throws {ConnectError} If the connection could not be opened; `kind` says why.
+ * @throws {SyntaxError} If the URL or a subprotocol is invalid (a
+ *   `DOMException`, naming the value).
+ * @throws {TypeError} If `url` is not a string or URL, or an option has the wrong type.
+ * @throws {RangeError} If an option is out of range.
+ * @throws The signal's reason, if `options.signal` aborts while connecting.
+ *
+ * @example Connect with a heartbeat
+ * ```ts ignore
+ * import { connect } from "@wsbeat/wsbeat";
+ *
+ * await using ws = await connect("wss://example.com/feed", {
+ *   heartbeat: { interval: 10_000, timeout: 5_000 },
+ * });
+ * for await (const message of ws) console.log(message);
+ * ```
+ */
+export async function connect(
+  url: string | URL,
+  options: ConnectOptions = {},
+): Promise<WebSocketClient> {
+  if (typeof url !== "string" && !(url instanceof URL)) {
+    throw new TypeError(
+      `Cannot connect to url as it is not a string or URL: current value is ${String(url)}`,
+    );
+  }
+  const checked = checkClientOptions(options);
+  const parsed = checkUrl(url);
+  const protocols = checkProtocols(options.protocols);
+  if (options.signal?.aborted) throw options.signal.reason;
+  const ws = new WebSocketClient(openTransport(parsed, options, checked, protocols), options);
+  await ws.opened;
+  return ws;
+}
+
+/**
+ * Adds `Authorization: Basic` from the URL's user info (as browsers do),
+ * unless the caller set one. The caller's headers stay as given, so that
+ * `buildClientRequest` can refuse a bad one without printing a secret.
+ */
+function withBasicAuth(headers: HeadersInit | undefined, url: URL): HeadersInit {
+  const pairs: [string, string][] = headers === undefined
+    ? []
+    : headers instanceof Headers
+    ? [...headers]
+    : Array.isArray(headers)
+    ? headers.map((pair) => [String(pair[0]), String(pair[1])])
+    : Object.entries(headers);
+  if (pairs.some(([name]) => name.toLowerCase() === "authorization")) return pairs;
+  const user = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  const bytes = new TextEncoder().encode(`${user}:${password}`);
+  pairs.push(["authorization", `Basic ${btoa(String.fromCharCode(...bytes))}`]);
+  return pairs;
+}
