@@ -14,13 +14,13 @@
  * - Any other close makes iteration and {@linkcode WebSocketClient.receive}
  *   reject with {@linkcode ConnectionClosedError}, carrying the `code`, the
  *   `reason` and, as `cause`, the error behind it (a heartbeat's
- *   {@linkcode TooSlowError}, a {@linkcode ProtocolError}, a network error).
+ *   {@linkcode TooSlowError}, a `ProtocolError`, a network error).
  *   `receive()` also rejects after a normal close, once the queue is drained,
  *   since it has no message to give.
  * - Messages received before the close are delivered first.
  * - A server that breaks RFC 6455 gets the connection failed with 1002, 1007
  *   or 1009 (the code is reported, initiator `"client"`, error a
- *   {@linkcode ProtocolError}).
+ *   `ProtocolError`).
  * - A connection that ended without a closing handshake is reported as 1006.
  * - {@linkcode WebSocketClient.closed} never rejects, and resolves only once
  *   the transport has released the socket (on the native transport, which
@@ -56,38 +56,15 @@ import {
   type SendData,
   type SignalOptions,
 } from "./client_options.ts";
-import { ConnectError, ConnectionClosedError, ProtocolError } from "./errors.ts";
+import { ConnectError, ConnectionClosedError } from "./errors.ts";
+import { closeInfoOf, describeClose, isNormalClose } from "./close_info.ts";
 import { Flow } from "./flow.ts";
 import { DEFAULT_TIMEOUT, heartbeat, TooSlowError } from "./heartbeat.ts";
 import { byteLength, Inbox } from "./inbox.ts";
 import { Probes } from "./probes.ts";
-import type { Transport, TransportEnd, TransportHandler } from "./transport.ts";
+import type { Transport, TransportHandler } from "./transport.ts";
 import { NativeTransport } from "./transport_native.ts";
 import { maskUrl } from "./url.ts";
-
-const NORMAL_CODES: ReadonlySet<number> = new Set([1000, 1001, 1005]);
-
-function describeClose(info: CloseInfo): string {
-  const reason = info.reason ? ` (${info.reason})` : "";
-  switch (info.initiator) {
-    case "heartbeat":
-      return `Connection closed by the heartbeat: ${
-        info.error?.message ?? "the peer did not answer"
-      }`;
-    case "network":
-      return `Connection lost without a closing handshake (${info.code})` +
-        (info.error ? `: ${info.error.message}` : "");
-    case "server":
-      return `Connection closed by the server with code ${info.code}${reason}`;
-    case "client":
-      if (info.error instanceof ProtocolError) {
-        return `Connection failed with code ${info.code}: the server broke the protocol (${info.error.message})`;
-      }
-      return info.error
-        ? info.error.message
-        : `Connection closed by the client with code ${info.code}${reason}`;
-  }
-}
 
 /**
  * Makes `ws`'s message iteration end quietly whatever the close, as
@@ -444,7 +421,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     },
     onPong: (payload) => this.#probes.onPong(payload),
     onDrain: () => this.#flow.written(),
-    onClosed: (end) => this.#onTransportClosed(end),
+    onClosed: (end) => this.#finish(closeInfoOf(end, this.#initiator, this.#forced)),
   };
 
   #checkOpen(action: string): void {
@@ -524,32 +501,6 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     });
   }
 
-  #onTransportClosed(end: TransportEnd): void {
-    if (this.#forced) {
-      this.#finish({
-        code: 1006,
-        reason: "",
-        wasClean: false,
-        initiator: this.#initiator ?? "client",
-        error: this.#forced,
-      });
-      return;
-    }
-    const initiator = this.#initiator ??
-      (end.error instanceof ProtocolError || end.firstClose === "local"
-        ? "client"
-        : end.firstClose === "remote"
-        ? "server"
-        : "network");
-    this.#finish({
-      code: end.code,
-      reason: end.reason,
-      wasClean: end.wasClean,
-      initiator,
-      ...(end.error ? { error: end.error } : {}),
-    });
-  }
-
   #onAbort(): void {
     const reason = this.#opts.signal!.reason;
     if (!this.#isOpen) {
@@ -582,7 +533,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     clearTimeout(this.#connectTimer);
     this.#info = info;
     this.#endAt = performance.now();
-    this.#quiet = this.#alwaysQuiet || (NORMAL_CODES.has(info.code) && info.error === undefined);
+    this.#quiet = this.#alwaysQuiet || isNormalClose(info);
     this.#end = info.error instanceof ConnectionClosedError
       ? info.error
       : new ConnectionClosedError(info.code, info.reason, describeClose(info), {

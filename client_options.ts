@@ -9,44 +9,13 @@
 import { checkDelay, DEFAULT_INTERVAL, DEFAULT_TIMEOUT } from "./heartbeat.ts";
 import type { TransportName } from "./transport.ts";
 
+export type { CloseInfo, CloseInitiator } from "./close_info.ts";
+
 /** A received message: text as `string`, binary as `Uint8Array`. */
 export type Message = string | Uint8Array;
 
 /** What {@linkcode WebSocketClient.send} accepts. */
 export type SendData = string | ArrayBuffer | ArrayBufferView;
-
-/**
- * Who closed the connection first.
- *
- * - `"client"`: this side called `close()`, the signal aborted, or the client
- *   gave up (the consumer fell behind, see `maxQueuedMessages`).
- * - `"server"`: the peer sent a close frame.
- * - `"heartbeat"`: the heartbeat found the peer unresponsive.
- * - `"network"`: the connection dropped with no closing handshake.
- */
-export type CloseInitiator = "client" | "server" | "heartbeat" | "network";
-
-/** How a connection ended, as resolved by {@linkcode WebSocketClient.closed}. */
-export interface CloseInfo {
-  /**
-   * The close code: the peer's, or 1006 when no close frame was received
-   * (the runtime says 0), or 1005 when the close frame had no code.
-   */
-  code: number;
-  /** The close reason the peer sent; empty when it sent none. */
-  reason: string;
-  /** Whether the closing handshake completed. */
-  wasClean: boolean;
-  /** Who closed first. */
-  initiator: CloseInitiator;
-  /**
-   * The error behind an abnormal close: the heartbeat's
-   * {@linkcode TooSlowError}, the runtime's network error, a
-   * {@linkcode ConnectError} if the socket never opened, or the error that
-   * made the client give up.
-   */
-  error?: Error;
-}
 
 /** Round-trip times measured by {@linkcode WebSocketClient.ping}, in ms. */
 export interface LatencyStats {

@@ -44,8 +44,6 @@ export {
   type ClientOptions,
   type ClientState,
   type ClientStats,
-  type CloseInfo,
-  type CloseInitiator,
   type ConnectOptions,
   type LatencyStats,
   type Message,
@@ -53,6 +51,7 @@ export {
   type SendData,
   type SignalOptions,
 } from "./client_options.ts";
+export type { CloseInfo, CloseInitiator } from "./close_info.ts";
 export { WebSocketClient } from "./client.ts";
 export { connect } from "./connect.ts";
 export {

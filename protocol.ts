@@ -30,9 +30,8 @@
 
 import { ProtocolError } from "./errors.ts";
 export { ProtocolError } from "./errors.ts";
+import { decodeClosePayload, encodeClosePayload } from "./close_payload.ts";
 import {
-  decodeClosePayload,
-  encodeClosePayload,
   encodeFrame,
   encodeTextFrame,
   type Frame,

@@ -2,19 +2,17 @@ import assert from "node:assert/strict";
 import { ProtocolError } from "../errors.ts";
 import {
   applyMask,
-  decodeClosePayload,
-  encodeClosePayload,
   encodeFrame,
   encodeTextFrame,
   type Frame,
   FrameReader,
-  isValidCloseCode,
   OP_BINARY,
   OP_CLOSE,
   OP_CONTINUATION,
   OP_PING,
   OP_TEXT,
 } from "../frames.ts";
+import { decodeClosePayload, encodeClosePayload, isValidCloseCode } from "../close_payload.ts";
 
 /** Bytes 0, 1, 2, ... wrapping at 251 (a prime, so no pattern lines up with the key). */
 function pattern(length: number): Uint8Array {

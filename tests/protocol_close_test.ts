@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { encodeClosePayload, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT } from "../frames.ts";
+import { OP_CLOSE, OP_PING, OP_PONG, OP_TEXT } from "../frames.ts";
+import { encodeClosePayload } from "../close_payload.ts";
 import { Protocol, type Role } from "../protocol.ts";
 import {
   assertFailed,

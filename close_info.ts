@@ -1,0 +1,130 @@
+/**
+ * Layer 3, the client: how a connection ended, stated exactly.
+ *
+ * - A normal close is code 1000, 1001 or 1005 with no error behind it:
+ *   iteration ends quietly. Any other close makes iteration reject with a
+ *   `ConnectionClosedError` that carries the code, the reason and the error.
+ * - The code is the peer's when close frames went both ways (1005 when its
+ *   frame had no code), the one the client sent when it failed the connection
+ *   for a protocol error (1002, 1007, 1009), and 1006 when no close frame came
+ *   back: a dropped connection, or one wsbeat ended itself (a failed
+ *   heartbeat, a consumer that fell behind on the native transport).
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+import type { TransportEnd } from "./transport.ts";
+
+/**
+ * Who closed the connection first.
+ *
+ * - `"client"`: this side called `close()`, the signal aborted, the client
+ *   gave up (the consumer fell behind on the native transport), or the
+ *   server broke RFC 6455 and the client failed the connection (the error is
+ *   a `ProtocolError`, the code the one sent: 1002, 1007 or 1009).
+ * - `"server"`: the peer sent a close frame.
+ * - `"heartbeat"`: the heartbeat found the peer unresponsive.
+ * - `"network"`: the connection dropped with no closing handshake.
+ */
+export type CloseInitiator = "client" | "server" | "heartbeat" | "network";
+
+/** How a connection ended, as resolved by {@linkcode WebSocketClient.closed}. */
+export interface CloseInfo {
+  /**
+   * The close code: the peer's, or 1006 when no close frame was received
+   * (the runtime says 0), or 1005 when the close frame had no code.
+   */
+  code: number;
+  /** The close reason the peer sent; empty when it sent none. */
+  reason: string;
+  /** Whether the closing handshake completed. */
+  wasClean: boolean;
+  /** Who closed first. */
+  initiator: CloseInitiator;
+  /**
+   * The error behind an abnormal close: the heartbeat's
+   * {@linkcode TooSlowError}, the runtime's network error, a
+   * {@linkcode ConnectError} if the socket never opened, or the error that
+   * made the client give up.
+   */
+  error?: Error;
+}
+
+const NORMAL_CODES: ReadonlySet<number> = new Set([1000, 1001, 1005]);
+
+/**
+ * Whether iteration ends quietly after this close.
+ *
+ * @param info How the connection ended.
+ * @returns `true` for 1000, 1001 and 1005 with no error behind them.
+ */
+export function isNormalClose(info: CloseInfo): boolean {
+  return NORMAL_CODES.has(info.code) && info.error === undefined;
+}
+
+/**
+ * A sentence saying how the connection ended, for error messages.
+ *
+ * @param info How the connection ended.
+ * @returns The sentence.
+ */
+export function describeClose(info: CloseInfo): string {
+  const reason = info.reason ? ` (${info.reason})` : "";
+  switch (info.initiator) {
+    case "heartbeat":
+      return `Connection closed by the heartbeat: ${
+        info.error?.message ?? "the peer did not answer"
+      }`;
+    case "network":
+      return `Connection lost without a closing handshake (${info.code})` +
+        (info.error ? `: ${info.error.message}` : "");
+    case "server":
+      return `Connection closed by the server with code ${info.code}${reason}`;
+    case "client":
+      if (info.error instanceof ProtocolError) {
+        return `Connection failed with code ${info.code}: the server broke the protocol (${info.error.message})`;
+      }
+      return info.error
+        ? info.error.message
+        : `Connection closed by the client with code ${info.code}${reason}`;
+  }
+}
+
+/**
+ * The {@linkcode CloseInfo} of a transport's end.
+ *
+ * @param end What the transport reported.
+ * @param initiator Who closed first, if the client already knows (it called
+ *   `close()`, or its heartbeat failed).
+ * @param forced The error for which wsbeat ended the connection itself; such
+ *   an end is reported as 1006 whatever the transport saw.
+ * @returns How the connection ended.
+ */
+export function closeInfoOf(
+  end: TransportEnd,
+  initiator: CloseInitiator | undefined,
+  forced: Error | undefined,
+): CloseInfo {
+  if (forced) {
+    return {
+      code: 1006,
+      reason: "",
+      wasClean: false,
+      initiator: initiator ?? "client",
+      error: forced,
+    };
+  }
+  return {
+    code: end.code,
+    reason: end.reason,
+    wasClean: end.wasClean,
+    initiator: initiator ??
+      (end.error instanceof ProtocolError || end.firstClose === "local"
+        ? "client"
+        : end.firstClose === "remote"
+        ? "server"
+        : "network"),
+    ...(end.error ? { error: end.error } : {}),
+  };
+}
