@@ -137,13 +137,24 @@ export class TcpTransport implements Transport {
   #writePump: Promise<void> | undefined;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
 
+  #key = generateKey();
+  #request: Uint8Array;
+
   /**
    * Starts connecting.
    *
    * @param options The URL, offers, headers, TLS trust and message limit.
+   * @throws {TypeError} If a header is invalid or one the handshake sets itself
+   *   (before any connection is made).
    */
   constructor(options: TcpTransportOptions) {
     this.#options = options;
+    this.#request = buildClientRequest({
+      url: options.url,
+      key: this.#key,
+      protocols: options.protocols,
+      headers: options.headers,
+    });
     this.#protocol = new Protocol({ role: "client", maxMessageSize: options.maxMessageSize });
     this.opened = this.#connect();
     this.opened.catch(() => {});
@@ -243,18 +254,9 @@ export class TcpTransport implements Transport {
         if (signal.aborted) throw signal.reason;
         await (conn as Deno.TlsConn).handshake();
       }
-      const key = generateKey();
-      const accept = await acceptKey(key);
+      const accept = await acceptKey(this.#key);
       if (signal.aborted) throw signal.reason;
-      await writeAll(
-        conn,
-        buildClientRequest({
-          url,
-          key,
-          protocols: this.#options.protocols,
-          headers: this.#options.headers,
-        }),
-      );
+      await writeAll(conn, this.#request);
       const rest = await this.#readResponse(conn, accept, tls);
       this.#open = true;
       if (rest.byteLength > 0) this.#protocol.receiveData(rest);
