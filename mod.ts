@@ -3,22 +3,33 @@
  *
  * Servers drop clients that stay silent (often after 30 s), and a peer can die
  * without closing the TCP connection, so a client that only listens may wait
- * forever. wsbeat wraps the runtime's native `WebSocket` in a client that
- * reports exactly how a connection opened and ended, and runs a trio-style
- * heartbeat beside it: each beat sends a probe and fails after `timeout`
- * unless its reply arrives, then sleeps `interval`. When a beat fails the
- * connection is closed and the failure is reported as a
- * {@linkcode TooSlowError}.
+ * forever. wsbeat's client reports exactly how a connection opened and ended,
+ * and runs a trio-style heartbeat beside it: each beat sends a ping and fails
+ * after `timeout` unless the pong arrives, then sleeps `interval`. When a beat
+ * fails the connection is failed, its socket released at once, and the
+ * failure reported as a {@linkcode TooSlowError}.
  *
- * - {@linkcode connect} and {@linkcode WebSocketClient}: the client.
- * - {@linkcode heartbeat}, {@linkcode failAfter}, {@linkcode sleep}: the
- *   heartbeat and its timing primitives.
- * - {@linkcode reconnecting}: a loop of connections, reconnecting with
- *   backoff after each close or failure.
+ * The exports, by layer (each layer builds on the ones above it):
+ *
+ * - Protocol: RFC 6455 is spoken by wsbeat itself (sans-I/O, in `frames.ts`,
+ *   `handshake.ts`, `protocol.ts`); a server that breaks it gets the
+ *   connection failed with a {@linkcode ProtocolError}.
+ * - Transport: {@linkcode Transport} is the interface between the client and
+ *   the I/O. `"wsbeat"` runs the protocol over `Deno.connect` (ping frames,
+ *   size limits, flow control, real release of a dead connection), the
+ *   default wherever `Deno.connect` exists; `"native"` wraps the runtime's
+ *   `WebSocket`, the default elsewhere (browsers, Node, Bun).
+ * - Client: {@linkcode connect}, {@linkcode WebSocketClient} and their
+ *   options, {@linkcode CloseInfo}, {@linkcode ConnectError},
+ *   {@linkcode ConnectionClosedError}.
+ * - Heartbeat: {@linkcode heartbeat}, {@linkcode failAfter},
+ *   {@linkcode sleep}.
+ * - Recovery: {@linkcode reconnecting}, a loop of connections, reconnecting
+ *   with backoff after each close or failure.
  * - `@wsbeat/wsbeat/serve`: an echo server with fault injection (Deno only).
  *
  * Runs on Deno, Deno Deploy, Bun, Node 22+ and browsers: this entry point
- * does not touch `Deno.*`.
+ * touches `Deno.*` only behind feature detection.
  *
  * @example Keep a subscription alive and find a dead peer
  * ```ts ignore
@@ -36,7 +47,7 @@
  * }
  * ```
  *
- * @module
+ @module
  */
 
 export {
