@@ -1,17 +1,26 @@
 /**
- * An echo server with fault injection, for tests, demos and trying a client:
- * the replacement for the public echo servers that went away.
+ * An echo server with limits and fault injection, for tests, demos and
+ * trying a client: the replacement for the public echo servers that went
+ * away, safe to leave running on a shared host.
  *
- * It echoes text as text and binary as binary, and can misbehave on purpose:
- * close idle clients (`idleTimeout`, like servers that drop a client silent
- * for 30 s), answer a ping text with a pong text (`pong`), stop answering
- * while keeping the connection open (`stallAfter`), drop the TCP connection
- * with no close frame (`dropAfter`), or close with a given code
- * (`closeWith`).
+ * It echoes text as text and binary as binary, on wsbeat's own RFC 6455
+ * core (`protocol.ts`, role `"server"`) over `Deno.listen` or
+ * `Deno.listenTls`. This module is the server's top layer: the options,
+ * listening, accepting within `maxConnections` (surviving `EMFILE`), and
+ * shutdown; `serve_connection.ts` runs each connection, its handshake,
+ * limits and faults; `serve_options.ts` holds the option types, defaults
+ * and checks.
  *
- * Deno only (it uses `Deno.serve` and `Deno.upgradeWebSocket`), so it is a
- * separate entry point, `@wsbeat/wsbeat/serve`, and not part of `mod.ts`.
- * Permissions: `--allow-net` (and `--allow-read` for certificate files).
+ * Limits, each with a default: `maxMessageSize` (close 1009),
+ * `maxConnections` (HTTP 503), `handshakeTimeout` and `maxHeaderSize`
+ * (HTTP 431), `maxUnsentBytes` (stop reading a client that does not read),
+ * `closeTimeout`. Faults, off by default: `idleTimeout`, `pong`,
+ * `stallAfter`, `dropAfter`, `closeWith`, `echoDelay`, `fragment`,
+ * `pingInterval`, `rejectStatus`.
+ *
+ * Deno only, so it is a separate entry point, `@wsbeat/wsbeat/serve`, and
+ * not part of `mod.ts`. Permissions: `--allow-net` (and `--allow-read` for
+ * certificate files).
  *
  * @example Start a server on a free port, connect, and stop it
  * ```ts
@@ -28,401 +37,223 @@
  * @module
  */
 
-/** A connection as seen by the server, for {@linkcode ServeOptions.onConnect}. */
-export interface ConnectionInfo {
-  /** A number, counting up from 1, for each connection. */
-  id: number;
-  /** The client's address, `host:port`. */
-  remoteAddr: string;
-  /** The request's path and query. */
-  path: string;
-  /** The handshake request's headers. */
-  headers: Headers;
-  /** The subprotocol chosen, or `""`. */
-  protocol: string;
-}
+import { ServerConnection } from "./serve_connection.ts";
+import {
+  checkServeOptions,
+  DEFAULT_MAX_CONNECTIONS,
+  type EchoServer,
+  type ServeOptions,
+  type ServeSettings,
+} from "./serve_options.ts";
 
-/** Options for {@linkcode serve}. */
-export interface ServeOptions {
-  /**
-   * The port to listen on; 0 picks a free one (read it from
-   * {@linkcode EchoServer.port}).
-   *
-   * @default {0}
-   */
-  port?: number;
-  /**
-   * The address to listen on.
-   *
-   * @default {"127.0.0.1"}
-   */
-  hostname?: string;
-  /** Signal that stops the server, like {@linkcode EchoServer.close}. */
-  signal?: AbortSignal;
-  /**
-   * Close a client that has sent nothing for this many milliseconds, with
-   * code 1001 and reason `idle timeout`: the behaviour of servers that drop
-   * idle clients (seed 000: 30 s). Any message from the client resets it.
-   *
-   * @default {undefined}
-   */
-  idleTimeout?: number;
-  /**
-   * Answer this ping text with this pong text instead of echoing it.
-   *
-   * @default {undefined}
-   */
-  pong?: { ping: string; pong: string };
-  /**
-   * Answer the first `n` messages of each connection, then nothing: no echo,
-   * no pong, no idle close, while the connection stays open. A peer that is
-   * alive at the TCP level but dead to the application, which only an
-   * application heartbeat can find. A function is called per connection,
-   * for random faults; `Infinity` never stalls.
-   *
-   * @default {undefined}
-   */
-  stallAfter?: number | (() => number);
-  /**
-   * Drop each connection abruptly (TCP closed, no close frame) once the
-   * server has sent it `n` messages; every one of them is delivered first.
-   * A function is called per connection, for random faults.
-   *
-   * @default {undefined}
-   */
-  dropAfter?: number | (() => number);
-  /**
-   * Echo the first message of each connection, then close with this code
-   * and reason.
-   *
-   * @default {undefined}
-   */
-  closeWith?: { code: number; reason?: string };
-  /**
-   * Subprotocols the server accepts; it picks the first the client offers
-   * that is in this list. When unset it accepts the client's first offer.
-   */
-  protocols?: string[];
-  /** PEM certificate chain, to serve `wss:` (with {@linkcode ServeOptions.key}). */
-  cert?: string;
-  /** PEM private key, to serve `wss:` (with {@linkcode ServeOptions.cert}). */
-  key?: string;
-  /** Called when a client has connected. */
-  onConnect?: (info: ConnectionInfo) => void;
-  /** Called when a client's connection has closed. */
-  onDisconnect?: (info: ConnectionInfo, code: number, reason: string) => void;
-}
+export type { ConnectionInfo, EchoServer, ServeOptions } from "./serve_options.ts";
+export {
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_HEADER_SIZE,
+  DEFAULT_MAX_UNSENT_BYTES,
+  DEFAULT_SERVE_CLOSE_TIMEOUT,
+  DEFAULT_SERVE_MAX_MESSAGE_SIZE,
+} from "./serve_options.ts";
 
-/** A running server, as returned by {@linkcode serve}. */
-export interface EchoServer extends AsyncDisposable {
-  /** The URL to connect to, `ws://host:port` (or `wss:`). */
-  readonly url: string;
-  /** The port it listens on. */
-  readonly port: number;
-  /** The address it listens on. */
-  readonly hostname: string;
-  /** How many clients are connected now. */
-  readonly connections: number;
-  /**
-   * Closes every connection with 1001 (`server shutting down`) and stops
-   * listening; resolves when all is released.
-   */
-  close(): Promise<void>;
-}
-
-function checkCount(name: string, value: unknown): void {
-  if (value === undefined) return;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
-    throw new RangeError(
-      `Cannot use ${name} as it is not a whole number of at least 0: current value is ${
-        String(value)
-      }`,
-    );
-  }
-}
+/** The first pause after a failed accept; it doubles up to {@linkcode ACCEPT_BACKOFF_MAX}. */
+const ACCEPT_BACKOFF_MIN = 50;
+const ACCEPT_BACKOFF_MAX = 1_000;
+/** Accept failures are logged at most once in this many ms (the others are counted). */
+const ACCEPT_LOG_EVERY = 10_000;
+/** Refused connections that may linger at once to let the 503 be read; more are closed at once. */
+const MAX_LINGERING_REFUSALS = 64;
 
 /**
  * Starts an echo server; it is listening when this returns.
  *
- * @param options Address, faults to inject, TLS, hooks.
+ * @param options Address, limits, faults to inject, TLS, hooks and logging.
  * @returns The running server; `await using` closes it.
- * @throws {RangeError} If a count or timeout is not a whole number of at least 0.
- * @throws {TypeError} If only one of `cert` and `key` is given.
+ * @throws {RangeError} If a number is out of range, or `closeWith` is not a
+ * code a server may send with a reason of at most 123 bytes.
+ * @throws {TypeError} If an option has the wrong type, or only one of `cert`
+ * and `key` is given.
  * @throws {Deno.errors.AddrInUse} If the port is taken.
  *
- * @example A server that drops idle clients after 3 s
+ * @example A server that drops idle clients after 3 s, and logs
  * ```ts
  * import { serve } from "@wsbeat/wsbeat/serve";
  *
- * await using server = serve({ idleTimeout: 3_000 });
+ * await using server = serve({ idleTimeout: 3_000, log: (line) => console.error(line) });
  * console.log(`listening ${server.url}`);
+ * ```
+ *
+ * @example A dead peer: two answers, then silence with TCP open
+ * ```ts
+ * import { serve } from "@wsbeat/wsbeat/serve";
+ * import { connect, TooSlowError } from "@wsbeat/wsbeat";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = serve({ stallAfter: 2 });
+ * await using ws = await connect(server.url, { heartbeat: { interval: 20, timeout: 100 } });
+ * ws.send("one");
+ * ws.send("two"); // both echoed; from here the heartbeat's pings go unanswered
+ * const info = await ws.closed;
+ * assert.ok(info.error instanceof TooSlowError);
  * ```
  */
 export function serve(options: ServeOptions = {}): EchoServer {
-  const {
-    port = 0,
-    hostname = "127.0.0.1",
-    signal,
-    idleTimeout,
-    pong,
-    stallAfter,
-    dropAfter,
-    closeWith,
-    protocols,
-    cert,
-    key,
-    onConnect,
-    onDisconnect,
-  } = options;
-  checkCount("port", port);
-  checkCount("idleTimeout", idleTimeout);
-  if (typeof stallAfter !== "function") checkCount("stallAfter", stallAfter);
-  if (typeof dropAfter !== "function") checkCount("dropAfter", dropAfter);
-  if ((cert === undefined) !== (key === undefined)) {
-    throw new TypeError("Cannot serve wss: as cert and key must be given together");
-  }
-
-  const sockets = new Set<WebSocket>();
-  const socketsClosed = new Set<Promise<void>>();
-  let nextId = 1;
-
-  const handler = (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response => {
-    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return new Response("wsbeat echo server: connect with a WebSocket client\n", {
-        status: 426,
-        headers: { upgrade: "websocket" },
-      });
-    }
-    const offered = (req.headers.get("sec-websocket-protocol") ?? "")
-      .split(",").map((p) => p.trim()).filter(Boolean);
-    const protocol = offered.find((p) => !protocols || protocols.includes(p)) ?? "";
-    const url = new URL(req.url);
-    const conn: ConnectionInfo = {
-      id: nextId++,
-      remoteAddr: `${info.remoteAddr.hostname}:${info.remoteAddr.port}`,
-      path: url.pathname + url.search,
-      headers: new Headers(req.headers),
-      protocol,
-    };
-    const { socket, response } = Deno.upgradeWebSocket(req, protocol ? { protocol } : {});
-    let received = 0;
-    const stallAt = typeof stallAfter === "function" ? stallAfter() : stallAfter;
-    let idleTimer: ReturnType<typeof setTimeout> | undefined;
-    const armIdle = () => {
-      if (idleTimeout === undefined) return;
-      clearTimeout(idleTimer);
-      idleTimer = setTimeout(() => {
-        if (socket.readyState === WebSocket.OPEN) socket.close(1001, "idle timeout");
-      }, idleTimeout);
-    };
-    const socketClosed: Promise<void> = new Promise((resolve) => {
-      socket.onclose = (event) => {
-        clearTimeout(idleTimer);
-        sockets.delete(socket);
-        socketsClosed.delete(socketClosed);
-        onDisconnect?.(conn, event.code, event.reason);
-        resolve();
-      };
-    });
-    socketsClosed.add(socketClosed);
-    socket.onopen = () => {
-      sockets.add(socket);
-      armIdle();
-      onConnect?.(conn);
-    };
-    socket.onmessage = (event) => {
-      received++;
-      if (stallAt !== undefined && received > stallAt) {
-        clearTimeout(idleTimer);
-        return;
-      }
-      armIdle();
-      if (socket.readyState !== WebSocket.OPEN) return;
-      const data = event.data;
-      socket.send(pong && data === pong.ping ? pong.pong : data);
-      if (closeWith && received === 1) socket.close(closeWith.code, closeWith.reason ?? "");
-    };
-    socket.onerror = () => {};
-    return response;
-  };
-
-  const tls = cert !== undefined && key !== undefined ? { cert, key } : {};
-  const scheme = cert !== undefined ? "wss" : "ws";
-  let front: FaultFront | undefined;
-  let http: Deno.HttpServer<Deno.NetAddr>;
-  if (dropAfter !== undefined) {
-    // Deno's server sockets cannot be dropped abruptly: put a TCP front that
-    // counts the server's messages before them.
-    http = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, handler);
-    front = new FaultFront({ port, hostname, ...tls }, http.addr.port, dropAfter);
-  } else {
-    http = Deno.serve({ port, hostname, onListen() {}, ...tls }, handler);
-  }
-  const boundPort = front ? front.port : http.addr.port;
-  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-
-  let closing: Promise<void> | undefined;
-  const close = (): Promise<void> => {
-    closing ??= (async () => {
-      signal?.removeEventListener("abort", onAbort);
-      for (const socket of sockets) {
-        if (socket.readyState === WebSocket.OPEN) socket.close(1001, "server shutting down");
-      }
-      front?.close();
-      await Promise.all(socketsClosed);
-      await http.shutdown();
-      await front?.closed;
-    })();
-    return closing;
-  };
-  const onAbort = () => void close();
-  if (signal?.aborted) onAbort();
-  else signal?.addEventListener("abort", onAbort, { once: true });
-
-  return {
-    url: `${scheme}://${host}:${boundPort}`,
-    port: boundPort,
-    hostname,
-    get connections() {
-      return sockets.size;
-    },
-    close,
-    [Symbol.asyncDispose]: close,
-  };
+  const settings = checkServeOptions(options);
+  return new Server(options, settings);
 }
 
-/**
- * Counts whole WebSocket messages in a server-to-client byte stream, so a
- * connection can be cut right after the n-th one.
- */
-class MessageCounter {
-  #http = 0; // how much of the "\r\n\r\n" ending the HTTP response was seen; 4 when done
-  #header: number[] = [];
-  #remaining = 0;
-  #ends = false;
+class Server implements EchoServer {
+  readonly url: string;
+  readonly port: number;
+  readonly hostname: string;
+  readonly #listener: Deno.Listener;
+  readonly #settings: ServeSettings;
+  readonly #options: ServeOptions;
+  readonly #maxConnections: number;
+  readonly #log: (line: string) => void;
+  /** Every connection not yet released, refusals included. */
+  readonly #all = new Set<ServerConnection>();
+  #held = 0;
+  #refusing = 0;
+  #open = 0;
+  #nextId = 1;
+  #accepting: Promise<void>;
+  #closing: Promise<void> | undefined;
+  #backoffTimer: ReturnType<typeof setTimeout> | undefined;
+  #wake: (() => void) | undefined;
+  readonly #onAbort = () => void this.close();
 
-  /**
-   * Reads `chunk`; returns the offset just past the end of the message that
-   * brings the count to `limit`, or -1.
-   */
-  feed(chunk: Uint8Array, count: { n: number }, limit: number): number {
-    let i = 0;
-    while (this.#http < 4 && i < chunk.length) {
-      const expected = this.#http % 2 === 0 ? 13 : 10;
-      const byte = chunk[i++];
-      this.#http = byte === expected ? this.#http + 1 : byte === 13 ? 1 : 0;
-    }
-    while (i < chunk.length) {
-      if (this.#remaining > 0) {
-        const take = Math.min(this.#remaining, chunk.length - i);
-        i += take;
-        this.#remaining -= take;
-        if (this.#remaining === 0 && this.#ends && ++count.n >= limit) return i;
+  constructor(options: ServeOptions, settings: ServeSettings) {
+    const { port = 0, hostname = "127.0.0.1", cert, key, signal } = options;
+    this.#options = options;
+    this.#settings = settings;
+    this.#maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.#log = options.log ?? (() => {});
+    this.#listener = cert !== undefined && key !== undefined
+      ? Deno.listenTls({ port, hostname, cert, key })
+      : Deno.listen({ port, hostname });
+    this.port = (this.#listener.addr as Deno.NetAddr).port;
+    this.hostname = hostname;
+    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+    this.url = `${cert !== undefined ? "wss" : "ws"}://${host}:${this.port}`;
+    this.#accepting = this.#accept();
+    if (signal?.aborted) this.#onAbort();
+    else signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  get connections(): number {
+    return this.#open;
+  }
+
+  close(): Promise<void> {
+    return this.#closing ??= this.#shutdown();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #accept(): Promise<void> {
+    let backoff = 0;
+    let failures = 0; // in a row
+    let unlogged = 0;
+    let loggedAt = -Infinity;
+    let recovery = false;
+    while (this.#closing === undefined) {
+      let conn: Deno.Conn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (error) {
+        if (this.#closing !== undefined || error instanceof Deno.errors.BadResource) break;
+        failures++;
+        backoff = Math.min(Math.max(backoff * 2, ACCEPT_BACKOFF_MIN), ACCEPT_BACKOFF_MAX);
+        if (performance.now() - loggedAt < ACCEPT_LOG_EVERY) unlogged++;
+        else {
+          const more = unlogged > 0 ? `; ${unlogged} more since the last such line` : "";
+          this.#log(
+            `accept failed: ${
+              (error as Error).message
+            }; pausing ${backoff} ms, up to ${ACCEPT_BACKOFF_MAX} ms while it fails${more}`,
+          );
+          loggedAt = performance.now();
+          unlogged = 0;
+          recovery = true;
+        }
+        await this.#pause(backoff);
         continue;
       }
-      this.#header.push(chunk[i++]!);
-      const h = this.#header;
-      if (h.length < 2) continue;
-      const len7 = h[1]! & 0x7f;
-      const need = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (h[1]! & 0x80 ? 4 : 0);
-      if (h.length < need) continue;
-      let length = len7;
-      if (len7 === 126) length = (h[2]! << 8) | h[3]!;
-      if (len7 === 127) {
-        length = 0;
-        for (let k = 2; k < 10; k++) length = length * 256 + h[k]!;
+      if (recovery) this.#log(`accepting again after ${failures} failed accepts`);
+      recovery = false;
+      backoff = failures = 0;
+      if (this.#closing !== undefined) {
+        conn.close();
+        break;
       }
-      const opcode = h[0]! & 0x0f;
-      this.#ends = (h[0]! & 0x80) !== 0 && opcode <= 2;
-      this.#header = [];
-      this.#remaining = length;
-      if (length === 0 && this.#ends && ++count.n >= limit) return i;
+      this.#start(conn);
     }
-    return -1;
-  }
-}
-
-/** A TCP front that forwards to the echo server and drops connections on cue. */
-class FaultFront {
-  readonly port: number;
-  readonly closed: Promise<void>;
-  #listener: Deno.Listener;
-  #conns = new Set<Deno.Conn>();
-  #pumps = new Set<Promise<void>>();
-
-  constructor(
-    listen: { port: number; hostname: string; cert?: string; key?: string },
-    upstream: number,
-    dropAfter: number | (() => number),
-  ) {
-    this.#listener = listen.cert !== undefined
-      ? Deno.listenTls({
-        port: listen.port,
-        hostname: listen.hostname,
-        cert: listen.cert,
-        key: listen.key!,
-      })
-      : Deno.listen({ port: listen.port, hostname: listen.hostname });
-    this.port = (this.#listener.addr as Deno.NetAddr).port;
-    this.closed = this.#accept(upstream, dropAfter);
   }
 
-  close(): void {
+  #start(conn: Deno.Conn): void {
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    const start = { id: this.#nextId++, remoteAddr: `${addr.hostname}:${addr.port}` };
+    const full = this.#held >= this.#maxConnections;
+    const refuse = full
+      ? {
+        reason: `${this.#held} connections held (maxConnections)`,
+        linger: this.#refusing < MAX_LINGERING_REFUSALS,
+      }
+      : undefined;
+    const connection = new ServerConnection(conn, this.#settings, {
+      log: this.#log,
+      onOpen: (info) => {
+        this.#open++;
+        this.#hook("onConnect", () => this.#options.onConnect?.(info));
+      },
+      onClose: (info, code, reason) => {
+        this.#open--;
+        this.#hook("onDisconnect", () => this.#options.onDisconnect?.(info, code, reason));
+      },
+    }, refuse ? { ...start, refuse } : start);
+    if (refuse) this.#refusing++;
+    else this.#held++;
+    this.#all.add(connection);
+    connection.done.then(() => {
+      this.#all.delete(connection);
+      if (refuse) this.#refusing--;
+      else this.#held--;
+    });
+  }
+
+  /** Calls a user hook; a throw is logged, not allowed to break the connection. */
+  #hook(name: string, call: () => void): void {
+    try {
+      call();
+    } catch (error) {
+      this.#log(`${name} threw: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+      this.#backoffTimer = setTimeout(resolve, ms);
+    });
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#options.signal?.removeEventListener("abort", this.#onAbort);
     try {
       this.#listener.close();
     } catch { /* already closed */ }
-    for (const conn of this.#conns) this.#drop(conn);
-  }
-
-  #drop(conn: Deno.Conn): void {
-    if (!this.#conns.delete(conn)) return;
-    try {
-      conn.close();
-    } catch { /* already closed */ }
-  }
-
-  async #accept(upstream: number, dropAfter: number | (() => number)): Promise<void> {
-    try {
-      for await (const client of this.#listener) {
-        const limit = typeof dropAfter === "function" ? dropAfter() : dropAfter;
-        const pump = this.#serve(client, upstream, limit).finally(() => this.#pumps.delete(pump));
-        this.#pumps.add(pump);
-      }
-    } catch { /* listener closed */ }
-    await Promise.all(this.#pumps);
-  }
-
-  async #serve(client: Deno.Conn, upstream: number, limit: number): Promise<void> {
-    this.#conns.add(client);
-    let server: Deno.Conn;
-    try {
-      server = await Deno.connect({ hostname: "127.0.0.1", port: upstream });
-    } catch {
-      this.#drop(client);
-      return;
-    }
-    this.#conns.add(server);
-    const cut = () => {
-      this.#drop(client);
-      this.#drop(server);
-    };
-    const counter = new MessageCounter();
-    const count = { n: 0 };
-    const forward = async (from: Deno.Conn, to: Deno.Conn, watch: boolean) => {
-      const buffer = new Uint8Array(64 * 1024);
-      try {
-        while (true) {
-          const n = await from.read(buffer);
-          if (n === null) break;
-          let chunk = buffer.subarray(0, n);
-          const end = watch && limit !== Infinity ? counter.feed(chunk, count, limit) : -1;
-          if (end >= 0) chunk = chunk.subarray(0, end);
-          for (let off = 0; off < chunk.length;) off += await to.write(chunk.subarray(off));
-          if (end >= 0 || (watch && limit === 0)) break;
-        }
-      } catch { /* the other side was cut */ }
-      cut();
-    };
-    await Promise.all([forward(client, server, false), forward(server, client, true)]);
+    clearTimeout(this.#backoffTimer);
+    this.#wake?.();
+    await this.#accepting.catch(() => {});
+    for (const connection of this.#all) connection.shutdown();
+    // Each connection bounds its own close by closeTimeout; this is the backstop.
+    const backstop = setTimeout(() => {
+      for (const connection of this.#all) connection.abort();
+    }, this.#settings.closeTimeout + 100);
+    await Promise.allSettled([...this.#all].map((c) => c.done));
+    clearTimeout(backstop);
   }
 }

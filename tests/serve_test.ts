@@ -1,27 +1,65 @@
 import assert from "node:assert/strict";
-import { connect, type Message } from "../mod.ts";
+import { connect } from "../mod.ts";
 import { serve } from "../serve.ts";
+import { KINDS, logLines, openPeer } from "./_serve_clients.ts";
+
+const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
+
+Deno.test("serve() echoes text as text and binary as binary, in order, to every client", async (t) => {
+  await using server = serve();
+  const big = "é".repeat(100_000);
+  const bytes = new Uint8Array(70_000).map((_, i) => i & 0xff);
+  for (const kind of KINDS) {
+    await t.step(kind, async () => {
+      const peer = await openPeer(kind, server.url);
+      for (const m of ["hello", "", big, bytes, new Uint8Array(0)]) peer.send(m);
+      assert.equal(await peer.next(), "hello");
+      assert.equal(await peer.next(), "");
+      assert.equal(await peer.next(), big);
+      assert.deepEqual(await peer.next(), bytes);
+      assert.deepEqual(await peer.next(), new Uint8Array(0));
+      assert.deepEqual(await peer.close(), { code: 1000, reason: "" });
+    });
+  }
+});
 
 Deno.test("serve() answers plain HTTP with 426 and a hint", async () => {
   await using server = serve();
   const response = await fetch(server.url.replace("ws:", "http:"));
   assert.equal(response.status, 426);
+  assert.equal(response.headers.get("upgrade"), "websocket");
   assert.equal(await response.text(), "wsbeat echo server: connect with a WebSocket client\n");
 });
 
-Deno.test("serve() answers the pong option's ping with its pong and echoes the rest", async () => {
+Deno.test("serve() answers the pong option's ping with its pong and echoes the rest", async (t) => {
   await using server = serve({ pong: { ping: "hb", pong: "ok" } });
-  await using ws = await connect(server.url);
-  ws.send("hb");
-  ws.send("other");
-  assert.equal(await ws.receive(), "ok");
-  assert.equal(await ws.receive(), "other");
+  for (const kind of KINDS) {
+    await t.step(kind, async () => {
+      const peer = await openPeer(kind, server.url);
+      peer.send("hb");
+      peer.send("other");
+      assert.equal(await peer.next(), "ok");
+      assert.equal(await peer.next(), "other");
+      await peer.close();
+    });
+  }
 });
 
-Deno.test("serve() accepts the client's first subprotocol when it has no list", async () => {
-  await using server = serve();
-  await using ws = await connect(server.url, { protocols: ["a.v1", "b.v1"] });
-  assert.equal(ws.protocol, "a.v1");
+Deno.test("serve() picks the client's first subprotocol, or the first in its own list", async (t) => {
+  await t.step("no list: the first offer", async () => {
+    await using server = serve();
+    await using ws = await connect(server.url, { protocols: ["a.v1", "b.v1"] });
+    assert.equal(ws.protocol, "a.v1");
+  });
+  await t.step("a list: the first offer in it, for every client", async () => {
+    const seen: string[] = [];
+    await using server = serve({ protocols: ["b.v1"], onConnect: (c) => seen.push(c.protocol) });
+    for (const kind of KINDS) {
+      const peer = await openPeer(kind, server.url, { protocols: ["a.v1", "b.v1"] });
+      await peer.close();
+    }
+    assert.deepEqual(seen, ["b.v1", "b.v1", "b.v1"]);
+  });
 });
 
 Deno.test("serve() counts connections and reports each disconnect", async () => {
@@ -40,30 +78,20 @@ Deno.test("serve() counts connections and reports each disconnect", async () => 
   assert.equal(server.connections, 0);
 });
 
-Deno.test("serve() with dropAfter delivers exactly n messages, then cuts TCP, on every connection", async () => {
-  await using server = serve({ dropAfter: 3 });
-  for (let round = 0; round < 3; round++) {
-    await using ws = await connect(server.url);
-    for (let i = 0; i < 5; i++) ws.send(`${round}:${i}`);
-    const received: Message[] = [];
-    await (async () => {
-      for await (const message of ws) received.push(message);
-    })().catch(() => {});
-    assert.deepEqual(received, [`${round}:0`, `${round}:1`, `${round}:2`]);
-    assert.equal((await ws.closed).code, 1006);
-  }
-});
-
-Deno.test("serve() with dropAfter counts large and empty messages as one each", async () => {
-  await using server = serve({ dropAfter: 3 });
-  await using ws = await connect(server.url);
-  const big = "y".repeat(200_000);
-  for (const m of ["", big, "z", "never"]) ws.send(m);
-  const received: Message[] = [];
-  await (async () => {
-    for await (const message of ws) received.push(message);
-  })().catch(() => {});
-  assert.deepEqual(received, ["", big, "z"]);
+Deno.test("serve() logs one line per connection event, with the close code and duration", async () => {
+  const logs = logLines();
+  await using server = serve({ log: logs.log });
+  await using ws = await connect(server.url + "/room?x=1", { protocols: ["chat"] });
+  ws.send("hi");
+  await ws.receive();
+  await ws.close(4000, "bye");
+  await logs.next(/closed/);
+  assert.match(
+    logs.lines[0]!,
+    /^#1 connected from 127\.0\.0\.1:\d+ \/room\?x=1 \(subprotocol chat\)$/,
+  );
+  assert.match(logs.lines[1]!, /^#1 closed \(4000 "bye", by the client\) after \d+ ms$/);
+  assert.equal(logs.lines.length, 2);
 });
 
 Deno.test("serve() stops when its signal aborts", async () => {
@@ -75,13 +103,89 @@ Deno.test("serve() stops when its signal aborts", async () => {
   await server.close(); // the same close, already under way
 });
 
-Deno.test("serve() rejects bad options", () => {
-  assert.throws(() => serve({ stallAfter: -1 }), {
-    name: "RangeError",
-    message: "Cannot use stallAfter as it is not a whole number of at least 0: current value is -1",
+Deno.test("serve() serves wss: with a certificate and key", async () => {
+  const cert = await Deno.readTextFile(FIXTURES + "localhost.pem");
+  const key = await Deno.readTextFile(FIXTURES + "localhost.key");
+  await using server = serve({ cert, key });
+  assert.match(server.url, /^wss:\/\/127\.0\.0\.1:\d+$/);
+  await using ws = await connect(server.url.replace("127.0.0.1", "localhost"), {
+    caCerts: [cert],
   });
-  assert.throws(() => serve({ cert: "x" }), {
-    name: "TypeError",
-    message: "Cannot serve wss: as cert and key must be given together",
+  ws.send("secret");
+  assert.equal(await ws.receive(), "secret");
+});
+
+Deno.test("serve() keeps serving when a hook throws, and logs the throw", async () => {
+  const logs = logLines();
+  await using server = serve({
+    log: logs.log,
+    onConnect: () => {
+      throw new Error("oops");
+    },
   });
+  await using ws = await connect(server.url);
+  ws.send("still here");
+  assert.equal(await ws.receive(), "still here");
+  assert.ok(logs.lines.includes("onConnect threw: oops"), logs.lines.join("\n"));
+});
+
+Deno.test("serve() rejects bad options, naming the value", async () => {
+  const cases: [Parameters<typeof serve>[0], string, RegExp][] = [
+    [
+      { stallAfter: -1 },
+      "RangeError",
+      /^Cannot use stallAfter as it is not a whole number of at least 0 or Infinity: current value is -1$/,
+    ],
+    [{ cert: "x" }, "TypeError", /^Cannot serve wss: as cert and key must be given together$/],
+    [
+      { closeWith: { code: 1005 } },
+      "RangeError",
+      /^Cannot use closeWith\.code as it is not a code a server may send \(1000-1003, 1007-1014, 3000-4999\): current value is 1005$/,
+    ],
+    [
+      { closeWith: { code: 1000, reason: "x".repeat(130) } },
+      "RangeError",
+      /^Cannot use closeWith\.reason as it is over 123 bytes of UTF-8: current value is 130 bytes$/,
+    ],
+    [
+      { closeWith: { code: 4000, reason: "é".repeat(62) } },
+      "RangeError",
+      /current value is 124 bytes$/,
+    ],
+    [
+      { rejectStatus: 101 },
+      "RangeError",
+      /^Cannot use rejectStatus as .* from 400 to 599: current value is 101$/,
+    ],
+    [
+      { fragment: 0 },
+      "RangeError",
+      /^Cannot use fragment as .* from 1 to 1000: current value is 0$/,
+    ],
+    [{ maxConnections: 0 }, "RangeError", /^Cannot use maxConnections .*: current value is 0$/],
+    [
+      { closeTimeout: Infinity },
+      "RangeError",
+      /^Cannot use closeTimeout .*: current value is Infinity$/,
+    ],
+    [
+      { idleTimeout: 2 ** 31 },
+      "RangeError",
+      /^Cannot use idleTimeout .*: current value is 2147483648$/,
+    ],
+    [
+      { protocols: ["a b"] },
+      "TypeError",
+      /^Cannot use protocols as one is not a token: current value is "a b"$/,
+    ],
+  ];
+  for (const [options, name, message] of cases) {
+    assert.throws(() => serve(options), { name, message }, JSON.stringify(options));
+  }
+  for (const code of [1000, 1003, 1007, 1014, 3000, 4999]) {
+    await serve({ closeWith: { code, reason: "é".repeat(61) } }).close(); // 122 bytes
+  }
+  for (const code of [999, 1004, 1006, 1015, 2000, 2999, 5000, 1000.5]) {
+    assert.throws(() => serve({ closeWith: { code } }), { name: "RangeError" }, String(code));
+  }
 });

@@ -1,0 +1,557 @@
+/**
+ * Layer 2, server side: one TCP connection accepted by the echo server,
+ * from the opening handshake to the closed socket. It is the only place
+ * where the server reads, writes and keeps timers; the RFC 6455 rules are
+ * the sans-I/O {@linkcode Protocol}'s (layer 1), the listening and the
+ * limits across connections are `serve.ts`'s.
+ *
+ * - The handshake and refusals: `serve_handshake.ts`.
+ * - One read loop feeding the protocol, stopped while more than
+ *   `maxUnsentBytes` of replies wait to be written (TCP flow control then
+ *   holds the client back), and for good once `stallAfter` or `dropAfter`
+ *   is reached.
+ * - One write pump (`serve_writer.ts`) writing every frame queued since its
+ *   last write at once.
+ * - Every fault is a step of this loop: what the client sent after the
+ *   stall or drop point, even in the same read, gets no reply at all.
+ * - Once a close frame went out, `closeTimeout` bounds the wait for the
+ *   client's; then the socket is closed whatever the client does.
+ *
+ * @module
+ */
+
+import { encodeFrame, OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT } from "./frames.ts";
+import { Protocol } from "./protocol.ts";
+import {
+  acceptHandshake,
+  type HandshakeContext,
+  LINGER_BYTES,
+  refuseConnection,
+} from "./serve_handshake.ts";
+import { type ConnectionInfo, faultCount, type ServeSettings } from "./serve_options.ts";
+import { FrameWriter } from "./serve_writer.ts";
+
+/** What a connection tells the server about itself. */
+export interface ConnectionHooks {
+  /** Writes one log line (the server adds nothing). */
+  log(line: string): void;
+  /** The opening handshake succeeded. */
+  onOpen(info: ConnectionInfo): void;
+  /** An open connection is over and released: the code and reason of its first close frame. */
+  onClose(info: ConnectionInfo, code: number, reason: string): void;
+}
+
+/** Where a connection came from, and whether it is only to be refused. */
+export interface ConnectionStart {
+  /** The connection's number, for logs. */
+  id: number;
+  /** The client's `host:port`. */
+  remoteAddr: string;
+  /** Answer HTTP 503 and close instead of serving (the server is full). */
+  refuse?: { reason: string; linger: boolean };
+}
+
+/** The first read buffer of a connection; a read that fills it moves to {@linkcode READ_LARGE}. */
+const READ_SMALL = 4 * 1024;
+const READ_LARGE = 64 * 1024;
+const encoder = new TextEncoder();
+
+type Timer = ReturnType<typeof setTimeout>;
+
+/** A reply waiting for `echoDelay`, or to be sent now. */
+interface Reply {
+  due: number;
+  data: string | Uint8Array;
+  /** Cut TCP once it is written (`dropAfter`). */
+  cut: boolean;
+  /** Close with `closeWith` after it. */
+  close: boolean;
+}
+
+/** Formats milliseconds for a log line. */
+export function duration(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** One accepted connection; see the module doc. `done` resolves once it is fully released. */
+export class ServerConnection {
+  /** Resolves when the socket is closed and every loop and timer of the connection has ended. */
+  readonly done: Promise<void>;
+  readonly #conn: Deno.Conn;
+  readonly #settings: ServeSettings;
+  readonly #hooks: ConnectionHooks;
+  readonly #start: ConnectionStart;
+  readonly #tag: string;
+  #phase: "handshake" | "open" = "handshake";
+  #protocol: Protocol | undefined;
+  #info: ConnectionInfo | undefined;
+  #openedAt = 0;
+
+  // The end.
+  #ended = false;
+  #endedResolve!: () => void;
+  readonly #endedPromise = new Promise<void>((resolve) => (this.#endedResolve = resolve));
+  /** Why the socket was closed without a closing handshake, for the log. */
+  #why: string | undefined;
+  #serverClosedFirst = false;
+  #closeWhenFlushed = false;
+  #halfCloseWhenFlushed = false;
+  #halfClosed = false;
+  #drained = 0;
+
+  readonly #writer: FrameWriter;
+
+  // Reading.
+  #readLoop: Promise<void> | undefined;
+  #stopped = false;
+  #resume: (() => void) | undefined;
+  #pauseLogged = false;
+
+  // Faults and timers.
+  #received = 0;
+  #pings = 0;
+  #pongs = 0;
+  #stallAt = Infinity;
+  #dropAt = Infinity;
+  #stalled = false;
+  #delayed: Reply[] = [];
+  #delayedBytes = 0;
+  #delayTimer: Timer | undefined;
+  #lastMessageAt = 0;
+  #idleTimer: Timer | undefined;
+  #pingTimer: Timer | undefined;
+  #closeTimer: Timer | undefined;
+
+  /**
+   * Starts serving (or refusing) an accepted connection.
+   *
+   * @param conn The accepted socket; the connection owns it from now on.
+   * @param settings The server's checked options.
+   * @param hooks What to tell the server.
+   * @param start The connection's number and address, and whether to refuse it.
+   */
+  constructor(
+    conn: Deno.Conn,
+    settings: ServeSettings,
+    hooks: ConnectionHooks,
+    start: ConnectionStart,
+  ) {
+    this.#conn = conn;
+    this.#settings = settings;
+    this.#hooks = hooks;
+    this.#start = start;
+    this.#tag = `#${start.id}`;
+    this.#writer = new FrameWriter(conn, {
+      onWritten: () => {
+        if (this.#backlog() > this.#settings.maxUnsentBytes) return;
+        const resume = this.#resume;
+        this.#resume = undefined;
+        resume?.();
+      },
+      onIdle: () => {
+        if (this.#closeWhenFlushed) this.#release();
+        else if (this.#halfCloseWhenFlushed) this.#halfClose();
+      },
+      onError: (error) => {
+        this.#why ??= `network error: ${messageOf(error)}`;
+        this.#release();
+      },
+    });
+    this.done = this.#run();
+  }
+
+  /**
+   * Begins the server's shutdown for this connection: a connection still in
+   * its handshake, stalled, or being refused is closed at once; an open one
+   * is sent 1001 `server shutting down`, and closed when the client answers
+   * or `closeTimeout` passes.
+   */
+  shutdown(): void {
+    if (this.#ended) return;
+    if (this.#phase !== "open" || this.#stalled) {
+      if (this.#stalled) this.#why ??= "stalled (stallAfter), TCP closed at shutdown";
+      return this.#release();
+    }
+    if (this.#closeWhenFlushed) return; // a cut or a close is already under way, and bounded
+    this.#delayed = [];
+    this.#delayedBytes = 0;
+    clearTimeout(this.#delayTimer);
+    this.#delayTimer = undefined;
+    this.#sendClose(1001, "server shutting down");
+  }
+
+  /** Closes the socket now, whatever state the connection is in. */
+  abort(): void {
+    this.#why ??= "closed at shutdown";
+    this.#release();
+  }
+
+  // --- the life of a connection ---------------------------------------------------------
+
+  async #run(): Promise<void> {
+    const { id, remoteAddr, refuse } = this.#start;
+    const ctx: HandshakeContext = {
+      conn: this.#conn,
+      settings: this.#settings,
+      id,
+      remoteAddr,
+      log: this.#hooks.log,
+      abort: () => this.#release(),
+      ended: () => this.#ended,
+    };
+    try {
+      if (refuse) await refuseConnection(ctx, refuse.reason, refuse.linger);
+      else {
+        const opened = await acceptHandshake(ctx);
+        if (opened !== undefined && !this.#ended) this.#open(opened.info, opened.rest);
+      }
+    } catch (error) {
+      if (!this.#ended && this.#phase === "handshake") {
+        this.#hooks.log(`${this.#tag} handshake failed from ${remoteAddr}: ${messageOf(error)}`);
+      }
+    }
+    if (this.#phase !== "open") this.#release();
+    await this.#endedPromise;
+    await Promise.allSettled([this.#readLoop, this.#writer.pump]);
+    if (this.#phase === "open") this.#report();
+  }
+
+  #open(info: ConnectionInfo, rest: Uint8Array): void {
+    const s = this.#settings;
+    this.#info = info;
+    if ("setNoDelay" in this.#conn) (this.#conn as Deno.TcpConn).setNoDelay(true);
+    this.#protocol = new Protocol({ role: "server", maxMessageSize: s.maxMessageSize });
+    this.#phase = "open";
+    this.#openedAt = performance.now();
+    this.#hooks.log(
+      `${this.#tag} connected from ${info.remoteAddr} ${info.path}${
+        info.protocol ? ` (subprotocol ${info.protocol})` : ""
+      }`,
+    );
+    this.#hooks.onOpen(info);
+    this.#stallAt = faultCount(s.stallAfter);
+    this.#dropAt = faultCount(s.dropAfter);
+    if (this.#dropAt === 0) {
+      this.#why = "TCP cut right after the handshake (dropAfter 0)";
+      return this.#release();
+    }
+    if (this.#stallAt === 0) return this.#stall();
+    this.#lastMessageAt = performance.now();
+    if (s.idleTimeout !== undefined) this.#armIdle(s.idleTimeout);
+    if (s.pingInterval !== undefined) {
+      this.#pingTimer = setInterval(() => this.#ping(), s.pingInterval);
+    }
+    if (rest.length > 0) this.#receive(rest);
+    if (!this.#ended && !this.#stopped) this.#readLoop = this.#read();
+  }
+
+  // --- reading -------------------------------------------------------------------------
+
+  async #read(): Promise<void> {
+    let buffer = new Uint8Array(READ_SMALL);
+    try {
+      while (!this.#ended && !this.#stopped) {
+        if (this.#protocol!.state === "open" && this.#backlog() > this.#settings.maxUnsentBytes) {
+          this.#logPause();
+          await new Promise<void>((resolve) => (this.#resume = resolve));
+          continue;
+        }
+        const n = await this.#conn.read(buffer);
+        if (this.#ended) return;
+        if (n === null) {
+          if (this.#protocol!.failure === undefined) {
+            this.#why ??= "the client closed TCP without a close frame";
+          }
+          this.#protocol!.receiveEof();
+          return this.#release();
+        }
+        if (this.#halfClosed && (this.#drained += n) > LINGER_BYTES) {
+          return this.#release(); // still sending after it was failed: a flood, cut it
+        }
+        this.#receive(buffer.subarray(0, n));
+        if (n === buffer.length && buffer.length < READ_LARGE) buffer = new Uint8Array(READ_LARGE);
+      }
+    } catch (error) {
+      if (!this.#ended) {
+        this.#why ??= `network error: ${messageOf(error)}`;
+        this.#release();
+      }
+    }
+  }
+
+  /**
+   * Feeds received bytes to the protocol and acts on its events in order.
+   * The protocol has already queued a pong for each ping and a reply to a
+   * close frame: they are taken one per such event, so that whatever
+   * followed a stall or drop point is never sent.
+   */
+  #receive(chunk: Uint8Array): void {
+    const p = this.#protocol!;
+    const closeSentBefore = p.closeSent !== undefined;
+    p.receiveData(chunk);
+    const automatic = p.dataToSend();
+    let next = 0;
+    let ownClose = false;
+    for (const event of p.events()) {
+      if (this.#stopped) break;
+      switch (event.type) {
+        case "ping":
+        case "close":
+          if (!closeSentBefore) {
+            const frame = automatic[next++];
+            if (frame && !ownClose) this.#queue(frame);
+          }
+          break;
+        case "text":
+        case "binary":
+          ownClose = this.#onMessage(event.data) || ownClose;
+          break;
+        case "pong":
+          this.#pongs++;
+          break;
+      }
+    }
+    if (!this.#stopped) {
+      for (; next < automatic.length; next++) this.#queue(automatic[next]!); // a failure's close frame
+    }
+    this.#startPump();
+    this.#afterInput();
+  }
+
+  /** Decides what a message gets; returns whether a close frame was queued after it. */
+  #onMessage(data: string | Uint8Array): boolean {
+    const n = ++this.#received;
+    this.#lastMessageAt = performance.now();
+    const { pong, closeWith, echoDelay } = this.#settings;
+    const reply: Reply = {
+      due: this.#lastMessageAt + echoDelay,
+      data: pong && data === pong.ping ? pong.pong : data,
+      cut: n === this.#dropAt,
+      close: closeWith !== undefined && n === 1 && n !== this.#dropAt,
+    };
+    if (n === this.#dropAt || n === this.#stallAt) {
+      this.#stopReading();
+      if (n === this.#stallAt && n !== this.#dropAt) this.#stalled = true;
+    }
+    if (this.#protocol!.state !== "open" && !reply.cut) return false; // closing: no reply
+    if (echoDelay === 0 && this.#delayed.length === 0) return this.#send(reply);
+    this.#delayed.push(reply);
+    this.#delayedBytes += size(reply.data);
+    if (this.#delayTimer === undefined) this.#armDelay();
+    return false;
+  }
+
+  /** After input: close TCP when the protocol says so, or wait a bounded time for the client. */
+  #afterInput(): void {
+    const p = this.#protocol!;
+    if (this.#stopped || this.#ended) return;
+    if (p.closeExpected() && p.failure !== undefined && p.state !== "closed") {
+      // Failed by the client's fault: after the close frame, shut down writing and read (the
+      // protocol ignores it) until the client closes, so that it reads the close frame whole
+      // instead of a reset, within closeTimeout.
+      this.#halfCloseWhenFlushed = true;
+      if (!this.#writer.busy) this.#halfClose();
+    } else if (p.closeExpected()) {
+      this.#closeWhenFlushed = true;
+      if (!this.#writer.busy) return this.#release();
+    }
+    if (p.state !== "open") this.#armCloseTimer();
+  }
+
+  #stopReading(): void {
+    this.#stopped = true;
+    clearTimeout(this.#idleTimer);
+    clearInterval(this.#pingTimer);
+  }
+
+  #stall(): void {
+    this.#stopReading();
+    this.#stalled = true;
+  }
+
+  #logPause(): void {
+    if (this.#pauseLogged) return;
+    this.#pauseLogged = true;
+    this.#hooks.log(
+      `${this.#tag} stopped reading: ${this.#backlog()} bytes unsent, over ${this.#settings.maxUnsentBytes} (maxUnsentBytes); reading resumes as the client reads`,
+    );
+  }
+
+  // --- replies and faults --------------------------------------------------------------
+
+  /** Queues a reply (and what comes with it); returns whether a close frame was queued. */
+  #send(reply: Reply): boolean {
+    const p = this.#protocol!;
+    if (this.#ended) return false;
+    const { fragment, closeWith } = this.#settings;
+    const open = p.state === "open";
+    if (open && fragment > 1) this.#queueFragments(reply.data, fragment);
+    else if (open) {
+      if (typeof reply.data === "string") p.sendText(reply.data);
+      else p.sendBinary(reply.data);
+      for (const frame of p.dataToSend()) this.#queue(frame);
+    }
+    if (reply.cut) {
+      // Cut even when the client closed meanwhile: what followed the n-th message is ignored.
+      this.#why = `TCP cut after reply ${this.#dropAt} (dropAfter)`;
+      this.#closeWhenFlushed = true;
+      this.#startPump();
+      if (!this.#writer.busy) this.#release();
+      else this.#armCloseTimer();
+      return false;
+    }
+    if (!open) return false;
+    if (reply.close && closeWith) {
+      this.#sendClose(closeWith.code, closeWith.reason);
+      return true;
+    }
+    this.#startPump();
+    return false;
+  }
+
+  /** A message as `n` frames, split by bytes, with an empty ping between each two. */
+  #queueFragments(data: string | Uint8Array, n: number): void {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    const first = typeof data === "string" ? OP_TEXT : OP_BINARY;
+    for (let i = 0; i < n; i++) {
+      const part = bytes.subarray(
+        Math.floor((i * bytes.length) / n),
+        Math.floor(((i + 1) * bytes.length) / n),
+      );
+      if (i > 0) this.#queue(encodeFrame(OP_PING, new Uint8Array(0)));
+      this.#queue(encodeFrame(i === 0 ? first : OP_CONTINUATION, part, { fin: i === n - 1 }));
+    }
+  }
+
+  #sendClose(code: number, reason: string): void {
+    const p = this.#protocol!;
+    if (p.state === "open") {
+      p.sendClose(code, reason);
+      this.#serverClosedFirst = true;
+      for (const frame of p.dataToSend()) this.#queue(frame);
+      this.#startPump();
+    }
+    this.#resume?.(); // read the client's answer even if reading was paused
+    this.#armCloseTimer();
+  }
+
+  #armDelay(): void {
+    const head = this.#delayed[0];
+    if (head === undefined) return;
+    this.#delayTimer = setTimeout(() => {
+      this.#delayTimer = undefined;
+      const now = performance.now();
+      while (this.#delayed.length > 0 && this.#delayed[0]!.due <= now + 1) {
+        const reply = this.#delayed.shift()!;
+        this.#delayedBytes -= size(reply.data);
+        this.#send(reply);
+        if (this.#ended) return;
+      }
+      this.#armDelay();
+    }, Math.max(0, head.due - performance.now()));
+  }
+
+  #armIdle(idleTimeout: number): void {
+    const wait = this.#lastMessageAt + idleTimeout - performance.now();
+    this.#idleTimer = setTimeout(() => {
+      if (performance.now() - this.#lastMessageAt < idleTimeout) return this.#armIdle(idleTimeout);
+      this.#sendClose(1001, "idle timeout");
+    }, Math.max(0, wait));
+  }
+
+  #ping(): void {
+    const p = this.#protocol!;
+    if (p.state !== "open" || this.#backlog() > this.#settings.maxUnsentBytes) return;
+    p.sendPing();
+    this.#pings++;
+    for (const frame of p.dataToSend()) this.#queue(frame);
+    this.#startPump();
+  }
+
+  #armCloseTimer(): void {
+    if (this.#closeTimer !== undefined || this.#ended) return;
+    const { closeTimeout } = this.#settings;
+    this.#closeTimer = setTimeout(() => {
+      this.#why ??= `no answer within ${closeTimeout} ms (closeTimeout)`;
+      this.#release();
+    }, closeTimeout);
+  }
+
+  // --- writing -------------------------------------------------------------------------
+
+  /** Bytes of replies not yet taken by the socket: queued, being written, or delayed. */
+  #backlog(): number {
+    return this.#writer.unsent + this.#delayedBytes;
+  }
+
+  #queue(frame: Uint8Array): void {
+    this.#writer.queue(frame);
+  }
+
+  #startPump(): void {
+    if (!this.#ended) this.#writer.flush();
+  }
+
+  #halfClose(): void {
+    if (this.#halfClosed || this.#ended) return;
+    this.#halfClosed = true;
+    this.#conn.closeWrite().catch(() => {});
+  }
+
+  // --- the end -------------------------------------------------------------------------
+
+  /** Closes the socket (once), stops every timer and wakes the read loop. */
+  #release(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    for (const timer of [this.#delayTimer, this.#idleTimer, this.#closeTimer]) {
+      clearTimeout(timer);
+    }
+    clearInterval(this.#pingTimer);
+    this.#delayed = [];
+    this.#writer.stop();
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+    const resume = this.#resume;
+    this.#resume = undefined;
+    resume?.();
+    this.#endedResolve();
+  }
+
+  /** Reports an open connection's end: to `onDisconnect`, and on one log line. */
+  #report(): void {
+    const p = this.#protocol!;
+    const sent = p.closeSent;
+    const received = p.closeReceived;
+    let code = 1006, reason = "", by = "";
+    if (sent && (p.failure || this.#serverClosedFirst || !received)) {
+      ({ code, reason } = sent);
+      by = p.failure ? "by the server: protocol error" : "by the server";
+    } else if (received) {
+      ({ code, reason } = received);
+      by = "by the client";
+    }
+    const clean = sent !== undefined && received !== undefined;
+    const why = clean || p.failure ? "" : this.#why ?? "";
+    const pings = this.#settings.pingInterval === undefined
+      ? ""
+      : `${this.#pings} pings sent, ${this.#pongs} pongs received`;
+    const parts = [
+      [`${code}${reason ? ` ${JSON.stringify(reason)}` : ""}`, by].filter(Boolean).join(", "),
+      why,
+      pings,
+    ].filter(Boolean).join("; ");
+    const lasted = duration(performance.now() - this.#openedAt);
+    this.#hooks.log(`${this.#tag} closed (${parts}) after ${lasted}`);
+    this.#hooks.onClose(this.#info!, code, reason);
+  }
+}
+
+function size(data: string | Uint8Array): number {
+  return typeof data === "string" ? data.length : data.byteLength;
+}
