@@ -4,8 +4,8 @@
  * {@linkcode buildClientRequest} and checks the answer with
  * {@linkcode checkResponse}; a server checks a request with
  * {@linkcode checkRequest} and answers with {@linkcode buildResponse} or
- * {@linkcode buildErrorResponse}. {@linkcode parseHttpHead} finds and parses
- * an HTTP head in received bytes, and {@linkcode acceptKey} computes
+ * `buildErrorResponse` (in `http.ts`, with `parseHttpHead`, which finds and
+ * parses an HTTP head in received bytes). {@linkcode acceptKey} computes
  * `Sec-WebSocket-Accept`.
  *
  * No sockets, no timers, no `Deno.*`: only Web Crypto, `TextEncoder`, `btoa`,
@@ -16,8 +16,8 @@
  * ```ts
  * import {
  *   acceptKey, buildClientRequest, buildResponse, checkRequest, checkResponse, generateKey,
- *   parseHttpHead,
  * } from "./handshake.ts";
+ * import { parseHttpHead } from "./http.ts";
  * import assert from "node:assert/strict";
  *
  * const key = generateKey();
@@ -32,15 +32,11 @@
  * @module
  */
 
-import { ProtocolError } from "./errors.ts";
-
-/** Largest HTTP head (start line and headers) either role accepts: 16 KiB. */
-export const MAX_HEAD_BYTES = 16 * 1024;
+import { checkHeaderField, type HttpHead } from "./http.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const encoder = new TextEncoder();
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const SECRET_NAME = /authorization|cookie|token|key|secret|password|auth/i;
 const HANDSHAKE_HEADER =
   /^(host|upgrade|connection|sec-websocket-(key|version|protocol|extensions))$/i;
 const q = JSON.stringify;
@@ -91,23 +87,6 @@ export class HandshakeError extends Error {
   }
 }
 
-/**
- * A parsed HTTP head: its first line and its header fields.
- *
- * @example
- * ```ts
- * import type { HttpHead } from "./handshake.ts";
- *
- * const head: HttpHead = { startLine: "GET / HTTP/1.1", headers: new Headers({ host: "a" }) };
- * ```
- */
-export interface HttpHead {
-  /** The request line or status line, without CRLF. */
-  startLine: string;
-  /** The header fields; repeated ones are joined with ", ". */
-  headers: Headers;
-}
-
 function base64(bytes: Uint8Array): string {
   let binary = "";
   for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i]!);
@@ -149,21 +128,6 @@ export function generateKey(): string {
 export async function acceptKey(key: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-1", encoder.encode(key + GUID));
   return base64(new Uint8Array(digest));
-}
-
-function checkField(name: string, value: string): void {
-  if (!TOKEN.test(name)) {
-    throw new TypeError(
-      `Cannot send the header as its name is not a token: current value is ${q(name)}`,
-    );
-  }
-  if (/[\r\n\0]/.test(value)) {
-    const shown = SECRET_NAME.test(name) ? "hidden" : q(value);
-    const problem = "its value contains CR, LF or NUL";
-    throw new TypeError(
-      `Cannot send the header "${name}" as ${problem}: current value is ${shown}`,
-    );
-  }
 }
 
 function headerPairs(init: HeadersInit | undefined): [string, string][] {
@@ -234,7 +198,7 @@ export function buildClientRequest(options: {
 }): Uint8Array {
   const { url, key, protocols = [] } = options;
   checkProtocols(protocols);
-  checkField("Sec-WebSocket-Key", key);
+  checkHeaderField("Sec-WebSocket-Key", key);
   const lines = [
     `GET ${url.pathname || "/"}${url.search} HTTP/1.1`,
     `Host: ${url.host}`,
@@ -250,77 +214,10 @@ export function buildClientRequest(options: {
         `Cannot set the header "${name}" as the WebSocket handshake sets it itself`,
       );
     }
-    checkField(name, value);
+    checkHeaderField(name, value);
     lines.push(`${name}: ${value.trim()}`);
   }
   return encoder.encode(lines.join("\r\n") + "\r\n\r\n");
-}
-
-function findHeadEnd(buffer: Uint8Array, limit: number): number {
-  let at = buffer.indexOf(13);
-  while (at !== -1 && at + 3 < limit) {
-    if (buffer[at + 1] === 10 && buffer[at + 2] === 13 && buffer[at + 3] === 10) return at + 4;
-    at = buffer.indexOf(13, at + 1);
-  }
-  return -1;
-}
-
-function latin1(bytes: Uint8Array): string {
-  let text = "";
-  for (let i = 0; i < bytes.length; i += 4096) {
-    text += String.fromCharCode(...bytes.subarray(i, i + 4096));
-  }
-  return text;
-}
-
-/**
- * Finds an HTTP head (up to and including the empty line, `\r\n\r\n`) at the
- * start of `buffer` and parses it. Header lines are split at the first colon
- * and trimmed; repeated headers are joined with ", ".
- *
- * @param buffer The bytes received so far.
- * @param maxBytes The largest head accepted.
- * @returns The head and its length in bytes (what follows it is the first
- * WebSocket data), or undefined while the head is incomplete.
- * @throws {ProtocolError} 1002 when `maxBytes` bytes hold no complete head,
- * or when a header line is malformed.
- *
- * @example
- * ```ts
- * import { parseHttpHead } from "./handshake.ts";
- * import assert from "node:assert/strict";
- *
- * const bytes = new TextEncoder().encode("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n");
- * assert.equal(parseHttpHead(bytes.subarray(0, 20)), undefined);
- * const { head, length } = parseHttpHead(bytes)!;
- * assert.equal(head.startLine, "HTTP/1.1 101 Switching Protocols");
- * assert.equal(head.headers.get("upgrade"), "websocket");
- * assert.equal(length, bytes.length);
- * ```
- */
-export function parseHttpHead(
-  buffer: Uint8Array,
-  maxBytes: number = MAX_HEAD_BYTES,
-): { head: HttpHead; length: number } | undefined {
-  const length = findHeadEnd(buffer, Math.min(buffer.length, maxBytes));
-  if (length === -1) {
-    if (buffer.length >= maxBytes) {
-      throw new ProtocolError(1002, `HTTP head larger than ${maxBytes} bytes`);
-    }
-    return undefined;
-  }
-  const lines = latin1(buffer.subarray(0, length - 4)).split("\r\n");
-  const headers = new Headers();
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(":");
-    const name = line.slice(0, colon), value = line.slice(colon + 1).trim();
-    if (colon < 1 || !TOKEN.test(name) || /[\0\r\n]/.test(value)) {
-      throw new ProtocolError(1002, `malformed HTTP header line ${i}`);
-    }
-    headers.append(name, value);
-  }
-  return { head: { startLine: lines[0]!, headers }, length };
 }
 
 function hasToken(value: string | null, token: string): boolean {
@@ -341,7 +238,7 @@ function fail(message: string, status?: number): never {
 /**
  * Checks a server's answer to the opening handshake (client side).
  *
- * @param head The response head, from {@linkcode parseHttpHead}.
+ * @param head The response head, from `parseHttpHead`.
  * @param expected The accept value ({@linkcode acceptKey} of the key sent)
  * and the subprotocols offered.
  * @returns The status (101), the subprotocol chosen ("" for none) and the
@@ -354,7 +251,8 @@ function fail(message: string, status?: number): never {
  *
  * @example A 403 instead of 101
  * ```ts
- * import { checkResponse, HandshakeError, parseHttpHead } from "./handshake.ts";
+ * import { checkResponse, HandshakeError } from "./handshake.ts";
+ * import { parseHttpHead } from "./http.ts";
  * import assert from "node:assert/strict";
  *
  * const bytes = new TextEncoder().encode("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
@@ -417,7 +315,7 @@ function reject(status: number, message: string, responseHeaders?: Record<string
 /**
  * Checks a client's opening handshake request (server side).
  *
- * @param head The request head, from {@linkcode parseHttpHead}.
+ * @param head The request head, from `parseHttpHead`.
  * @returns The request target (path and query), the key, the subprotocols
  * offered (in order) and all headers.
  * @throws {HandshakeError} With `status` 400 for a malformed request line, a
@@ -431,7 +329,8 @@ function reject(status: number, message: string, responseHeaders?: Record<string
  *
  * @example
  * ```ts
- * import { checkRequest, parseHttpHead } from "./handshake.ts";
+ * import { checkRequest } from "./handshake.ts";
+ * import { parseHttpHead } from "./http.ts";
  * import assert from "node:assert/strict";
  *
  * const bytes = new TextEncoder().encode(
@@ -509,7 +408,7 @@ export function checkRequest(
  * ```
  */
 export function buildResponse(options: { accept: string; protocol?: string }): Uint8Array {
-  checkField("Sec-WebSocket-Accept", options.accept);
+  checkHeaderField("Sec-WebSocket-Accept", options.accept);
   const lines = [
     "HTTP/1.1 101 Switching Protocols",
     "Upgrade: websocket",
@@ -521,70 +420,4 @@ export function buildResponse(options: { accept: string; protocol?: string }): U
     lines.push(`Sec-WebSocket-Protocol: ${options.protocol}`);
   }
   return encoder.encode(lines.join("\r\n") + "\r\n\r\n");
-}
-
-const REASONS: Record<number, string> = {
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  426: "Upgrade Required",
-  429: "Too Many Requests",
-  500: "Internal Server Error",
-  503: "Service Unavailable",
-};
-
-/**
- * Builds a small, complete HTTP error response: `Connection: close`, a
- * `text/plain` body and its `Content-Length`, plus any extra headers (such as
- * `Sec-WebSocket-Version: 13` with a 426).
- *
- * @param status The HTTP status, 100 to 599.
- * @param body The body text.
- * @param headers Extra headers.
- * @returns The whole response as bytes.
- * @throws {RangeError} When `status` is not an integer from 100 to 599.
- * @throws {TypeError} When an extra header's name is not a token or its value
- * has CR, LF or NUL.
- *
- * @example
- * ```ts
- * import { buildErrorResponse } from "./handshake.ts";
- * import assert from "node:assert/strict";
- *
- * const text = new TextDecoder().decode(
- *   buildErrorResponse(426, "Upgrade required", { "Sec-WebSocket-Version": "13" }),
- * );
- * assert.ok(text.startsWith("HTTP/1.1 426 Upgrade Required\r\n"));
- * assert.ok(text.includes("\r\nSec-WebSocket-Version: 13\r\n"));
- * assert.ok(text.endsWith("\r\n\r\nUpgrade required"));
- * ```
- */
-export function buildErrorResponse(
-  status: number,
-  body: string,
-  headers: Record<string, string> = {},
-): Uint8Array {
-  if (!Number.isInteger(status) || status < 100 || status > 599) {
-    throw new RangeError(
-      `Cannot send the HTTP status as it is not 100 to 599: current value is ${status}`,
-    );
-  }
-  const content = encoder.encode(body);
-  const lines = [
-    `HTTP/1.1 ${status} ${REASONS[status] ?? "Error"}`,
-    "Connection: close",
-    "Content-Type: text/plain; charset=utf-8",
-    `Content-Length: ${content.length}`,
-  ];
-  for (const [name, value] of Object.entries(headers)) {
-    checkField(name, value);
-    lines.push(`${name}: ${value}`);
-  }
-  const head = encoder.encode(lines.join("\r\n") + "\r\n\r\n");
-  const out = new Uint8Array(head.length + content.length);
-  out.set(head);
-  out.set(content, head.length);
-  return out;
 }

@@ -12,14 +12,8 @@
  * @module
  */
 
-import {
-  acceptKey,
-  buildErrorResponse,
-  buildResponse,
-  checkRequest,
-  HandshakeError,
-  parseHttpHead,
-} from "./handshake.ts";
+import { acceptKey, buildResponse, checkRequest, HandshakeError } from "./handshake.ts";
+import { buildErrorResponse, parseHttpHead } from "./http.ts";
 import type { ConnectionInfo, ServeSettings } from "./serve_options.ts";
 import { writeAll } from "./serve_writer.ts";
 

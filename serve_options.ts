@@ -8,7 +8,7 @@
  */
 
 import { isValidCloseCode } from "./close_payload.ts";
-import { MAX_HEAD_BYTES } from "./handshake.ts";
+import { MAX_HEAD_BYTES } from "./http.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./protocol.ts";
 
 /** A connection as seen by the server, for {@linkcode ServeOptions.onConnect}. */

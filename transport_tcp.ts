@@ -25,9 +25,8 @@ import {
   checkResponse,
   generateKey,
   HandshakeError,
-  MAX_HEAD_BYTES,
-  parseHttpHead,
 } from "./handshake.ts";
+import { MAX_HEAD_BYTES, parseHttpHead } from "./http.ts";
 import { Protocol, type ProtocolEvent } from "./protocol.ts";
 import type { Transport, TransportEnd, TransportHandler } from "./transport.ts";
 

@@ -3,16 +3,13 @@ import { ProtocolError } from "../errors.ts";
 import {
   acceptKey,
   buildClientRequest,
-  buildErrorResponse,
   buildResponse,
   checkRequest,
   checkResponse,
   generateKey,
   HandshakeError,
-  type HttpHead,
-  MAX_HEAD_BYTES,
-  parseHttpHead,
 } from "../handshake.ts";
+import { buildErrorResponse, type HttpHead, MAX_HEAD_BYTES, parseHttpHead } from "../http.ts";
 
 const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
 const ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";

@@ -224,31 +224,51 @@ Deno.test("a heartbeat keeps an idle-timeout server's connection open well past 
   assert.equal(info.initiator, "client");
 });
 
-Deno.test("a heartbeat finds a stalled server, fails with TooSlowError and closes the client", async () => {
-  await using server = serve({ stallAfter: 3 });
-  const ws = await connect(server.url, { heartbeat: { interval: 20, timeout: 100 } });
-  const info = await ws.closed;
-  assert.equal(info.initiator, "heartbeat");
-  assert.equal(info.code, 1006);
-  assert.equal(info.wasClean, false);
-  assert.ok(info.error instanceof TooSlowError);
-  assert.equal(info.error.timeout, 100);
-  assert.equal(ws.state, "closed");
-  // The three echoed probes ("ping") were application messages: no reply was configured.
-  const received: Message[] = [];
-  const error = await (async () => {
-    for await (const message of ws) received.push(message);
-  })().catch((e) => e);
-  assert.deepEqual(received, ["ping", "ping", "ping"]);
-  assert.ok(error instanceof ConnectionClosedError);
-  assert.equal(error.code, 1006);
-  assert.equal(error.cause, info.error);
-  assert.match(
-    error.message,
-    /^Connection closed by the heartbeat: Heartbeat reply not received within 100 ms/,
-  );
-  assert.throws(() => ws.send("anyone?"), ConnectionClosedError);
-  await ws.close(); // waits for the runtime to release the socket
+Deno.test("a heartbeat finds a stalled server, fails with TooSlowError and closes the client", async (t) => {
+  await t.step("wsbeat transport: ping frames", async () => {
+    // The server answers three messages, then nothing at all: no echo, no pong, TCP left open.
+    await using server = serve({ stallAfter: 3 });
+    const ws = await connect(server.url, { heartbeat: { interval: 20, timeout: 100 } });
+    for (const text of ["a", "b", "c", "d"]) ws.send(text);
+    const info = await ws.closed;
+    assert.equal(info.initiator, "heartbeat");
+    assert.equal(info.code, 1006);
+    assert.equal(info.wasClean, false);
+    assert.ok(info.error instanceof TooSlowError);
+    assert.equal(info.error.timeout, 100);
+    assert.equal(ws.state, "closed");
+    const received: Message[] = [];
+    const error = await (async () => {
+      for await (const message of ws) received.push(message);
+    })().catch((e) => e);
+    assert.deepEqual(received, ["a", "b", "c"]);
+    assert.ok(error instanceof ConnectionClosedError);
+    assert.equal(error.code, 1006);
+    assert.equal(error.cause, info.error);
+    assert.match(
+      error.message,
+      /^Connection closed by the heartbeat: Heartbeat reply not received within 100 ms/,
+    );
+    assert.throws(() => ws.send("anyone?"), ConnectionClosedError);
+    assert.equal(await ws.close(), info, "close() returns at once with what is known");
+  });
+  await t.step("native transport: application probes, echoed as messages", async () => {
+    await using server = serve({ stallAfter: 3 });
+    const ws = await connect(server.url, {
+      transport: "native",
+      heartbeat: { interval: 20, timeout: 100 },
+    });
+    const info = await ws.closed;
+    assert.equal(info.initiator, "heartbeat");
+    assert.ok(info.error instanceof TooSlowError);
+    // The three echoed probes ("ping") were application messages: no reply was configured.
+    const received: Message[] = [];
+    await (async () => {
+      for await (const message of ws) received.push(message);
+    })().catch(() => {});
+    assert.deepEqual(received, ["ping", "ping", "ping"]);
+    await server.close(); // the server lets go of the stalled socket, and so does the runtime
+  });
 });
 
 Deno.test("a heartbeat correlates JSON probes with a reply predicate and hides them from the application", async () => {
@@ -306,14 +326,24 @@ Deno.test("a heartbeat with a string reply never delivers the reply to the appli
   assert.ok(ws.stats.messagesReceived >= 22);
 });
 
-Deno.test("WebSocketClient.ping() resolves with the round trip when any message arrives", async () => {
+Deno.test("WebSocketClient.ping() sends a ping frame and resolves with the round trip on its pong", async () => {
   await using server = serve();
   await using ws = await connect(server.url);
   const rtt = await ws.ping();
   assert.equal(typeof rtt, "number");
   assert.ok(rtt >= 0);
-  assert.equal(await ws.receive(), "ping"); // the echo is also a message
   assert.equal(ws.stats.latency?.last, rtt);
+  assert.equal(ws.stats.messagesReceived, 0, "a pong is not a message");
+  ws.send("after");
+  assert.equal(await ws.receive(), "after");
+});
+
+Deno.test("WebSocketClient.ping() on the native transport resolves when any message arrives", async () => {
+  await using server = serve();
+  await using ws = await connect(server.url, { transport: "native" });
+  const rtt = await ws.ping();
+  assert.ok(rtt >= 0);
+  assert.equal(await ws.receive(), "ping"); // the echo is also a message
 });
 
 Deno.test("WebSocketClient.ping() rejects with the signal's reason", async () => {
@@ -336,7 +366,7 @@ Deno.test("close() stops the heartbeat: a slow closing handshake is not a heartb
   assert.equal(info.initiator, "client");
   assert.equal(
     info.error?.message,
-    "The peer did not answer the closing handshake within 300 ms (closeTimeout)",
+    "The peer did not finish the closing handshake within 300 ms (closeTimeout)",
   );
   await server.close();
   await ws.close(); // waits for the runtime to release the socket
