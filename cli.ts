@@ -26,14 +26,26 @@ import {
   ConnectionClosedError,
   type ConnectOptions,
   type Message,
+  MIN_RETRY_DELAY,
   ReconnectError,
   reconnecting,
   type ReconnectOptions,
   sleep,
+  StaleFeedError,
   TooSlowError,
   type WebSocketClient,
 } from "./mod.ts";
-import { serve, type ServeOptions } from "./serve.ts";
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_HEADER_SIZE,
+  DEFAULT_MAX_UNSENT_BYTES,
+  DEFAULT_SERVE_CLOSE_TIMEOUT,
+  DEFAULT_SERVE_MAX_MESSAGE_SIZE,
+  serve,
+  type ServeOptions,
+} from "./serve.ts";
+import { checkCloseWith } from "./serve_options.ts";
 import { demo } from "./demo.ts";
 
 /** The exit codes of `wsbeat`, as `--help` lists them. */
@@ -81,6 +93,9 @@ Connection:
   -s, --protocol NAME          offer a subprotocol (repeatable)
       --cacert FILE            trust the PEM CA certificate(s) in FILE for wss://
       --connect-timeout SECS   give up opening after SECS (default 10)
+      --stale-after SECS       close the connection when no message arrived for SECS,
+                               even while pings are answered (the feed went quiet);
+                               with --reconnect, connect again (default: off)
 
 Heartbeat (any of these turns it on):
       --heartbeat         send a probe, fail after --timeout without a reply, sleep --interval
@@ -95,9 +110,11 @@ Reconnect (any of these turns it on):
       --reconnect         after a close or failure, connect again with backoff; -x
                           messages are sent again on each connection, and stdin lines
                           typed while disconnected wait (up to ${INPUT_QUEUE_LIMIT} lines)
-      --max-retries N     give up after N failed attempts in a row (default: never)
-      --backoff-initial S first delay (default 1); doubles per failure, with jitter
-      --backoff-max S     longest delay (default 30)
+      --max-retries N     give up when N retries in a row have failed, a retry being
+                          an attempt after a failure (default: never)
+      --backoff-initial S first delay (default 1, at least 0.01); doubles per failure,
+                          with jitter
+      --backoff-max S     longest delay (default 30, at least 0.01)
       --backoff-factor F  growth per failure (default 2)
       Not retried: HTTP 4xx other than 408/429, TLS errors, close 1008.
 
@@ -135,20 +152,46 @@ Examples:
 const SERVE_HELP = `Usage: wsbeat serve [options]
 
 An echo server: text is echoed as text, binary as binary. Prints
-'listening ws://HOST:PORT' on stdout when ready; logs connections on stderr.
-Stops cleanly on Ctrl-C or SIGTERM.
+'listening ws://HOST:PORT' on stdout when ready, and one line per connection
+event on stderr. On Ctrl-C or SIGTERM every client gets a 1001 close frame;
+connections still open after --close-timeout are then closed.
 
 Options:
-  -p, --port N             port to listen on; 0 picks a free one (default 9000)
-      --host ADDR          address to listen on (default 127.0.0.1)
-      --idle-timeout SECS  close clients that sent nothing for SECS (1001 "idle timeout")
-      --pong PING:PONG     answer the text PING with PONG instead of echoing it
-      --stall-after N      answer N messages per connection, then nothing (a dead peer)
-      --drop-after N       send N messages per connection, then cut TCP with no close frame
-      --close-with CODE[:REASON]  echo the first message, then close with CODE
-      --cert FILE --key FILE      serve wss:// with this PEM certificate and key
-  -q, --quiet              do not log connections
-  -h, --help               show this help
+  -p, --port N                 port to listen on; 0 picks a free one (default 9000)
+      --host ADDR              address to listen on (default 127.0.0.1)
+      --cert FILE --key FILE   serve wss:// with this PEM certificate and key
+  -q, --quiet                  do not log connection events
+  -h, --help                   show this help
+
+Limits (what one client can cost the server):
+      --max-message-size BYTES close with 1009 a message larger than BYTES, before buffering
+                               it (default ${DEFAULT_SERVE_MAX_MESSAGE_SIZE}, the wsbeat client's own limit)
+      --max-connections N      answer HTTP 503 past N connections; keep it under ulimit -n
+                               (default ${DEFAULT_MAX_CONNECTIONS}, under the common limit of 1024)
+      --handshake-timeout SECS close a connection that has not completed its opening handshake
+                               (default ${
+  DEFAULT_HANDSHAKE_TIMEOUT / 1000
+}; a half-sent request cannot hold it longer)
+      --max-header-size BYTES  answer HTTP 431 to a larger request head (default ${DEFAULT_MAX_HEADER_SIZE})
+      --max-unsent BYTES       stop reading a client that leaves more than BYTES of replies
+                               unsent, until it reads again (default ${DEFAULT_MAX_UNSENT_BYTES})
+      --close-timeout SECS     wait this long for a client's close frame, after sending one or
+                               at shutdown, then close TCP (default ${
+  DEFAULT_SERVE_CLOSE_TIMEOUT / 1000
+})
+
+Faults (to test a client against; all off by default):
+      --idle-timeout SECS      close a client that sent no message for SECS (1001 "idle timeout")
+      --pong PING:PONG         answer the text PING with PONG instead of echoing it
+      --stall-after N          answer N messages per connection, then nothing at all, TCP open
+                               (a dead peer: no echo, no pong, no close reply)
+      --drop-after N           cut TCP, with no close frame, right after the N-th reply
+      --close-with CODE[:REASON]  echo the first message, then close with CODE (1000-1003,
+                               1007-1014 or 3000-4999) and REASON (at most 123 bytes of UTF-8)
+      --echo-delay SECS        wait SECS before each reply
+      --fragment N             send each reply as N frames, with a ping between each two
+      --ping-interval SECS     send every client a ping frame every SECS
+      --reject-status STATUS   answer every opening handshake with this HTTP status (400-599)
 `;
 
 /** A bad command line: reported as one line, exit code 2. */
@@ -284,6 +327,7 @@ interface ClientConfig {
   keepOpen: boolean;
   reconnect: boolean;
   backoff: Pick<ReconnectOptions, "initialDelay" | "maxDelay" | "factor" | "maxRetries">;
+  staleAfter: number | undefined;
   heartbeat: ClientHeartbeatOptions | undefined;
   showRtt: boolean;
   binary: boolean;
@@ -310,6 +354,7 @@ const CLIENT_OPTIONS = {
   protocol: { type: "string", short: "s", multiple: true },
   cacert: { type: "string" },
   "connect-timeout": { type: "string" },
+  "stale-after": { type: "string" },
   heartbeat: { type: "boolean" },
   interval: { type: "string" },
   timeout: { type: "string" },
@@ -323,6 +368,19 @@ const CLIENT_OPTIONS = {
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const satisfies ParseArgsOptionsConfig;
+
+/** A backoff delay in seconds, as milliseconds; never below MIN_RETRY_DELAY (a busy loop). */
+function retryDelay(name: string, value: string | undefined): number | undefined {
+  const ms = seconds(name, value);
+  if (ms !== undefined && ms < MIN_RETRY_DELAY) {
+    throw new UsageError(
+      `${name} expects at least ${
+        MIN_RETRY_DELAY / 1000
+      } seconds (a shorter delay would retry in a busy loop), got '${value}'`,
+    );
+  }
+  return ms;
+}
 
 function clientConfig(
   values: ReturnType<typeof parse<typeof CLIENT_OPTIONS>>["values"],
@@ -342,9 +400,9 @@ function clientConfig(
     values.ping !== undefined || values.pong !== undefined || values["show-rtt"];
   const interval = seconds("--interval", values.interval, true);
   const backoff: ClientConfig["backoff"] = {};
-  const initialDelay = seconds("--backoff-initial", values["backoff-initial"]);
+  const initialDelay = retryDelay("--backoff-initial", values["backoff-initial"]);
   if (initialDelay !== undefined) backoff.initialDelay = initialDelay;
-  const maxDelay = seconds("--backoff-max", values["backoff-max"]);
+  const maxDelay = retryDelay("--backoff-max", values["backoff-max"]);
   if (maxDelay !== undefined) backoff.maxDelay = maxDelay;
   if (values["backoff-factor"] !== undefined) {
     const factor = Number(values["backoff-factor"]);
@@ -371,6 +429,7 @@ function clientConfig(
     keepOpen: values["keep-open"] ?? false,
     reconnect: (values.reconnect ?? false) || Object.keys(backoff).length > 0,
     backoff,
+    staleAfter: seconds("--stale-after", values["stale-after"]),
     heartbeat: wantsBeat
       ? {
         ...(interval !== undefined ? { interval } : {}),
@@ -459,6 +518,11 @@ function describeClose(info: CloseInfo): string {
     case "server":
       return `closed by the server (${code})${reason}`;
     case "client":
+      if (info.error instanceof StaleFeedError) {
+        return `closed by wsbeat: no message for ${
+          formatDuration(info.error.staleAfter)
+        } (--stale-after), the feed went quiet`;
+      }
       return `closed by wsbeat (${code})${reason}`;
     case "heartbeat":
       return "closed by the heartbeat (the server stopped answering)";
@@ -601,6 +665,7 @@ async function runClient(io: Io, config: ClientConfig, signal: AbortSignal): Pro
     ...(config.protocols.length ? { protocols: config.protocols } : {}),
     ...(caCerts ? { caCerts } : {}),
     ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}),
+    ...(config.staleAfter !== undefined ? { staleAfter: config.staleAfter } : {}),
     ...(beat
       ? {
         heartbeat: {
@@ -650,18 +715,24 @@ async function runClient(io: Io, config: ClientConfig, signal: AbortSignal): Pro
     return ExitCode.Failed;
   }
 
+  // When the connection was lost: its close, or the first failed attempt.
+  // "reconnected after" counts from there, detection to the new connection.
   let lostAt: number | undefined;
+  const maxRetries = config.backoff.maxRetries;
   try {
     for await (
       const ws of reconnecting(config.url, {
         ...options,
         ...config.backoff,
-        onRetry: ({ attempt, delay, reason }) => {
+        onRetry: ({ attempt, retry, delay, reason }) => {
           lostAt ??= performance.now();
           const why = "code" in reason
             ? describeClose(reason)
             : reason.message.replace(/^Cannot/, "cannot");
-          status(`${why}; reconnecting in ${formatDuration(delay)} (attempt ${attempt})`);
+          const of = maxRetries === undefined || retry === 0
+            ? ""
+            : `, retry ${retry} of ${maxRetries}`;
+          status(`${why}; reconnecting in ${formatDuration(delay)} (attempt ${attempt}${of})`);
         },
       })
     ) {
@@ -669,6 +740,7 @@ async function runClient(io: Io, config: ClientConfig, signal: AbortSignal): Pro
         status(`reconnected after ${formatDuration(performance.now() - lostAt)}`);
       }
       lostAt = undefined;
+      ws.closed.then(() => (lostAt = performance.now()));
       const ending = await connection(run, ws, signal);
       if (ending === "interrupted") return ExitCode.Interrupted;
       if (ending === "done") return ExitCode.Ok;
@@ -676,7 +748,8 @@ async function runClient(io: Io, config: ClientConfig, signal: AbortSignal): Pro
     return signal.aborted ? ExitCode.Interrupted : ExitCode.Ok;
   } catch (error) {
     if (error instanceof ReconnectError || error instanceof ConnectionClosedError) {
-      errorLine(io, error.message.replace(/^[A-Z]/, (c) => c.toLowerCase()));
+      const message = error.message.replace("(maxRetries)", "(--max-retries)");
+      errorLine(io, message.replace(/^[A-Z]/, (c) => c.toLowerCase()));
       return ExitCode.Failed;
     }
     return connectFailure(io, config, error);
@@ -804,17 +877,60 @@ async function sendInput(run: Run, ws: WebSocketClient, stop: AbortSignal): Prom
 const SERVE_OPTIONS = {
   port: { type: "string", short: "p" },
   host: { type: "string" },
+  "max-message-size": { type: "string" },
+  "max-connections": { type: "string" },
+  "handshake-timeout": { type: "string" },
+  "max-header-size": { type: "string" },
+  "max-unsent": { type: "string" },
+  "close-timeout": { type: "string" },
   "idle-timeout": { type: "string" },
   pong: { type: "string" },
   "stall-after": { type: "string" },
   "drop-after": { type: "string" },
   "close-with": { type: "string" },
+  "echo-delay": { type: "string" },
+  fragment: { type: "string" },
+  "ping-interval": { type: "string" },
+  "reject-status": { type: "string" },
   cert: { type: "string" },
   key: { type: "string" },
   quiet: { type: "boolean", short: "q" },
   "no-color": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsOptionsConfig;
+
+/** A whole number from `min` to `max`, for a serve flag. */
+function bounded(name: string, value: string | undefined, min: number, max: number) {
+  const n = value === undefined || !/^\d+$/.test(value.trim())
+    ? count(name, value, min)
+    : Number(value);
+  if (n !== undefined && (n < min || n > max)) {
+    throw new UsageError(`${name} expects a whole number from ${min} to ${max}, got '${value}'`);
+  }
+  return n;
+}
+
+/** Parses --close-with CODE[:REASON], with the checks serve() applies. */
+function parseCloseWith(value: string): { code: number; reason: string } {
+  const i = value.indexOf(":");
+  const code = i === -1 ? value : value.slice(0, i);
+  const reason = i === -1 ? "" : value.slice(i + 1);
+  try {
+    if (!/^\d+$/.test(code)) throw new RangeError("not a number");
+    return checkCloseWith({ code: Number(code), reason });
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    if (/reason/.test(error.message)) {
+      const bytes = new TextEncoder().encode(reason).length;
+      throw new UsageError(
+        `--close-with expects a REASON of at most 123 bytes of UTF-8, got ${bytes} bytes in '${value}'`,
+      );
+    }
+    throw new UsageError(
+      `--close-with expects CODE[:REASON] with a CODE a server may send (1000-1003, 1007-1014, 3000-4999), got '${value}'`,
+    );
+  }
+}
 
 async function runServe(io: Io, args: string[], signal: AbortSignal): Promise<number> {
   const { values, positionals } = parse(args, SERVE_OPTIONS);
@@ -827,30 +943,30 @@ async function runServe(io: Io, args: string[], signal: AbortSignal): Promise<nu
   }
   const port = values.port === undefined ? 9000 : count("--port", values.port, 0)!;
   if (port > 65535) throw new UsageError(`--port expects 0 to 65535, got '${values.port}'`);
-  const options: ServeOptions = { port, hostname: values.host ?? "127.0.0.1", signal };
-  const idle = seconds("--idle-timeout", values["idle-timeout"]);
-  if (idle !== undefined) options.idleTimeout = idle;
+  const log = (text: string) => values.quiet || io.stderr(paint(io, 2, text) + "\n");
+  const options: ServeOptions = { port, hostname: values.host ?? "127.0.0.1", signal, log };
+  const set = <K extends keyof ServeOptions>(key: K, value: ServeOptions[K] | undefined) => {
+    if (value !== undefined) options[key] = value;
+  };
+  set("maxMessageSize", count("--max-message-size", values["max-message-size"]));
+  set("maxConnections", count("--max-connections", values["max-connections"]));
+  set("handshakeTimeout", seconds("--handshake-timeout", values["handshake-timeout"]));
+  set("maxHeaderSize", bounded("--max-header-size", values["max-header-size"], 64, 64 * 2 ** 20));
+  set("maxUnsentBytes", count("--max-unsent", values["max-unsent"]));
+  set("closeTimeout", seconds("--close-timeout", values["close-timeout"], true));
+  set("idleTimeout", seconds("--idle-timeout", values["idle-timeout"]));
   if (values.pong !== undefined) {
     const i = values.pong.indexOf(":");
     if (i <= 0) throw new UsageError(`--pong expects PING:PONG, got '${values.pong}'`);
     options.pong = { ping: values.pong.slice(0, i), pong: values.pong.slice(i + 1) };
   }
-  const stall = count("--stall-after", values["stall-after"], 0);
-  if (stall !== undefined) options.stallAfter = stall;
-  const drop = count("--drop-after", values["drop-after"], 0);
-  if (drop !== undefined) options.dropAfter = drop;
-  if (values["close-with"] !== undefined) {
-    const [code, ...reason] = values["close-with"].split(":");
-    const n = Number(code);
-    if (!Number.isInteger(n) || n < 1000 || n > 4999) {
-      throw new UsageError(
-        `--close-with expects CODE[:REASON] with a code of 1000 to 4999, got '${
-          values["close-with"]
-        }'`,
-      );
-    }
-    options.closeWith = { code: n, reason: reason.join(":") };
-  }
+  set("stallAfter", count("--stall-after", values["stall-after"], 0));
+  set("dropAfter", count("--drop-after", values["drop-after"], 0));
+  if (values["close-with"] !== undefined) options.closeWith = parseCloseWith(values["close-with"]);
+  set("echoDelay", seconds("--echo-delay", values["echo-delay"], true));
+  set("fragment", bounded("--fragment", values.fragment, 1, 1000));
+  set("pingInterval", seconds("--ping-interval", values["ping-interval"]));
+  set("rejectStatus", bounded("--reject-status", values["reject-status"], 400, 599));
   if ((values.cert === undefined) !== (values.key === undefined)) {
     throw new UsageError("--cert and --key go together");
   }
@@ -865,15 +981,6 @@ async function runServe(io: Io, args: string[], signal: AbortSignal): Promise<nu
     options.cert = await read("--cert", values.cert);
     options.key = await read("--key", values.key);
   }
-  const log = (text: string) => values.quiet || io.stderr(paint(io, 2, text) + "\n");
-  options.onConnect = (c) =>
-    log(
-      `#${c.id} connected from ${c.remoteAddr} ${c.path}${
-        c.protocol ? ` (subprotocol ${c.protocol})` : ""
-      }`,
-    );
-  options.onDisconnect = (c, code, reason) =>
-    log(`#${c.id} closed (${code}${reason ? ` ${JSON.stringify(reason)}` : ""})`);
 
   let server;
   try {
@@ -892,7 +999,9 @@ async function runServe(io: Io, args: string[], signal: AbortSignal): Promise<nu
     throw error;
   }
   io.stdout(`listening ${server.url}\n`);
-  await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+  if (!signal.aborted) {
+    await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+  }
   await server.close();
   log("stopped");
   return ExitCode.Ok;

@@ -62,6 +62,7 @@ import { Flow } from "./flow.ts";
 import { DEFAULT_TIMEOUT, heartbeat, TooSlowError } from "./heartbeat.ts";
 import { byteLength, Inbox } from "./inbox.ts";
 import { Probes } from "./probes.ts";
+import { StaleFeedError, StaleWatch } from "./stale.ts";
 import type { Transport, TransportHandler } from "./transport.ts";
 import { NativeTransport } from "./transport_native.ts";
 import { maskUrl } from "./url.ts";
@@ -72,6 +73,9 @@ import { maskUrl } from "./url.ts";
  * from `mod.ts`.
  */
 export let endIterationQuietly: (ws: WebSocketClient) => void;
+
+/** How many received messages wait unread in `ws`. Internal: not exported from `mod.ts`. */
+export let unreadCount: (ws: WebSocketClient) => number;
 
 /**
  * A connected (or connecting) WebSocket: iterate it for messages, `send()` on
@@ -97,6 +101,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       ws.#alwaysQuiet = true;
       if (ws.#info) ws.#quiet = true;
     };
+    unreadCount = (ws) => ws.#inbox.length;
   }
 
   #transport: Transport;
@@ -119,6 +124,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #closed: Promise<CloseInfo>;
   #resolveClosed!: (info: CloseInfo) => void;
   #scope: AbortController | undefined; // the heartbeat's scope, when there is a heartbeat
+  #stale: StaleWatch | undefined; // the stale-feed watchdog, with staleAfter
 
   #flow: Flow;
 
@@ -375,7 +381,8 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       );
       return this.#closed;
     }
-    // The closing handshake has its own bound (closeTimeout): the heartbeat's work is done.
+    // The closing handshake has its own bound (closeTimeout): the watchdogs' work is done.
+    this.#stale?.stop();
     this.#scope?.abort(
       new ConnectionClosedError(code, reason, "The client is closing the connection"),
     );
@@ -417,6 +424,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       this.#bytesReceived += bytes;
       const probes = this.#probes;
       if ((probes.hasReply || probes.awaitingMessage) && probes.onMessage(data)) return;
+      this.#stale?.touch();
       this.#inbox.push(data, bytes);
     },
     onPong: (payload) => this.#probes.onPong(payload),
@@ -455,6 +463,14 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     this.#openedAt = Date.now();
     const beat = this.#opts.heartbeat;
     if (beat) this.#startHeartbeat(beat);
+    const staleAfter = this.#opts.staleAfter;
+    if (staleAfter !== Infinity) {
+      this.#stale = new StaleWatch(
+        staleAfter,
+        () => this.#flow.paused,
+        () => this.#forceEnd("client", new StaleFeedError(staleAfter)),
+      );
+    }
   }
 
   #startHeartbeat(beat: ClientHeartbeatOptions): void {
@@ -540,6 +556,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
         cause: info.error,
       });
     this.#opts.signal?.removeEventListener("abort", this.#onSignal);
+    this.#stale?.stop();
     this.#scope?.abort(this.#end);
     this.#flow.end();
     this.#inbox.end(this.#end);

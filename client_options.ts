@@ -147,6 +147,19 @@ export interface ClientOptions {
    */
   heartbeat?: boolean | ClientHeartbeatOptions;
   /**
+   * Milliseconds without an application message after which the connection
+   * is closed (reported as 1006, initiator `"client"`, error a
+   * {@linkcode StaleFeedError}), even if the peer answers pings: the peer is
+   * alive but the feed is not. `reconnecting()` then connects again. Pongs and
+   * the replies an application probe's `reply` recognises do not count as
+   * messages (an echoed probe without `reply` does); time while reading is
+   * paused for a slow consumer does not count as silence. Set it well above
+   * the feed's quietest normal gap. `Infinity` turns it off.
+   *
+   * @default {Infinity}
+   */
+  staleAfter?: number;
+  /**
    * The most received messages kept waiting for the application. When the
    * queue reaches it, the wsbeat transport stops reading from the socket
    * until the consumer catches up (TCP flow control slows the server; nothing
@@ -247,6 +260,7 @@ export interface CheckedOptions {
   maxQueuedBytes: number;
   sendHighWaterMark: number;
   heartbeat: ClientHeartbeatOptions | undefined;
+  staleAfter: number;
 }
 
 function checkCount(name: string, value: unknown, min: number): number {
@@ -310,6 +324,12 @@ export function checkClientOptions(options: ClientOptions): CheckedOptions {
     options.sendHighWaterMark ?? DEFAULT_HIGH_WATER_MARK,
     0,
   );
+  const staleAfter = checkDelay("staleAfter", options.staleAfter ?? Infinity);
+  if (staleAfter === 0) {
+    throw new RangeError(
+      "Cannot use staleAfter as it is 0, which would close every connection at once: current value is 0",
+    );
+  }
   const signal = options.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError(
@@ -341,6 +361,7 @@ export function checkClientOptions(options: ClientOptions): CheckedOptions {
     maxQueuedBytes,
     sendHighWaterMark,
     heartbeat,
+    staleAfter,
   };
 }
 

@@ -74,7 +74,10 @@ function openTransport(
       ? protocols
       // Deno's (and Bun's) non-standard options object.
       : { protocols, headers: options.headers, client } as unknown as string[];
-    return new NativeTransport(new WebSocket(url.href, init), maskUrl(url));
+    return new NativeTransport(new WebSocket(url.href, init), maskUrl(url), {
+      url,
+      headers: options.headers,
+    });
   }
   if (!canUseTcp()) {
     throw new TypeError(

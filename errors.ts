@@ -18,6 +18,7 @@ export type ConnectErrorKind =
   | "tls"
   | "timeout"
   | "aborted"
+  | "rejected"
   | "network";
 
 /**
@@ -34,6 +35,7 @@ export type ConnectErrorKind =
  * | `"tls"` | the certificate was not trusted or TLS failed |
  * | `"timeout"` | no handshake within `connectTimeout` |
  * | `"aborted"` | `close()` was called while connecting |
+ * | `"rejected"` | the server answered HTTP but refused the upgrade, and the runtime hides the status (Node, browsers): see `reconnecting()` for how often it is retried |
  * | `"network"` | any other network failure |
  *
  * @example Tell a refused connection from a rejected one

@@ -25,7 +25,10 @@
  * - Heartbeat: {@linkcode heartbeat}, {@linkcode failAfter},
  *   {@linkcode sleep}.
  * - Recovery: {@linkcode reconnecting}, a loop of connections, reconnecting
- *   with backoff after each close or failure.
+ *   with backoff after each close or failure, with fresh settings per attempt
+ *   (`prepare`); {@linkcode ReconnectingClient}, a handle whose `send()`
+ *   works across reconnects; the stale-feed watchdog (`staleAfter`,
+ *   {@linkcode StaleFeedError}).
  * - `@wsbeat/wsbeat/serve`: an echo server with fault injection (Deno only).
  *
  * Runs on Deno, Deno Deploy, Bun, Node 22+ and browsers: this entry point
@@ -82,12 +85,26 @@ export {
   type SleepOptions,
   TooSlowError,
 } from "./heartbeat.ts";
+export { StaleFeedError } from "./stale.ts";
+export { backoffDelay, type BackoffOptions, checkBackoff, MIN_RETRY_DELAY } from "./backoff.ts";
 export {
-  backoffDelay,
+  type AttemptContext,
+  type AttemptSettings,
   defaultShouldRetry,
   ReconnectError,
   reconnecting,
   type ReconnectOptions,
+  REJECTED_RETRIES,
   type RetryContext,
   type RetryEvent,
 } from "./reconnect.ts";
+export {
+  ReconnectingClient,
+  type ReconnectingClientOptions,
+  type ReconnectingStatus,
+} from "./reconnecting_client.ts";
+export {
+  DEFAULT_MAX_PENDING_BYTES,
+  DEFAULT_MAX_PENDING_MESSAGES,
+  SendQueueFullError,
+} from "./send_queue.ts";

@@ -10,6 +10,19 @@
  *   at once, but the runtime may hold the socket until TCP gives up;
  * - limit a message's size, or refuse an invalid handshake.
  *
+ * Some runtimes also hide why a connection failed. Deno and Bun name the
+ * HTTP status of a refused upgrade in the error's message, and Bun puts the
+ * socket error's code (`ECONNREFUSED`, `ENOTFOUND`) on the error; Node 22 and
+ * 24 say only "Received network error or non-101 status code.", and browsers
+ * nothing at all. Then, so that an authentication failure is not retried
+ * forever as a network error, the transport asks the server directly: a
+ * plain `GET` of the same URL with the same headers ({@linkcode StatusProbe}).
+ * Its answer gives the kind: no TCP peer (`refused`, `dns`), an HTTP status
+ * that the upgrade would have had too (401, 403, 404, 5xx: kind `status`),
+ * or a live server whose answer says nothing about the upgrade (200, 400,
+ * 426, or an opaque answer in a browser page of another origin: kind
+ * `rejected`, which `reconnecting()` retries only a few times).
+ *
  * @module
  */
 
@@ -24,11 +37,72 @@ const OPEN = 1;
  * Node: nodejs/undici#3546), and `connect()` must settle anyway.
  */
 const CLOSE_GRACE = 100;
+/** Milliseconds a status probe may take; a connect timeout also ends it. */
+const PROBE_TIMEOUT = 2_000;
+
+/**
+ * Where to send the status probe after a connect failure whose cause the
+ * runtime hid (see the module doc).
+ */
+export interface StatusProbe {
+  /** The URL the socket was opened with (`ws:` or `wss:`). */
+  url: URL;
+  /** The handshake's extra headers, sent with the probe too. */
+  headers?: HeadersInit;
+}
+
+const DNS_CODES: ReadonlySet<string> = new Set([
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EAI_NONAME",
+  "EAI_FAIL",
+]);
+const TLS_CODE = /^(CERT_|ERR_TLS|ERR_SSL|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_)/;
+
+/** The socket error's code: on the error itself (Bun), or on its cause (Node's fetch). */
+function errorCode(error: unknown): string | undefined {
+  const e = error as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  const code = e?.code ?? e?.cause?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** The kind an error code names, if it names one. */
+function kindOfCode(
+  url: string,
+  code: string | undefined,
+  cause: unknown,
+): ConnectError | undefined {
+  if (code === "ECONNREFUSED") {
+    return new ConnectError(url, "refused", "connection refused", { cause });
+  }
+  if (code !== undefined && DNS_CODES.has(code)) {
+    return new ConnectError(url, "dns", "host name not found (DNS error)", { cause });
+  }
+  if (code !== undefined && TLS_CODE.test(code)) {
+    return new ConnectError(
+      url,
+      "tls",
+      `TLS failed (${code}): the runtime does not trust the server`,
+      {
+        cause,
+      },
+    );
+  }
+  return undefined;
+}
+
+/** Whether the runtime's error says nothing of the cause (Node's undici, browsers). */
+function hidesCause(event: Event | undefined): boolean {
+  const text = (event as ErrorEvent | undefined)?.message ?? "";
+  return text === "" || /non-101 status code/i.test(text);
+}
 
 /** Turns the runtime's handshake error into a {@linkcode ConnectError}. */
 function classify(url: string, event: Event | undefined): ConnectError {
   const cause = (event as ErrorEvent | undefined)?.error ?? event;
   const text = (event as ErrorEvent | undefined)?.message ?? "";
+  const byCode = kindOfCode(url, errorCode(cause), cause);
+  if (byCode) return byCode;
   const status = /status code:? *(\d{3})/i.exec(text);
   if (status) {
     const code = Number(status[1]);
@@ -58,6 +132,84 @@ function classify(url: string, event: Event | undefined): ConnectError {
   return new ConnectError(url, "network", detail, { cause });
 }
 
+/** Statuses a plain GET may get from a live WebSocket endpoint: they say nothing of the upgrade. */
+function saysNothing(status: number): boolean {
+  return (status >= 200 && status < 300) || status === 400 || status === 405 || status === 426;
+}
+
+/**
+ * Asks the server what the runtime would not say: a plain `GET` of the
+ * handshake's URL. Resolves with a better error, or with `original` when the
+ * probe learned nothing. Never rejects.
+ */
+async function probeStatus(
+  displayUrl: string,
+  probe: StatusProbe,
+  original: ConnectError,
+  signal: AbortSignal,
+): Promise<ConnectError> {
+  const url = new URL(probe.url);
+  url.protocol = url.protocol === "wss:" ? "https:" : "http:";
+  url.username = "";
+  url.password = "";
+  // In a page of another origin the answer is opaque, but it still proves a live server.
+  const page = globalThis as { document?: unknown; location?: { origin?: string } };
+  const crossOrigin = page.document !== undefined && page.location?.origin !== url.origin;
+  const probing = new AbortController();
+  const timer = setTimeout(() => probing.abort(), PROBE_TIMEOUT);
+  const onAbort = () => probing.abort();
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const response = await fetch(url, {
+      headers: probe.headers,
+      redirect: "manual",
+      signal: probing.signal,
+      ...(crossOrigin ? { mode: "no-cors" as const } : {}),
+    });
+    await response.body?.cancel();
+    const status = response.status;
+    if (response.type === "opaque" || response.type === "opaqueredirect" || status === 0) {
+      return new ConnectError(
+        displayUrl,
+        "rejected",
+        "the server refused the WebSocket upgrade; this runtime hides the HTTP status " +
+          "(a plain request was answered, with a status the page may not read)",
+        { cause: original },
+      );
+    }
+    if (saysNothing(status)) {
+      return new ConnectError(
+        displayUrl,
+        "rejected",
+        "the server refused the WebSocket upgrade; this runtime hides the HTTP status " +
+          `(a plain GET of the same URL got HTTP ${status})`,
+        { cause: original },
+      );
+    }
+    return new ConnectError(
+      displayUrl,
+      "status",
+      `the server answered HTTP ${status} to a plain GET of the same URL ` +
+        "(this runtime hides the status of the upgrade itself)",
+      { cause: original, status },
+    );
+  } catch (error) {
+    if (signal.aborted) return original;
+    const byCode = kindOfCode(displayUrl, errorCode(error), original);
+    if (byCode) return byCode;
+    // Deno's fetch names the cause only in its text.
+    const text = `${(error as Error)?.message} ${(error as { cause?: Error })?.cause?.message}`;
+    if (/connection refused/i.test(text)) return kindOfCode(displayUrl, "ECONNREFUSED", original)!;
+    if (/dns error|failed to lookup/i.test(text)) {
+      return kindOfCode(displayUrl, "ENOTFOUND", original)!;
+    }
+    return original;
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
 /** The runtime's `WebSocket` behind the {@linkcode Transport} interface. */
 export class NativeTransport implements Transport {
   readonly opened: Promise<void>;
@@ -74,16 +226,21 @@ export class NativeTransport implements Transport {
   #grace: ReturnType<typeof setTimeout> | undefined;
   #ended = false;
   #firstClose: "local" | "remote" | undefined;
+  #probe: StatusProbe | undefined;
+  #probing: AbortController | undefined;
 
   /**
    * Wraps a native socket in the `CONNECTING` or `OPEN` state.
    *
    * @param socket The socket; its `binaryType` is set to `"arraybuffer"`.
    * @param displayUrl The URL as errors show it, credentials masked.
+   * @param probe Where to ask for the status of a failed upgrade when the
+   *   runtime hides it; without it, such a failure stays kind `"network"`.
    */
-  constructor(socket: WebSocket, displayUrl: string) {
+  constructor(socket: WebSocket, displayUrl: string, probe?: StatusProbe) {
     this.#ws = socket;
     this.#url = displayUrl;
+    this.#probe = probe;
     socket.binaryType = "arraybuffer";
     this.opened = new Promise((resolve, reject) => {
       this.#resolveOpened = resolve;
@@ -141,6 +298,11 @@ export class NativeTransport implements Transport {
   }
 
   abort(reason: Error): void {
+    if (this.#probing) {
+      this.#failure ??= reason;
+      this.#probing.abort();
+      return;
+    }
     if (this.#ended) return;
     if (!this.#isOpen) {
       this.#failure ??= reason;
@@ -190,7 +352,23 @@ export class NativeTransport implements Transport {
     if (!this.#isOpen) {
       if (this.#ended) return;
       this.#ended = true;
-      this.#rejectOpened(this.#failure ?? classify(this.#url, this.#lastError));
+      if (this.#failure) {
+        this.#rejectOpened(this.#failure);
+        return;
+      }
+      const error = classify(this.#url, this.#lastError);
+      if (
+        !this.#probe || error.kind !== "network" || !hidesCause(this.#lastError) ||
+        typeof fetch !== "function"
+      ) {
+        this.#rejectOpened(error);
+        return;
+      }
+      const probing = this.#probing = new AbortController();
+      probeStatus(this.#url, this.#probe, error, probing.signal).then((better) => {
+        this.#probing = undefined;
+        this.#rejectOpened(this.#failure ?? better);
+      });
       return;
     }
     const code = event.code === 0 ? 1006 : event.code;

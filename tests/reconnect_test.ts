@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import {
   backoffDelay,
+  checkBackoff,
   type CloseInfo,
   ConnectError,
   ConnectionClosedError,
   defaultShouldRetry,
   type Message,
+  MIN_RETRY_DELAY,
   ReconnectError,
   reconnecting,
   type RetryEvent,
@@ -13,7 +15,7 @@ import {
   type WebSocketClient,
 } from "../mod.ts";
 import { serve } from "../serve.ts";
-import { closedPort, statusServer } from "./_servers.ts";
+import { closedPort, silentServer, statusServer } from "./_servers.ts";
 
 const fast = { initialDelay: 10, maxDelay: 40, jitter: 0 } as const;
 
@@ -27,8 +29,11 @@ Deno.test("backoffDelay() grows by the factor up to the cap, less a random share
     1000,
     1000,
   ]);
-  assert.equal(backoffDelay(1, opts, 0.999999), 100 * (1 - 0.5 * 0.999999));
+  assert.equal(backoffDelay(1, opts, 0.999999), 50); // whole milliseconds
+  assert.equal(backoffDelay(2, opts, 0.3), 170);
   assert.equal(backoffDelay(3, { ...opts, jitter: 0 }, 0.7), 400);
+  // Full jitter never goes below the floor.
+  assert.equal(backoffDelay(1, { initialDelay: 10, jitter: 1 }, 0.999), MIN_RETRY_DELAY);
   // The defaults: 1 s, 2 s, 4 s, ... up to 30 s, each drawn from [d/2, d].
   assert.equal(backoffDelay(1, {}, 0), 1_000);
   assert.equal(backoffDelay(10, {}, 0), 30_000);
@@ -111,7 +116,7 @@ Deno.test("reconnecting() reconnects after the server restarts on the same port"
 });
 
 Deno.test("reconnecting() finds a stalled server with the heartbeat and reconnects", async () => {
-  await using server = serve({ stallAfter: 2 });
+  await using server = silentServer({ handshake: true }); // open, then never a byte
   const reasons: (Error | CloseInfo)[] = [];
   let connections = 0;
   for await (
@@ -122,7 +127,7 @@ Deno.test("reconnecting() finds a stalled server with the heartbeat and reconnec
     })
   ) {
     connections++;
-    for await (const _ of ws) { /* the echoed probes; ends quietly when the heartbeat fails */ }
+    for await (const _ of ws) { /* nothing arrives; ends quietly when the heartbeat fails */ }
     const info = await ws.closed;
     assert.equal(info.initiator, "heartbeat");
     assert.ok(info.error instanceof TooSlowError);
@@ -132,17 +137,21 @@ Deno.test("reconnecting() finds a stalled server with the heartbeat and reconnec
   assert.equal((reasons[0] as CloseInfo).initiator, "heartbeat");
 });
 
-Deno.test("reconnecting() ends with the ConnectError after one attempt on HTTP 403", async () => {
-  let requests = 0;
-  await using server = statusServer(403);
-  const counted = new URL(server.url);
-  const loop = reconnecting(counted, { ...fast, onRetry: () => requests++ });
-  const error = await (async () => {
-    for await (const _ of loop) assert.fail("no connection was expected");
-  })().catch((e) => e);
-  assert.ok(error instanceof ConnectError);
-  assert.equal(error.status, 403);
-  assert.equal(requests, 0); // no retry was even scheduled
+Deno.test("reconnecting() ends with the ConnectError after one attempt on HTTP 403, on both transports", async (t) => {
+  for (const transport of ["wsbeat", "native"] as const) {
+    await t.step(transport, async () => {
+      let retries = 0;
+      await using server = statusServer(403);
+      const loop = reconnecting(server.url, { ...fast, transport, onRetry: () => retries++ });
+      const error = await (async () => {
+        for await (const _ of loop) assert.fail("no connection was expected");
+      })().catch((e) => e);
+      assert.ok(error instanceof ConnectError);
+      assert.equal(error.kind, "status");
+      assert.equal(error.status, 403);
+      assert.equal(retries, 0); // no retry was even scheduled
+    });
+  }
 });
 
 Deno.test("reconnecting() delivers every message sent before each drop, in order, once", async () => {
@@ -199,7 +208,7 @@ Deno.test("reconnecting() never retries faster than the backoff allows", async (
   events.forEach((event, i) => {
     const ceiling = Math.min(80, 20 * 2 ** i);
     assert.ok(event.delay >= ceiling / 2 && event.delay <= ceiling, `delay ${i}: ${event.delay}`);
-    assert.equal(event.failures, i + 1);
+    assert.equal(event.retry, i + 1);
   });
   // ... and the loop really waited them out: consecutive retries are at least the delay apart.
   for (let i = 1; i < starts.length; i++) {
@@ -221,14 +230,15 @@ Deno.test("reconnecting() gives up after maxRetries with the last error as cause
       assert.fail("no connection was expected");
     }
   })().catch((e) => e);
+  // maxRetries counts retries: the first attempt, then 3 retries, all refused.
   assert.ok(error instanceof ReconnectError);
-  assert.equal(error.failures, 4);
+  assert.equal(error.retries, 3);
   assert.equal(retries, 3);
   assert.ok(error.cause instanceof ConnectError);
   assert.equal(error.cause.kind, "refused");
   assert.equal(
     error.message,
-    `Gave up reconnecting to ws://127.0.0.1:${port} after 4 failed attempts in a row: ` +
+    `Gave up reconnecting to ws://127.0.0.1:${port}/ after 3 retries in a row (maxRetries): ` +
       `Cannot connect to ws://127.0.0.1:${port}/: connection refused`,
   );
 });
@@ -304,8 +314,29 @@ Deno.test("reconnecting() rejects bad backoff options", async () => {
     name: "RangeError",
     message: /maxRetries/,
   });
-  await assert.rejects(reconnecting("ws://x", { initialDelay: 0 }).next(), {
-    name: "RangeError",
-    message: /initialDelay/,
+});
+
+Deno.test("reconnecting() refuses delays that would retry in a busy loop", async (t) => {
+  for (
+    const [name, value] of [
+      ["initialDelay", 0],
+      ["initialDelay", 9],
+      ["maxDelay", 0],
+      ["maxDelay", 0.1],
+    ] as const
+  ) {
+    await t.step(`${name}: ${value}`, async () => {
+      await assert.rejects(reconnecting("ws://x", { [name]: value }).next(), {
+        name: "RangeError",
+        message: `Cannot use ${name} as it is below 10 ms, which would retry in a busy loop: ` +
+          `current value is ${value}`,
+      });
+      assert.throws(() => checkBackoff({ [name]: value }), RangeError);
+    });
+  }
+  await t.step("the floor itself is allowed, and maxDelay below initialDelay caps it", () => {
+    const backoff = checkBackoff({ initialDelay: 10, maxDelay: MIN_RETRY_DELAY });
+    assert.equal(backoffDelay(1, { ...backoff, jitter: 0 }), 10);
+    assert.equal(backoffDelay(5, { initialDelay: 1_000, maxDelay: 50, jitter: 0 }), 50);
   });
 });

@@ -1,0 +1,213 @@
+// `wsbeat serve` as a process: its flags, its log lines on stderr, and what
+// no in-process test can show: running out of file descriptors, and a
+// SIGTERM with a client that never answers.
+
+import assert from "node:assert/strict";
+import { readLines } from "../cli.ts";
+import { OP, RawClient, type ServerFrame, upgradeRequest, within } from "./_serve_clients.ts";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+
+/** `wsbeat serve` with `args`, its stdout and stderr as lines. */
+function start(args: string[], fileLimit?: number) {
+  const deno = ["deno", "run", "--allow-net=127.0.0.1", CLI, "serve", "--port", "0", ...args];
+  const quoted = deno.map((a) => `'${a}'`).join(" ");
+  const child = new Deno.Command("sh", {
+    args: [
+      "-c",
+      fileLimit === undefined ? `exec ${quoted}` : `ulimit -n ${fileLimit}; exec ${quoted}`,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const out = readLines(child.stdout);
+  const err = readLines(child.stderr);
+  const stderr: string[] = [];
+  /** The next stderr line matching `pattern` (every line is kept in `stderr`). */
+  const line = (pattern: RegExp, ms = 5_000) =>
+    within(
+      (async () => {
+        for (let next = await err.next(); !next.done; next = await err.next()) {
+          stderr.push(next.value);
+          if (pattern.test(next.value)) return next.value;
+        }
+        throw new Error(`stderr ended before ${pattern}:\n${stderr.join("\n")}`);
+      })(),
+      ms,
+      `no stderr line matching ${pattern} within ${ms} ms:\n${stderr.join("\n")}`,
+    );
+  return {
+    child,
+    stderr,
+    line,
+    async port(): Promise<number> {
+      const first = await out.next();
+      const match = /^listening ws:\/\/127\.0\.0\.1:(\d+)$/.exec(String(first.value));
+      assert.ok(match, `first line: ${first.value}`);
+      return Number(match[1]);
+    },
+    /** Sends SIGTERM; resolves with the exit code and every stderr line. */
+    async stop(): Promise<number> {
+      child.kill("SIGTERM");
+      const { code } = await child.status;
+      for await (const rest of err) stderr.push(rest);
+      for await (const _ of out) { /* drain */ }
+      return code;
+    },
+  };
+}
+
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await new Deno.Command("deno", {
+    args: ["run", "--allow-net=127.0.0.1", CLI, "serve", ...args],
+    stdin: "null",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+Deno.test("wsbeat serve rejects bad limit and fault values with exit 2, naming the value", async (t) => {
+  const cases: [string[], RegExp][] = [
+    [
+      ["--close-with", "1005"],
+      /^error: --close-with expects CODE\[:REASON\] with a CODE a server may send \(1000-1003, 1007-1014, 3000-4999\), got '1005'$/,
+    ],
+    [["--close-with", "2000:nope"], /, got '2000:nope'$/],
+    [["--close-with", "soon"], /, got 'soon'$/],
+    [
+      ["--close-with", `1000:${"r".repeat(130)}`],
+      /^error: --close-with expects a REASON of at most 123 bytes of UTF-8, got 130 bytes in '1000:r{130}'$/,
+    ],
+    [["--fragment", "0"], /^error: --fragment expects a whole number from 1 to 1000, got '0'$/],
+    [
+      ["--reject-status", "200"],
+      /^error: --reject-status expects a whole number from 400 to 599, got '200'$/,
+    ],
+    [
+      ["--max-connections", "lots"],
+      /^error: --max-connections expects a whole number of at least 1, got 'lots'$/,
+    ],
+    [
+      ["--handshake-timeout", "0"],
+      /^error: --handshake-timeout expects a number of seconds above 0, got '0'$/,
+    ],
+  ];
+  for (const [args, pattern] of cases) {
+    await t.step(args.join(" ").slice(0, 40), async () => {
+      const result = await run([...args, "--port", "0"]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(result.stdout, "");
+      assert.match(result.stderr.trimEnd(), pattern);
+      assert.equal(result.stderr.trimEnd().split("\n").length, 1);
+    });
+  }
+});
+
+Deno.test("wsbeat serve --help gives each limit and fault with its default", async () => {
+  const { code, stdout } = await run(["--help"]);
+  assert.equal(code, 0);
+  for (
+    const flag of [
+      "max-message-size",
+      "max-connections",
+      "handshake-timeout",
+      "max-header-size",
+      "max-unsent",
+      "close-timeout",
+    ]
+  ) {
+    assert.match(stdout, new RegExp(`--${flag} .*\\n?.*\\(default \\d+`), flag);
+  }
+  for (
+    const flag of [
+      "idle-timeout",
+      "pong",
+      "stall-after",
+      "drop-after",
+      "close-with",
+      "echo-delay",
+      "fragment",
+      "ping-interval",
+      "reject-status",
+    ]
+  ) {
+    assert.match(stdout, new RegExp(`^ +--${flag} `, "m"), flag);
+  }
+});
+
+Deno.test("wsbeat serve logs a bad upgrade request on one line without a stack trace, and nothing with -q", async (t) => {
+  for (const quiet of [false, true]) {
+    await t.step(quiet ? "-q" : "default", async () => {
+      const server = start(quiet ? ["-q"] : []);
+      const port = await server.port();
+      await using raw = await RawClient.open(port, {
+        request: upgradeRequest(port, { key: null }),
+      });
+      assert.equal(((await raw.head()) as { status: number }).status, 400);
+      if (!quiet) {
+        await server.line(/handshake rejected/);
+      } else {
+        // Something the server logs after it, were it not quiet: there is no such line.
+        await using ok = await RawClient.open(port);
+        assert.equal(((await ok.head()) as { status: number }).status, 101);
+      }
+      assert.equal(await server.stop(), 0);
+      const lines = server.stderr;
+      assert.doesNotMatch(lines.join("\n"), /^\s+at |Error:|panicked/m);
+      if (quiet) assert.deepEqual(lines, []);
+      else {
+        assert.match(
+          lines[0]!,
+          /^#1 handshake rejected from 127\.0\.0\.1:\d+: 400 the request has no Sec-WebSocket-Key header$/,
+        );
+        assert.equal(lines.at(-1), "stopped");
+      }
+    });
+  }
+});
+
+Deno.test("wsbeat serve exits on SIGTERM within --close-timeout, with a client that never reads", async () => {
+  const server = start(["--close-timeout", "0.3"]);
+  const port = await server.port();
+  await using _deaf = await RawClient.open(port, { deaf: true });
+  await server.line(/^#1 connected/);
+  const started = performance.now();
+  assert.equal(await server.stop(), 0);
+  const took = performance.now() - started;
+  assert.ok(took >= 290 && took < 2_000, `exited after ${took} ms`);
+  assert.ok(
+    server.stderr.some((l) =>
+      /^#1 closed \(1001 "server shutting down", by the server; no answer within 300 ms/.test(l)
+    ),
+    server.stderr.join("\n"),
+  );
+});
+
+Deno.test("wsbeat serve survives running out of file descriptors, and keeps echoing", async () => {
+  // A limit of 64 open files, about 25 of them the runtime's own, and 60 clients: accept()
+  // fails with EMFILE, and the clients past the limit wait in the listen backlog.
+  const server = start(["--handshake-timeout", "30"], 64);
+  const port = await server.port();
+  const first = await RawClient.open(port);
+  assert.equal(((await first.head()) as { status: number }).status, 101);
+  const failed = server.line(/^accept failed: Too many open files/, 10_000);
+  const others: RawClient[] = [];
+  for (let i = 0; i < 60; i++) others.push(await RawClient.open(port));
+  await failed;
+  await first.send({ opcode: OP.TEXT, payload: "still here?" });
+  const echo = (await first.frame()) as ServerFrame;
+  assert.equal(new TextDecoder().decode(echo.payload), "still here?");
+  // Free descriptors: the last client, waiting in the backlog, is accepted and answered.
+  const last = others.pop()!;
+  await Promise.all(others.map((c) => c.close()));
+  const head = await last.head(10_000);
+  assert.equal(typeof head === "string" ? head : head.status, 101, server.stderr.join("\n"));
+  await Promise.all([first.close(), last.close()]);
+  assert.equal(await server.stop(), 0);
+  assert.ok(server.stderr.some((l) => /^accepting again after \d+ failed accepts$/.test(l)));
+  assert.equal(server.stderr.filter((l) => l.startsWith("accept failed")).length, 1);
+  assert.doesNotMatch(server.stderr.join("\n"), /Uncaught|panicked|^\s+at /m);
+});
