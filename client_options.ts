@@ -230,6 +230,21 @@ export interface ConnectOptions extends ClientOptions {
    * e.g. to use a proxy. Not used by the wsbeat transport.
    */
   client?: object;
+  /**
+   * An HTTP proxy to tunnel through with `CONNECT` (wsbeat transport), e.g.
+   * `http://user:password@proxy.example:3128`; user info is sent as
+   * `Proxy-Authorization: Basic` and never shown. Only `http://` proxies.
+   * Not combinable with `cert`: `Deno.startTls`, which TLS through a tunnel
+   * needs, cannot present a client certificate.
+   */
+  proxy?: string | URL;
+  /**
+   * A client certificate chain (PEM) for `wss:`, for servers that require
+   * one; goes with `key`. wsbeat transport only (`Deno.connectTls`).
+   */
+  cert?: string;
+  /** The private key (PEM) of `cert`. */
+  key?: string;
 }
 
 /** Options for {@linkcode WebSocketClient.receive}, {@linkcode WebSocketClient.ping} and {@linkcode WebSocketClient.drain}. */

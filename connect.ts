@@ -19,6 +19,7 @@ import type { Transport } from "./transport.ts";
 import { NativeTransport } from "./transport_native.ts";
 import { canUseTcp, TcpTransport } from "./transport_tcp.ts";
 import { checkUrl, maskUrl } from "./url.ts";
+import { checkProxyUrl } from "./proxy.ts";
 
 function checkProtocols(protocols: unknown): string[] {
   const list = protocols === undefined
@@ -49,6 +50,60 @@ function checkProtocols(protocols: unknown): string[] {
   return list;
 }
 
+interface Host {
+  Deno?: unknown;
+  Bun?: { version?: string };
+  process?: { versions?: { node?: string } };
+  navigator?: { userAgent?: string };
+}
+
+const BROWSERS: [string, RegExp][] = [
+  ["Edge", /Edg\/(\d+)/],
+  ["Firefox", /Firefox\/(\d+)/],
+  ["Chrome", /Chrome\/(\d+)/],
+  ["Safari", /Version\/(\d+).*Safari/],
+];
+
+/** The runtime, named for an error message: "Node 22.23.3", "Chrome 156", ... */
+function runtimeName(host: Host): string {
+  if (host.Bun !== undefined) return `Bun ${host.Bun.version ?? ""}`.trim();
+  const node = host.process?.versions?.node;
+  if (node !== undefined) return `Node ${node}`;
+  const agent = host.navigator?.userAgent ?? "";
+  for (const [name, pattern] of BROWSERS) {
+    const match = pattern.exec(agent);
+    if (match) return `${name} ${match[1]}`;
+  }
+  return agent || "unknown";
+}
+
+/**
+ * Refuses the options that the runtime's `WebSocket` would ignore or misread:
+ * `headers` where the constructor takes only the standard arguments
+ * (browsers, workers: Chromium reads the object as a subprotocol), and
+ * `client` anywhere but Deno.
+ */
+function checkNativeOptions(options: ConnectOptions): void {
+  const host = globalThis as Host;
+  const isDeno = host.Deno !== undefined;
+  const takesHeaders = isDeno || host.Bun !== undefined ||
+    host.process?.versions?.node !== undefined;
+  if (options.headers !== undefined && !takesHeaders) {
+    throw new TypeError(
+      `Cannot send headers as the WebSocket of this runtime (${
+        runtimeName(host)
+      }) takes none: only Deno, Bun and Node send extra handshake headers`,
+    );
+  }
+  if (options.client !== undefined && !isDeno) {
+    throw new TypeError(
+      `Cannot use client as it is an HTTP client of Deno and this runtime (${
+        runtimeName(host)
+      }) is not Deno`,
+    );
+  }
+}
+
 /** Picks and creates the transport for {@linkcode connect}. */
 function openTransport(
   url: URL,
@@ -63,6 +118,13 @@ function openTransport(
     );
   }
   if (name === "native") {
+    for (const option of ["proxy", "cert", "key"] as const) {
+      if (options[option] !== undefined) {
+        throw new TypeError(
+          `Cannot use ${option} with transport "native"; use the wsbeat transport`,
+        );
+      }
+    }
     if (options.caCerts !== undefined) {
       throw new TypeError(
         'Cannot use caCerts with transport "native"; use the wsbeat transport, or pass ' +
@@ -70,6 +132,7 @@ function openTransport(
       );
     }
     const { client } = options;
+    checkNativeOptions(options);
     const init = options.headers === undefined && client === undefined
       ? protocols
       // Deno's (and Bun's) non-standard options object.
@@ -91,12 +154,16 @@ function openTransport(
   }
   let headers = options.headers;
   if (url.username) headers = withBasicAuth(headers, url);
+  const proxy = options.proxy === undefined ? undefined : checkProxyUrl(options.proxy);
+  const clientCert = checkClientCert(options, proxy);
   return new TcpTransport({
     url,
     displayUrl: maskUrl(url),
     protocols,
     headers,
     caCerts: options.caCerts,
+    proxy,
+    clientCert,
     maxMessageSize: checkMaxMessageSize(options.maxMessageSize),
     closeTimeout: checked.closeTimeout,
   });
@@ -162,4 +229,24 @@ function withBasicAuth(headers: HeadersInit | undefined, url: URL): HeadersInit 
   const bytes = new TextEncoder().encode(`${user}:${password}`);
   pairs.push(["authorization", `Basic ${btoa(String.fromCharCode(...bytes))}`]);
   return pairs;
+}
+
+/** Checks `cert` and `key`: both or neither, PEM, and not through a proxy. */
+function checkClientCert(
+  options: ConnectOptions,
+  proxy: URL | undefined,
+): { cert: string; key: string } | undefined {
+  const { cert, key } = options;
+  if (cert === undefined && key === undefined) return undefined;
+  if (typeof cert !== "string" || typeof key !== "string") {
+    throw new TypeError(
+      "Cannot use a client certificate as cert and key go together, both PEM strings",
+    );
+  }
+  if (proxy) {
+    throw new TypeError(
+      "Cannot use cert with proxy as TLS through a tunnel (Deno.startTls) cannot present a client certificate",
+    );
+  }
+  return { cert, key };
 }

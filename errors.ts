@@ -38,7 +38,12 @@ export type ConnectErrorKind =
  * | `"rejected"` | the server answered HTTP but refused the upgrade, and the runtime hides the status (Node, browsers): see `reconnecting()` for how often it is retried |
  * | `"network"` | any other network failure |
  *
- * @example Tell a refused connection from a rejected one
+ * What can be told apart depends on the runtime: Deno, Node 22+ and Bun
+ * report a refused port as `"refused"` and an upgrade answered 403 as
+ * `"status"` (Node through a plain `GET` of the URL); a browser says only
+ * `"network"` and `"rejected"` (the README has the table per runtime).
+ *
+ * @example Tell a refused connection from a rejected one (Deno, Node, Bun; a browser says "network")
  * ```ts
  * import { connect, ConnectError } from "@wsbeat/wsbeat";
  * import assert from "node:assert/strict";

@@ -116,6 +116,7 @@ export class Flow {
 
   /** Re-checks waiting `drain()` calls: after a write, and when the connection ends. */
   written(): void {
+    if (this.#drainChecks.length === 0) return; // after every write: no copy when none waits
     for (const check of [...this.#drainChecks]) check();
   }
 

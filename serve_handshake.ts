@@ -81,6 +81,12 @@ export async function acceptHandshake(ctx: HandshakeContext): Promise<Opened | u
       }
       end = headEnd(buffer, Math.max(0, used - 3), used + n);
       used += n;
+      if (buffer[0] === 0x16) {
+        // A TLS ClientHello (record type 22) cannot start an HTTP request: answer at once in
+        // plain HTTP, which the client's TLS reports as "not TLS", instead of a timeout.
+        clearTimeout(timer);
+        return reject(ctx, 400, "the client speaks TLS to a ws:// server (wss:// URL?)");
+      }
     }
     clearTimeout(timer);
     let request;

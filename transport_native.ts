@@ -33,8 +33,9 @@ const CONNECTING = 0;
 const OPEN = 1;
 /**
  * Milliseconds to wait for the `close` event that the WebSocket standard
- * queues after a failed connection. Some runtimes never fire it (undici in
- * Node: nodejs/undici#3546), and `connect()` must settle anyway.
+ * queues after a failed connection. Node 22 never fires it (undici,
+ * nodejs/undici#3546: still so on Node 22.23.3; Node 24.21.0 and Bun fire
+ * 1006 right after the error), and `connect()` must settle anyway.
  */
 const CLOSE_GRACE = 100;
 /** Milliseconds a status probe may take; a connect timeout also ends it. */
@@ -162,9 +163,11 @@ async function probeStatus(
   try {
     const response = await fetch(url, {
       headers: probe.headers,
-      redirect: "manual",
       signal: probing.signal,
-      ...(crossOrigin ? { mode: "no-cors" as const } : {}),
+      // A no-cors request must follow redirects (Chromium rejects "manual" there).
+      ...(crossOrigin
+        ? { mode: "no-cors" as const, redirect: "follow" as const }
+        : { redirect: "manual" as const }),
     });
     await response.body?.cancel();
     const status = response.status;

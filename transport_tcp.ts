@@ -28,6 +28,8 @@ import {
 } from "./handshake.ts";
 import { MAX_HEAD_BYTES, parseHttpHead } from "./http.ts";
 import { Protocol, type ProtocolEvent } from "./protocol.ts";
+import { openTunnel, proxyAddress } from "./proxy.ts";
+import { maskUrl } from "./url.ts";
 import type { Transport, TransportEnd, TransportHandler } from "./transport.ts";
 
 /** Settings for {@linkcode TcpTransport}. */
@@ -49,11 +51,18 @@ export interface TcpTransportOptions {
    * to close TCP (RFC 6455 section 7.1.1) before closing it ourselves.
    */
   closeTimeout: number;
+  /** An HTTP proxy to tunnel through with CONNECT (see `proxy.ts`). */
+  proxy?: URL | undefined;
+  /** A client certificate and key (PEM) for `wss:`, presented with `Deno.connectTls`. */
+  clientCert?: { cert: string; key: string } | undefined;
 }
 
 interface DenoNet {
   connect(options: { hostname: string; port: number; signal?: AbortSignal }): Promise<Deno.TcpConn>;
   startTls(conn: Deno.Conn, options: Deno.StartTlsOptions): Promise<Deno.TlsConn>;
+  connectTls(options: Deno.ConnectTlsOptions & Partial<Deno.TlsCertifiedKeyPem>): Promise<
+    Deno.TlsConn
+  >;
 }
 
 function denoNet(): DenoNet | undefined {
@@ -70,6 +79,10 @@ export function canUseTcp(): boolean {
 
 /** Read buffer size: a loopback read rarely returns more. */
 const READ_SIZE = 64 * 1024;
+/** The read buffer of a connection that has not yet received a burst that filled it. */
+const READ_SIZE_IDLE = 1024;
+/** Batches of frames up to this size are joined in a buffer the connection keeps. */
+const BATCH_BUFFER_MAX = 64 * 1024;
 
 /** Turns a failure of `Deno.connect`, TLS or the handshake into a {@linkcode ConnectError}. */
 function classify(url: string, error: unknown, tls: boolean): ConnectError {
@@ -89,11 +102,14 @@ function classify(url: string, error: unknown, tls: boolean): ConnectError {
     return new ConnectError(url, "dns", "host name not found (DNS error)", { cause: e });
   }
   if (tls && (e.name === "InvalidData" || /certificate|tls|alert|handshake/i.test(text))) {
-    const hint = /UnknownIssuer|CaUsedAsEndEntity|certificate/i.test(text)
+    const hint = /CertificateRequired|certificate required/i.test(text)
+      ? "; the server requires a client certificate (cert and key)"
+      : /UnknownIssuer|CaUsedAsEndEntity|certificate/i.test(text)
       ? "; to trust a private CA pass caCerts: [pem]"
-      : /corrupt message|InvalidContentType/i.test(text)
-      ? "; the server does not speak TLS on that port: use ws://"
       : "";
+    if (/corrupt message|InvalidContentType/i.test(text)) {
+      return new ConnectError(url, "tls", "the server does not speak TLS: use ws://", { cause: e });
+    }
     return new ConnectError(url, "tls", `TLS failed (${text})${hint}`, { cause: e });
   }
   return new ConnectError(url, "network", text || "the connection failed before opening", {
@@ -114,7 +130,7 @@ export class TcpTransport implements Transport {
   #handler: TransportHandler | undefined;
   #protocol: Protocol;
   #conn: Deno.Conn | undefined;
-  #connecting = new AbortController();
+  #connecting: AbortController | undefined = new AbortController(); // dropped once open
   #protocolName = "";
   #extensions = "";
   #open = false;
@@ -125,8 +141,13 @@ export class TcpTransport implements Transport {
 
   // Writing: frames wait in #outbox until the pump writes them in one write.
   #outbox: Uint8Array[] = [];
+  #batchBuffer: Uint8Array | undefined;
   #buffered = 0;
   #writing = false;
+  /** The pump waits for the next task before its first write (see `#burst`). */
+  #deferred = false;
+  /** The latest read delivered more than one message: answers are likely to follow in a burst. */
+  #burst = false;
   #closeWhenFlushed = false;
 
   // Reading.
@@ -137,7 +158,7 @@ export class TcpTransport implements Transport {
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
 
   #key = generateKey();
-  #request: Uint8Array;
+  #request: Uint8Array | undefined; // dropped once written
 
   /**
    * Starts connecting.
@@ -201,17 +222,21 @@ export class TcpTransport implements Transport {
     if (this.#ended) return;
     this.#abortError ??= reason;
     if (!this.#open) {
-      this.#connecting.abort(reason);
+      this.#connecting?.abort(reason);
       this.#release();
       return;
     }
     // Best effort: the close frame goes out only if nothing is stuck ahead of it.
-    if (!this.#writing && this.#protocol.state === "open") {
+    if ((!this.#writing || this.#deferred) && this.#protocol.state === "open") {
       this.#firstClose ??= "local";
       this.#protocol.fail(code, reason.message.slice(0, 100));
-      const frames = this.#protocol.dataToSend();
-      const conn = this.#conn!;
-      for (const frame of frames) conn.write(frame).catch(() => {});
+      const frames = [...this.#outbox, ...this.#protocol.dataToSend()];
+      let total = 0;
+      for (const frame of frames) total += frame.byteLength;
+      const batch = frames.length === 1
+        ? frames[0]!
+        : this.#concat(frames, 0, frames.length, total);
+      this.#conn!.write(batch).catch(() => {});
     }
     this.#release();
   }
@@ -236,14 +261,32 @@ export class TcpTransport implements Transport {
     const tls = url.protocol === "wss:";
     const hostname = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
     const port = Number(url.port) || (tls ? 443 : 80);
-    const signal = this.#connecting.signal;
+    const signal = this.#connecting!.signal;
+    const { proxy, clientCert } = this.#options;
+    // Only connectTls can present a client certificate (startTls cannot).
+    const withCert = tls && clientCert !== undefined && !proxy;
     try {
-      const tcp = await net.connect({ hostname, port, signal });
-      let conn: Deno.Conn = tcp;
-      this.#conn = conn;
-      if (signal.aborted) throw signal.reason;
-      tcp.setNoDelay(true);
-      if (tls) {
+      let conn: Deno.Conn;
+      if (withCert) {
+        conn = await net.connectTls({
+          hostname,
+          port,
+          caCerts: this.#options.caCerts,
+          alpnProtocols: ["http/1.1"],
+          ...clientCert,
+        });
+        this.#conn = conn;
+        if (signal.aborted) throw signal.reason;
+        await (conn as Deno.TlsConn).handshake();
+      } else {
+        const tcp = await connectTcp(net, hostname, port, signal, proxy, displayUrl);
+        conn = tcp;
+        this.#conn = conn;
+        if (signal.aborted) throw signal.reason;
+        tcp.setNoDelay(true);
+        if (proxy) await openTunnel(conn, proxy, { hostname, port }, displayUrl);
+      }
+      if (tls && !withCert) {
         conn = await net.startTls(conn, {
           hostname,
           caCerts: this.#options.caCerts,
@@ -255,9 +298,11 @@ export class TcpTransport implements Transport {
       }
       const accept = await acceptKey(this.#key);
       if (signal.aborted) throw signal.reason;
-      await writeAll(conn, this.#request);
+      await writeAll(conn, this.#request!);
+      this.#request = undefined;
       const rest = await this.#readResponse(conn, accept, tls);
       this.#open = true;
+      this.#connecting = undefined;
       if (rest.byteLength > 0) this.#protocol.receiveData(rest);
     } catch (error) {
       const reason = signal.aborted ? signal.reason : classify(displayUrl, error, tls);
@@ -295,7 +340,7 @@ export class TcpTransport implements Transport {
       if (used === 0 && !tls && (buffer[0] === 0x15 || buffer[0] === 0x16)) {
         throw new ConnectError(
           this.#options.displayUrl,
-          "handshake",
+          "tls", // like the reverse mix-up: retrying cannot help
           "the server answered with TLS: use wss://",
         );
       }
@@ -323,7 +368,9 @@ export class TcpTransport implements Transport {
 
   async #read(): Promise<void> {
     const conn = this.#conn!;
-    const buffer = new Uint8Array(READ_SIZE);
+    // A pending read holds its buffer, so an idle connection keeps a small one; a read that
+    // fills it doubles it, up to READ_SIZE, for a connection that receives in bulk.
+    let buffer = new Uint8Array(READ_SIZE_IDLE);
     try {
       while (!this.#ended) {
         if (this.#paused) {
@@ -336,6 +383,7 @@ export class TcpTransport implements Transport {
         else this.#protocol.receiveData(buffer.subarray(0, n));
         this.#dispatch();
         if (n === null) break;
+        if (n === buffer.length && n < READ_SIZE) buffer = new Uint8Array(2 * n);
       }
     } catch (error) {
       if (!this.#ended) {
@@ -349,6 +397,7 @@ export class TcpTransport implements Transport {
   #dispatch(): void {
     const events: ProtocolEvent[] = this.#protocol.events();
     const handler = this.#handler!;
+    this.#burst = events.length > 1;
     for (const event of events) {
       switch (event.type) {
         case "text":
@@ -381,26 +430,73 @@ export class TcpTransport implements Transport {
   // --- writing ---------------------------------------------------------------
 
   #flush(): void {
-    const frames = this.#protocol.dataToSend();
-    if (frames.length === 0 || this.#ended) return;
-    for (const frame of frames) {
+    if (this.#protocol.pendingBytes === 0 || this.#ended) return;
+    for (const frame of this.#protocol.dataToSend()) {
       this.#outbox.push(frame);
       this.#buffered += frame.byteLength;
     }
-    if (!this.#writing) this.#writePump = this.#pump();
+    if (!this.#writing) this.#writePump = this.#pump(this.#burst);
   }
 
-  async #pump(): Promise<void> {
+  /**
+   * Joins `chunks[from..to)` (`total` bytes) for one write: in a buffer kept
+   * for the next batch when they fit in it (the previous write has
+   * completed by then), else in a new one.
+   */
+  #concat(chunks: Uint8Array[], from: number, to: number, total: number): Uint8Array {
+    let out: Uint8Array;
+    if (total > BATCH_BUFFER_MAX) out = new Uint8Array(total);
+    else {
+      if (this.#batchBuffer === undefined || this.#batchBuffer.byteLength < total) {
+        this.#batchBuffer = new Uint8Array(Math.min(BATCH_BUFFER_MAX, Math.max(total * 2, 4096)));
+      }
+      out = this.#batchBuffer.subarray(0, total);
+    }
+    let offset = 0;
+    for (let i = from; i < to; i++) {
+      out.set(chunks[i]!, offset);
+      offset += chunks[i]!.byteLength;
+    }
+    return out;
+  }
+
+  /**
+   * Writes the outbox until it is empty. With `defer` (the application is
+   * answering a burst of messages) the first write waits for the next task,
+   * so that the answers go out together.
+   */
+  async #pump(defer: boolean): Promise<void> {
     this.#writing = true;
     const conn = this.#conn!;
     try {
+      if (defer) {
+        this.#deferred = true;
+        await nextTask();
+        this.#deferred = false;
+      }
       while (this.#outbox.length > 0 && !this.#ended) {
         const frames = this.#outbox;
         this.#outbox = [];
-        const batch = frames.length === 1 ? frames[0]! : concat(frames);
-        await writeAll(conn, batch);
-        this.#buffered -= batch.byteLength;
-        this.#handler?.onDrain?.();
+        // Small frames are joined, up to BATCH_BUFFER_MAX a write; a large one is written as it
+        // is, since copying it would cost more than the write it saves.
+        for (let i = 0; i < frames.length && !this.#ended;) {
+          let end = i + 1;
+          let total = frames[i]!.byteLength;
+          while (end < frames.length && total + frames[end]!.byteLength <= BATCH_BUFFER_MAX) {
+            total += frames[end++]!.byteLength;
+          }
+          const batch = end === i + 1 ? frames[i]! : this.#concat(frames, i, end, total);
+          // One await when the socket takes it all, as it nearly always does.
+          const written = await conn.write(batch);
+          if (written < total) await writeAll(conn, batch.subarray(written));
+          this.#buffered -= total;
+          this.#handler?.onDrain?.();
+          i = end;
+        }
+        // Frames queued while that write was in flight: let the current task queue all it will
+        // before writing them, so a burst goes out in one write (one loopback segment, one
+        // syscall) instead of one per frame. A lone frame on an idle pump is written at once.
+        if (this.#outbox.length > 0) await nextTask();
       }
     } catch (error) {
       if (!this.#ended) {
@@ -460,20 +556,42 @@ export class TcpTransport implements Transport {
   }
 }
 
+/** TCP to the server, or to the proxy when there is one (its failures named as the proxy's). */
+async function connectTcp(
+  net: DenoNet,
+  hostname: string,
+  port: number,
+  signal: AbortSignal,
+  proxy: URL | undefined,
+  displayUrl: string,
+): Promise<Deno.TcpConn> {
+  if (!proxy) return await net.connect({ hostname, port, signal });
+  try {
+    return await net.connect({ ...proxyAddress(proxy), signal });
+  } catch (error) {
+    if (signal.aborted) throw error;
+    const cause = classify(displayUrl, error, false);
+    if (cause.kind !== "refused" && cause.kind !== "dns") throw error;
+    throw new ConnectError(
+      displayUrl,
+      cause.kind,
+      `the proxy ${maskUrl(proxy)}: ${
+        cause.kind === "refused" ? "connection refused" : "host name not found (DNS error)"
+      }`,
+      { cause: error },
+    );
+  }
+}
+
 async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   for (let offset = 0; offset < data.byteLength;) {
     offset += await conn.write(offset === 0 ? data : data.subarray(offset));
   }
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const chunk of chunks) total += chunk.byteLength;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
+/** Resolves in a later task (after the microtasks queued now), cheaply where the runtime can. */
+function nextTask(): Promise<void> {
+  const setImmediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+  // setTimeout(0) would wait about 2 ms here (Deno 2.9, nested timers).
+  return new Promise((resolve) => setImmediate ? setImmediate(resolve) : queueMicrotask(resolve));
 }

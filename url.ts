@@ -29,9 +29,11 @@ export function isSecretName(name: string): boolean {
 }
 
 /**
- * The URL as it may be shown: the password replaced by `***`, and the values
+ * The URL as it may be shown: the password replaced by `***` (the user name
+ * too when there is no password, as in `wss://TOKEN@host`), and the values
  * of query parameters whose names say token, key, secret, signature,
- * password, auth, cookie or session replaced by `***`.
+ * password, auth, cookie or session replaced by `***`. Text that does not
+ * parse as a URL is masked the same way, as far as its shape allows.
  *
  * @param url The URL.
  * @returns The URL without credentials.
@@ -45,6 +47,8 @@ export function isSecretName(name: string): boolean {
  *   maskUrl("wss://me:hunter2@example.com/feed?token=abc&channel=btc"),
  *   "wss://me:***@example.com/feed?token=***&channel=btc",
  * );
+ * assert.equal(maskUrl("wss://TOKEN@example.com/"), "wss://***@example.com/");
+ * assert.equal(maskUrl("ws://me:pw@exa mple/?key=k"), "ws://me:***@exa mple/?key=***");
  * ```
  */
 export function maskUrl(url: string | URL): string {
@@ -52,9 +56,10 @@ export function maskUrl(url: string | URL): string {
   try {
     parsed = new URL(url);
   } catch {
-    return String(url);
+    return maskText(String(url));
   }
   if (parsed.password) parsed.password = "***";
+  else if (parsed.username) parsed.username = "***";
   if (parsed.search) {
     const params = [...parsed.searchParams.keys()];
     if (params.some(isSecretName)) {
@@ -66,6 +71,17 @@ export function maskUrl(url: string | URL): string {
     }
   }
   return parsed.href;
+}
+
+/** Masks user info and secret query values in text that is not a valid URL. */
+function maskText(text: string): string {
+  return text
+    .replace(/(\/\/[^/?#@\s:]*):[^/?#@\s]*@/g, "$1:***@")
+    .replace(/(\/\/)[^/?#@\s:]+@/g, "$1***@")
+    .replace(
+      /([?&;]([^=&#\s]*))=([^&#\s]*)/g,
+      (all, head, name) => isSecretName(name) ? `${head}=***` : all,
+    );
 }
 
 /**

@@ -1,7 +1,7 @@
 // The CLI's reconnect flags: real delays in the status lines, the backoff
 // floor as a usage error, --stale-after, and --max-retries counted as retries.
 import assert from "node:assert/strict";
-import { readLines } from "../cli.ts";
+import { readLines } from "../cli/stdin.ts";
 import { closedPort, silentServer } from "./_servers.ts";
 import { OP, rawServer } from "./_raw_server.ts";
 

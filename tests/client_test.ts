@@ -459,7 +459,11 @@ Deno.test("WebSocketClient counts messages, bytes and timing", async () => {
   assert.equal(ws.stats.uptimeMs, uptime); // frozen once closed
 });
 
-/** A socket that fails to connect the way undici before Node 22.10 did: `error`, and never `close`. */
+/**
+ * A socket that fails to connect the way Node 22's WebSocket does (undici,
+ * seen on Node 22.23.3 in the runtime matrix): `error`, and never `close`.
+ * Node 24 (24.21.0) and Bun fire `close` (1006) right after the `error`.
+ */
 class NoCloseSocket extends EventTarget {
   readyState = 0;
   url = "ws://fake.test/";

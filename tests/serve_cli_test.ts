@@ -3,7 +3,7 @@
 // SIGTERM with a client that never answers.
 
 import assert from "node:assert/strict";
-import { readLines } from "../cli.ts";
+import { readLines } from "../cli/stdin.ts";
 import { OP, RawClient, type ServerFrame, upgradeRequest, within } from "./_serve_clients.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;

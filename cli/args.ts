@@ -1,0 +1,436 @@
+/**
+ * The client's command line: the option table, value checks that name the
+ * value (credentials masked) and exit 2, the hints for wscat and websocat
+ * habits, and {@linkcode clientConfig}, which turns it all into settings,
+ * files and proxy included.
+ *
+ * @module
+ */
+
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { type ClientHeartbeatOptions, MIN_RETRY_DELAY, type ReconnectOptions } from "../mod.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE } from "../client_options.ts";
+import { isSecretName, maskUrl } from "../url.ts";
+import { secretsIn, UsageError } from "./output.ts";
+import { proxyFromEnv } from "./proxy_env.ts";
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Unknown options people bring from wscat, websocat or curl, and what to use instead. */
+const HINTS: Record<string, string> = {
+  "--ca": "use --cacert FILE",
+  "--origin": `send it as a header: -H "Origin: https://example.com"`,
+  "-o": `send the origin as a header: -H "Origin: https://example.com"`,
+  "--auth": "put user:password in the URL (ws://user:password@host/)",
+  "--slash": "slash commands are on whenever stdin is a terminal",
+  "-P": "--show-rtt prints each heartbeat's round trip",
+  "--show-ping-pong": "--show-rtt prints each heartbeat's round trip",
+};
+
+/** Parses `args` against `options`, turning parseArgs errors into usage errors. */
+export function parse<T extends ParseArgsOptionsConfig>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const message = (error as Error).message;
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      const option = /'([^']+)'/.exec(message)?.[1] ?? message;
+      const hint = HINTS[option.replace(/=.*/, "")];
+      throw new UsageError(
+        `unknown option '${option}'; ${hint ? `${hint}; ` : ""}see --help for the options`,
+      );
+    }
+    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+      throw new UsageError(`${maskUrl(message.replace(/^Option/, "option"))}; see --help`);
+    }
+    throw error;
+  }
+}
+
+/** A number of seconds, as milliseconds. */
+export function seconds(
+  name: string,
+  value: string | undefined,
+  allowZero = false,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (
+    value.trim() === "" || !Number.isFinite(n) || n < 0 || (!allowZero && n === 0) || n > 2_000_000
+  ) {
+    throw new UsageError(
+      `${name} expects a number of seconds${allowZero ? "" : " above 0"}, got '${value}'`,
+    );
+  }
+  return n * 1000;
+}
+
+/** A whole number of at least `min`. */
+export function count(name: string, value: string | undefined, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < min) {
+    throw new UsageError(`${name} expects a whole number of at least ${min}, got '${value}'`);
+  }
+  return n;
+}
+
+/** A whole number from `min` to `max`. */
+export function bounded(
+  name: string,
+  value: string | undefined,
+  min: number,
+  max: number,
+): number | undefined {
+  const n = value === undefined || !/^\d+$/.test(value.trim())
+    ? count(name, value, min)
+    : Number(value);
+  if (n !== undefined && (n < min || n > max)) {
+    throw new UsageError(`${name} expects a whole number from ${min} to ${max}, got '${value}'`);
+  }
+  return n;
+}
+
+/** A `-H` value as it may be shown: a credential's value as `***`. */
+function shownHeader(value: string): string {
+  const i = value.indexOf(":");
+  if (i > 0) {
+    const name = value.slice(0, i).trim();
+    return isSecretName(name) ? `${value.slice(0, i)}: ***` : value;
+  }
+  if (!isSecretName(value)) return value;
+  const first = /^\S+(?=\s)/.exec(value)?.[0];
+  return first && isSecretName(first) ? `${first} ***` : "***";
+}
+
+/** Parses `-H "Name: value"`: a token name, a value without CR, LF or NUL. */
+export function parseHeader(value: string): [string, string] {
+  const i = value.indexOf(":");
+  const name = i > 0 ? value.slice(0, i).trim() : "";
+  if (!TOKEN.test(name)) {
+    throw new UsageError(`--header expects "Name: value", got '${shownHeader(value)}'`);
+  }
+  const content = value.slice(i + 1).trim();
+  if (/[\r\n\0]/.test(content)) {
+    throw new UsageError(
+      `--header "${name}" has a CR, LF or NUL in its value: ${
+        isSecretName(name) ? "***" : JSON.stringify(content)
+      }`,
+    );
+  }
+  return [name, content];
+}
+
+/** Checks `-s` values: tokens, each once. */
+function parseProtocols(values: string[]): string[] {
+  const seen = new Set<string>();
+  for (const value of values) {
+    if (!TOKEN.test(value)) {
+      throw new UsageError(
+        `--protocol expects a token (letters, digits and !#$%&'*+.^_\`|~-, no spaces or commas), got ${
+          JSON.stringify(value)
+        }`,
+      );
+    }
+    if (seen.has(value)) throw new UsageError(`--protocol '${value}' is given twice`);
+    seen.add(value);
+  }
+  return values;
+}
+
+/** Checks the URL; a missing scheme means ws://. */
+export function parseUrl(value: string): string {
+  const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `ws://${value}`;
+  const shown = secretsIn([value]).length > 0 ? maskUrl(value) : value;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`invalid URL '${shown}'; expected e.g. ws://127.0.0.1:9000/path`);
+  }
+  if (!["ws:", "wss:", "http:", "https:"].includes(parsed.protocol)) {
+    throw new UsageError(
+      `invalid URL '${shown}': the scheme must be ws://, wss://, http:// or https://`,
+    );
+  }
+  if (parsed.hash) {
+    throw new UsageError(`invalid URL '${shown}': a WebSocket URL cannot have a #fragment`);
+  }
+  return parsed.href;
+}
+
+/** The client's options. */
+export const CLIENT_OPTIONS = {
+  connect: { type: "string", short: "c" },
+  send: { type: "string", short: "x", multiple: true },
+  every: { type: "string" },
+  count: { type: "string", short: "n" },
+  wait: { type: "string", short: "w" },
+  "keep-open": { type: "boolean" },
+  reconnect: { type: "boolean" },
+  "max-retries": { type: "string" },
+  "backoff-initial": { type: "string" },
+  "backoff-max": { type: "string" },
+  "backoff-factor": { type: "string" },
+  binary: { type: "boolean" },
+  json: { type: "boolean" },
+  header: { type: "string", short: "H", multiple: true },
+  protocol: { type: "string", short: "s", multiple: true },
+  cacert: { type: "string" },
+  cert: { type: "string" },
+  key: { type: "string" },
+  proxy: { type: "string" },
+  "connect-timeout": { type: "string" },
+  "stale-after": { type: "string" },
+  heartbeat: { type: "boolean" },
+  interval: { type: "string" },
+  timeout: { type: "string" },
+  ping: { type: "string" },
+  pong: { type: "string" },
+  "show-rtt": { type: "boolean" },
+  "binary-format": { type: "string" },
+  timestamps: { type: "boolean" },
+  verbose: { type: "boolean", short: "v" },
+  quiet: { type: "boolean", short: "q" },
+  "no-color": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+  // wscat and websocat habits, answered with what to use instead.
+  listen: { type: "string", short: "l" },
+  "no-check": { type: "boolean" },
+  insecure: { type: "boolean", short: "k" },
+} as const satisfies ParseArgsOptionsConfig;
+
+/** The parsed client command line. */
+export type ClientValues = ReturnType<typeof parse<typeof CLIENT_OPTIONS>>["values"];
+
+const NO_TLS_OFF =
+  "there is no switch to skip TLS certificate checks; trust the server's CA with --cacert ca.pem " +
+  "(or run deno with --cert ca.pem)";
+
+/** Refuses wscat and websocat options that mean something else, or nothing, here. */
+export function checkHabits(values: ClientValues, positionals: string[]): void {
+  if (values.listen !== undefined) {
+    throw new UsageError(
+      `wsbeat listens with its serve command: wsbeat serve --port ${
+        /^\d+$/.test(values.listen) ? values.listen : "PORT"
+      }`,
+    );
+  }
+  if (values["no-check"] || values.insecure) throw new UsageError(NO_TLS_OFF);
+  if (values.count !== undefined && /:\/\/|^(no-check|-)/.test(values.count)) {
+    throw new UsageError(
+      `-n is --count N here, not wscat's --no-check; ${NO_TLS_OFF}`,
+    );
+  }
+  if (values.connect !== undefined && positionals.length > 0) {
+    throw new UsageError(
+      `give the URL once, with -c/--connect or as an argument, got ${
+        [values.connect, ...positionals].map((p) => `'${maskUrl(p)}'`).join(" ")
+      }`,
+    );
+  }
+}
+
+/** Client settings, from the command line. */
+export interface ClientConfig {
+  url: string;
+  headers: [string, string][];
+  protocols: string[];
+  caCerts: string[] | undefined;
+  clientCert: { cert: string; key: string } | undefined;
+  proxy: string | undefined;
+  connectTimeout: number | undefined;
+  send: string[];
+  every: number | undefined;
+  count: number | undefined;
+  wait: number;
+  keepOpen: boolean;
+  reconnect: boolean;
+  backoff: Pick<ReconnectOptions, "initialDelay" | "maxDelay" | "factor" | "maxRetries">;
+  staleAfter: number | undefined;
+  heartbeat: ClientHeartbeatOptions | undefined;
+  showRtt: boolean;
+  binary: boolean;
+  json: boolean;
+  binaryFormat: "base64" | "hex" | "raw";
+  timestamps: boolean;
+  verbose: boolean;
+  quiet: boolean;
+  /** The longest input line: the largest message the client sends. */
+  maxLine: number;
+}
+
+/** A backoff delay in seconds, as milliseconds; never below MIN_RETRY_DELAY (a busy loop). */
+function retryDelay(name: string, value: string | undefined): number | undefined {
+  const ms = seconds(name, value);
+  if (ms !== undefined && ms < MIN_RETRY_DELAY) {
+    throw new UsageError(
+      `${name} expects at least ${
+        MIN_RETRY_DELAY / 1000
+      } seconds (a shorter delay would retry in a busy loop), got '${value}'`,
+    );
+  }
+  return ms;
+}
+
+/** Reads a PEM file for `flag`, checking it holds what the flag needs. */
+async function readPem(flag: string, path: string, block: RegExp, what: string): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(
+      `cannot read ${flag} file '${path}': ${(error as Error).message}; pass a PEM file of ${what}`,
+    );
+  }
+  if (!block.test(text)) {
+    throw new UsageError(`${flag} file '${path}' is not PEM: it holds no ${what}`);
+  }
+  return text;
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
+const PEM_KEY =
+  /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----[\s\S]+?-----END (?:[A-Z]+ )?PRIVATE KEY-----/;
+
+function heartbeatConfig(values: ClientValues): ClientHeartbeatOptions | undefined {
+  const wanted = values.heartbeat || values.interval !== undefined ||
+    values.timeout !== undefined || values.ping !== undefined || values.pong !== undefined ||
+    values["show-rtt"];
+  if (!wanted) return undefined;
+  const interval = seconds("--interval", values.interval, true);
+  const timeout = seconds("--timeout", values.timeout);
+  const beat: ClientHeartbeatOptions = {
+    ...(interval !== undefined ? { interval } : {}),
+    ...(timeout !== undefined ? { timeout } : {}),
+  };
+  // Ping frames unless the user asks for an application probe.
+  if (values.ping !== undefined || values.pong !== undefined) {
+    const message = values.ping ?? "ping";
+    if (message === "") throw new UsageError("--ping expects a non-empty TEXT");
+    beat.message = message;
+    beat.reply = values.pong ?? message;
+  }
+  return beat;
+}
+
+/**
+ * Turns the parsed command line into the client's settings: checks every
+ * value, reads the PEM files, and picks the proxy (`--proxy`, or the
+ * environment).
+ */
+export async function clientConfig(values: ClientValues, url: string): Promise<ClientConfig> {
+  const format = values["binary-format"] ?? "base64";
+  if (format !== "base64" && format !== "hex" && format !== "raw") {
+    throw new UsageError(`--binary-format expects base64, hex or raw, got '${format}'`);
+  }
+  const every = seconds("--every", values.every);
+  const send = values.send ?? [];
+  if (every !== undefined && send.length === 0) {
+    throw new UsageError("--every repeats the -x/--send messages; give at least one with -x");
+  }
+  if (values.json) {
+    send.forEach((message, i) => {
+      try {
+        JSON.parse(message);
+      } catch (error) {
+        throw new UsageError(
+          `-x message ${i + 1} is not JSON (${(error as Error).message}) and --json is on`,
+        );
+      }
+    });
+  }
+  const backoff: ClientConfig["backoff"] = {};
+  const initialDelay = retryDelay("--backoff-initial", values["backoff-initial"]);
+  if (initialDelay !== undefined) backoff.initialDelay = initialDelay;
+  const maxDelay = retryDelay("--backoff-max", values["backoff-max"]);
+  if (maxDelay !== undefined) backoff.maxDelay = maxDelay;
+  if (values["backoff-factor"] !== undefined) {
+    const factor = Number(values["backoff-factor"]);
+    if (!(factor >= 1 && factor <= 100)) {
+      throw new UsageError(
+        `--backoff-factor expects a number from 1 to 100, got '${values["backoff-factor"]}'`,
+      );
+    }
+    backoff.factor = factor;
+  }
+  const maxRetries = count("--max-retries", values["max-retries"], 0);
+  if (maxRetries !== undefined) backoff.maxRetries = maxRetries;
+
+  const href = parseUrl(url);
+  const tls = /^(wss|https):/.test(href);
+  const headers = (values.header ?? []).map(parseHeader);
+  const protocols = parseProtocols(values.protocol ?? []);
+  const count_ = count("--count", values.count);
+  const heartbeat = heartbeatConfig(values);
+  const connectTimeout = seconds("--connect-timeout", values["connect-timeout"]);
+  const staleAfter = seconds("--stale-after", values["stale-after"]);
+  const wait = seconds("--wait", values.wait, true) ?? 1000;
+
+  if ((values.cert === undefined) !== (values.key === undefined)) {
+    throw new UsageError("--cert and --key go together: the certificate and its private key");
+  }
+  if (values.cert !== undefined && !tls) {
+    throw new UsageError("--cert and --key present a TLS client certificate: use a wss:// URL");
+  }
+  const proxy = values.proxy ?? proxyFromEnv(new URL(href));
+  if (proxy !== undefined) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(proxy);
+    } catch { /* below */ }
+    if (!parsed || parsed.protocol !== "http:" || parsed.pathname !== "/" || parsed.search) {
+      throw new UsageError(
+        `${
+          values.proxy !== undefined ? "--proxy" : tls ? "HTTPS_PROXY" : "HTTP_PROXY"
+        } expects an http:// proxy URL such as http://user:password@proxy:3128, got '${
+          maskUrl(proxy)
+        }'`,
+      );
+    }
+  }
+  if (proxy !== undefined && values.cert !== undefined) {
+    throw new UsageError(
+      `--cert cannot go through a proxy (${
+        values.proxy !== undefined ? "--proxy" : "from HTTPS_PROXY"
+      }): Deno can present a client certificate only on a direct connection${
+        values.proxy !== undefined ? "" : "; set NO_PROXY to the server's host name"
+      }`,
+    );
+  }
+  const caCerts = values.cacert === undefined
+    ? undefined
+    : [await readPem("--cacert", values.cacert, PEM_CERT, "CA certificate")];
+  const clientCert = values.cert === undefined || values.key === undefined ? undefined : {
+    cert: await readPem("--cert", values.cert, PEM_CERT, "certificate"),
+    key: await readPem("--key", values.key, PEM_KEY, "private key"),
+  };
+  return {
+    url: href,
+    headers,
+    protocols,
+    caCerts,
+    clientCert,
+    proxy,
+    connectTimeout,
+    send,
+    every,
+    count: count_,
+    wait,
+    keepOpen: values["keep-open"] ?? false,
+    reconnect: (values.reconnect ?? false) || Object.keys(backoff).length > 0,
+    backoff,
+    staleAfter,
+    heartbeat,
+    showRtt: values["show-rtt"] ?? false,
+    binary: values.binary ?? false,
+    json: values.json ?? false,
+    binaryFormat: format,
+    timestamps: values.timestamps ?? false,
+    verbose: values.verbose ?? false,
+    quiet: values.quiet ?? false,
+    maxLine: DEFAULT_MAX_MESSAGE_SIZE,
+  };
+}
