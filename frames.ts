@@ -125,9 +125,9 @@ const WORDWISE64_FROM = 1024;
 // Small frames sent with `slab` are written into a shared slab: a new ArrayBuffer for each
 // frame cost more than encoding it (Deno 2.9). Each byte of a slab is handed out once, never
 // reused, so a frame stays valid however long it waits to be written.
-const OUT_SLAB_SIZE = 32 * 1024;
+const OUT_SLAB_SIZE = 64 * 1024;
 /** The largest frame (with its worst-case room) taken from the slab. */
-const OUT_SLAB_ITEM_MAX = 4 * 1024;
+const OUT_SLAB_ITEM_MAX = 16 * 1024;
 let outSlab = new Uint8Array(0);
 /** The slab as words, for masking without a view per frame. */
 let outWords = new Int32Array(0);
@@ -396,7 +396,7 @@ export function applyMask(data: Uint8Array, key: Uint8Array): void {
  * payload over `maxFrameSize` or a data message over `maxMessageSize` (1009).
  * Reserved bits and opcodes are reported in {@linkcode Frame} for the caller
  * to judge. Each payload is copied once and unmasked there; only one
- * partial frame is held. Payloads up to 1 KiB that arrive whole are copied
+ * partial frame is held. Payloads up to 4 KiB that arrive whole are copied
  * into a 64 KiB slab shared with other small payloads, of every reader
  * (saving an allocation per frame, and a slab per connection), and are views
  * of it; nothing writes to them afterwards, but
@@ -561,6 +561,7 @@ export class FrameReader {
         return at + length;
       }
       try {
+        // Not from the slab: a frame that trickles in would keep a whole slab alive.
         this.#payload = new Uint8Array(length);
       } catch {
         this.#fail(1009, `frame of ${length} bytes too large to buffer`);
@@ -579,17 +580,12 @@ export class FrameReader {
     return at + take;
   }
 
-  /** Copies a payload: a small one into the slab, at a multiple of 4, a larger one alone. */
+  /** Copies a payload: a small one into the slab, a larger one alone. */
   #copy(bytes: Uint8Array): Uint8Array {
     if (bytes.length > SLAB_ITEM_MAX) return bytes.slice();
-    let at = (inSlabUsed + 3) & ~3;
-    if (inSlab === undefined || at + bytes.length > SLAB_SIZE) {
-      inSlab = new Uint8Array(SLAB_SIZE);
-      at = 0;
-    }
-    inSlab.set(bytes, at);
-    inSlabUsed = at + bytes.length;
-    return inSlab.subarray(at, inSlabUsed);
+    const copy = slabPayload(bytes.length);
+    copy.set(bytes);
+    return copy;
   }
 
   #complete(payload: Uint8Array): void {
@@ -606,13 +602,26 @@ export class FrameReader {
 /**
  * Small payloads share slabs of this size, each byte written once, never
  * reused; one slab serves every reader, so a connection that receives a
- * few small frames (pongs) does not hold a slab of its own.
+ * few small frames (pongs) does not hold a slab of its own. (A new
+ * ArrayBuffer for each payload cost more than the rest of reading it, Deno
+ * 2.9.)
  */
 const SLAB_SIZE = 64 * 1024;
-let inSlab: Uint8Array | undefined;
+let inSlab = new Uint8Array(0);
 let inSlabUsed = 0;
+
+/** The slab's next `length` bytes (at a multiple of 8), for a payload. */
+function slabPayload(length: number): Uint8Array {
+  let at = (inSlabUsed + 7) & ~7;
+  if (at + length > inSlab.length) {
+    inSlab = new Uint8Array(SLAB_SIZE);
+    at = 0;
+  }
+  inSlabUsed = at + length;
+  return inSlab.subarray(at, inSlabUsed);
+}
 /** Largest payload copied into a slab; larger ones get a buffer of their own. */
-const SLAB_ITEM_MAX = 1024;
+const SLAB_ITEM_MAX = 4 * 1024;
 
 function headerSize(b1: number): number {
   const length = b1 & 0x7f;

@@ -1,16 +1,48 @@
-// The echo server for benchmarks, in a process of its own so that the client's CPU time is its own.
+// The servers for benchmarks, each in a process of its own so that the client's CPU time is its
+// own: wsbeat's echo server (`serve()`, as `wsbeat serve` runs it) and Node's `ws` (npm:ws).
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
+import type { ServeOptions } from "../serve.ts";
 
-/** A `wsbeat serve` child process. */
+const SERVE = new URL("./_serve.ts", import.meta.url).pathname;
+const WS_SERVER = new URL("./_ws_server.ts", import.meta.url).pathname;
+
+/** A server child process. */
 export interface ServerProcess extends AsyncDisposable {
   url: string;
   close(): Promise<void>;
 }
 
-/** Starts `wsbeat serve --port 0 -q` with `args`, and resolves once it listens. */
-export async function startServer(args: string[] = []): Promise<ServerProcess> {
-  const argv = ["deno", "run", "--allow-net=127.0.0.1", CLI, "serve", "--port", "0", "-q", ...args];
+/** What a bench may set on the echo server: the fault options that take plain data. */
+export type BenchServeOptions = Pick<ServeOptions, "pong" | "stallAfter">;
+
+/**
+ * Starts wsbeat's echo server (`serve()` from serve.ts, with the connection
+ * limit raised for 10 000 clients) and resolves once it listens.
+ */
+export function startServer(options: BenchServeOptions = {}): Promise<ServerProcess> {
+  return startListening([
+    "deno",
+    "run",
+    "--allow-net=127.0.0.1",
+    SERVE,
+    JSON.stringify(options),
+  ]);
+}
+
+/** Starts a Node `ws` echo server (npm:ws, run by Deno) and resolves once it listens. */
+export function startWsServer(): Promise<ServerProcess> {
+  return startListening([
+    "deno",
+    "run",
+    "--no-lock",
+    "--allow-net=127.0.0.1",
+    "--allow-env=WS_NO_BUFFER_UTIL,WS_NO_UTF_8_VALIDATE",
+    WS_SERVER,
+  ]);
+}
+
+/** Runs `argv` pinned, and resolves with the URL once it prints `listening URL`. */
+async function startListening(argv: string[]): Promise<ServerProcess> {
   const child = withFileLimit(argv, { stdin: "null", stdout: "piped", stderr: "inherit" }, true)
     .spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();

@@ -1,7 +1,10 @@
 /**
- * Dead-peer detection: heartbeating clients against a server that stops
- * answering after 3 messages. The time from the last reply to the
- * TooSlowError, against the bound interval + timeout.
+ * Dead-peer detection: heartbeating clients (wsbeat transport) against a
+ * server that stops reading after 3 messages and keeps TCP open (with ping
+ * frames, the client sends the 3 messages itself). The time
+ * from the last reply to the TooSlowError, against the bound interval +
+ * timeout, for each kind of probe: ping frames (the default) and an
+ * application probe (`reply: "pong"`).
  *
  * @module
  */
@@ -21,10 +24,13 @@ export interface DetectOptions {
   interval?: number;
   /** Heartbeat timeout, ms. */
   timeout?: number;
+  /** The probe: ping frames, or the application message "ping" answered by "pong". */
+  probe?: "ping frames" | "application";
 }
 
 /** The overshoot over the bound, ms. */
 export interface DetectResult {
+  probe: "ping frames" | "application";
   trials: number;
   bound: number;
   p50: number;
@@ -37,11 +43,18 @@ async function trial(
   url: string,
   interval: number,
   timeout: number,
+  application: boolean,
 ): Promise<{ overshoot: number; tooSlow: boolean }> {
   let lastReply = NaN;
+  const onBeat = () => (lastReply = performance.now());
   const ws = await connect(url, {
-    heartbeat: { interval, timeout, reply: "pong", onBeat: () => (lastReply = performance.now()) },
+    transport: "wsbeat",
+    heartbeat: application
+      ? { interval, timeout, reply: "pong", onBeat }
+      : { interval, timeout, onBeat },
   });
+  // The server stalls after 3 messages; ping frames are not messages.
+  if (!application) { for (let i = 0; i < 3; i++) ws.send("x"); }
   const info = await ws.closed;
   const detected = performance.now();
   await ws.close();
@@ -53,14 +66,21 @@ async function trial(
 
 /** Runs the trials. */
 export async function detectBench(options: DetectOptions): Promise<DetectResult> {
-  const { url, trials = 50, concurrency = 10, interval = 200, timeout = 300 } = options;
+  const {
+    url,
+    trials = 50,
+    concurrency = 10,
+    interval = 200,
+    timeout = 300,
+    probe = "ping frames",
+  } = options;
   const overshoots: number[] = [];
   let allTooSlow = true;
   for (let done = 0; done < trials; done += concurrency) {
     const wave = await Promise.all(
       Array.from(
         { length: Math.min(concurrency, trials - done) },
-        () => trial(url, interval, timeout),
+        () => trial(url, interval, timeout, probe === "application"),
       ),
     );
     for (const r of wave) {
@@ -69,6 +89,7 @@ export async function detectBench(options: DetectOptions): Promise<DetectResult>
     }
   }
   return {
+    probe,
     trials,
     bound: interval + timeout,
     p50: quantile(overshoots, 0.5),
@@ -78,10 +99,11 @@ export async function detectBench(options: DetectOptions): Promise<DetectResult>
   };
 }
 
-/** Renders the result as a Markdown table. */
-export function detectTable(r: DetectResult): string {
+/** Renders the results as a Markdown table. */
+export function detectTable(results: DetectResult[]): string {
   return table(
     [
+      "heartbeat probe",
       "trials",
       "bound (interval + timeout)",
       "overshoot p50",
@@ -89,18 +111,22 @@ export function detectTable(r: DetectResult): string {
       "overshoot max",
       "every trial a TooSlowError",
     ],
-    [[
+    results.map((r) => [
+      r.probe,
       r.trials,
       `${r.bound} ms`,
       `${r.p50.toFixed(2)} ms`,
       `**${r.p99.toFixed(2)} ms**`,
       `${r.max.toFixed(2)} ms`,
       r.allTooSlow ? "yes" : "**no**",
-    ]],
+    ]),
   );
 }
 
 if (import.meta.main) {
-  await using server = await startServer(["--stall-after", "3", "--pong", "ping:pong"]);
-  console.log(detectTable(await detectBench({ url: server.url })));
+  await using server = await startServer({ stallAfter: 3, pong: { ping: "ping", pong: "pong" } });
+  console.log(detectTable([
+    await detectBench({ url: server.url }),
+    await detectBench({ url: server.url, probe: "application" }),
+  ]));
 }

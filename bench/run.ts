@@ -1,17 +1,31 @@
 /**
- * `deno task bench`: every benchmark, in one run, written to bench/RESULTS.md.
+ * `deno task bench`: every benchmark, in one run, written to bench/RESULTS.md
+ * (formatted with `deno fmt`).
  *
- * Usage: deno task bench [--quick]   (--quick: fewer repetitions, 1 000 connections only)
+ * Usage: `deno task bench`, or for a quicker run (fewer chunks, 1 000
+ * connections only) `deno run --allow-net=127.0.0.1 --allow-run=deno,sh
+ * --allow-read --allow-write=bench/RESULTS.md --allow-sys
+ * --v8-flags=--expose-gc bench/run.ts --quick`. Profile a figure with
+ * `--cpu-prof` and `bench/profile_top.ts`.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { echoBench, echoTable } from "./echo.ts";
-import { heartbeatScale, scaleTable } from "./heartbeat_scale.ts";
+import { echoBench, type EchoRow, echoTable, verdict, WS_CASES, wsPeerTable } from "./echo.ts";
+import {
+  beatCost,
+  heartbeatScale,
+  heartbeatTable,
+  idleMet,
+  idleTable,
+  pingMet,
+  type ScaleResult,
+  stateOverIdle,
+} from "./heartbeat_scale.ts";
 import { detectBench, detectTable } from "./detect.ts";
 import { cliStartup, startupTable } from "./cli_startup.ts";
-import { startServer } from "./_server.ts";
+import { startServer, startWsServer, table } from "./_server.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { quick: { type: "boolean" } } });
 const quick = values.quick ?? false;
@@ -26,27 +40,46 @@ const machine = `${navigator.hardwareConcurrency} cores (${cpu}), ${
   (Deno.systemMemoryInfo().total / 2 ** 30).toFixed(0)
 } GiB, ${Deno.build.os} ${Deno.build.arch}, Deno ${Deno.version.deno} (V8 ${Deno.version.v8}); a shared machine, so compare the ratios, not the absolute figures`;
 
-log("echo: native vs wsbeat");
-let echo;
+const ECHO_REPS = quick ? 4 : 10;
+const WS_REPS = quick ? 4 : 10;
+const PONG = { pong: { ping: "ping", pong: "pong" } };
+
+log("echo against wsbeat serve: raw native, native transport, wsbeat transport");
+let echo: EchoRow[];
 {
   await using server = await startServer();
-  echo = await echoBench({ url: server.url, reps: quick ? 3 : 11 });
+  echo = await echoBench({ url: server.url, reps: ECHO_REPS });
 }
 console.log(echoTable(echo));
 
-const scale = [];
+log("echo against Node's ws: sequential 1 to 64 KiB");
+let wsPeer: EchoRow[];
+{
+  await using server = await startWsServer();
+  wsPeer = await echoBench({
+    url: server.url,
+    cases: WS_CASES,
+    reps: WS_REPS,
+    roundTrips: () => 500,
+  });
+}
+console.log(wsPeerTable(wsPeer));
+
+const scale: ScaleResult[] = [];
 for (const k of quick ? [1000] : [1000, 10000]) {
-  log(`heartbeat at scale: ${k} connections`);
-  await using server = await startServer(["--pong", "ping:pong"]);
+  log(`connections at scale: ${k}`);
+  await using server = await startServer(PONG);
   scale.push(await heartbeatScale({ url: server.url, connections: k }));
 }
-console.log(scaleTable(scale));
+console.log(idleTable(scale));
+console.log(heartbeatTable(scale));
 
-log("dead-peer detection: 50 trials");
-let detect;
+log("dead-peer detection: 50 trials of each probe");
+const detect = [];
 {
-  await using server = await startServer(["--stall-after", "3", "--pong", "ping:pong"]);
-  detect = await detectBench({ url: server.url, trials: 50 });
+  await using server = await startServer({ stallAfter: 3, ...PONG });
+  detect.push(await detectBench({ url: server.url, trials: 50 }));
+  detect.push(await detectBench({ url: server.url, trials: 50, probe: "application" }));
 }
 console.log(detectTable(detect));
 
@@ -54,10 +87,104 @@ log("CLI startup");
 const startup = await cliStartup(10);
 console.log(startupTable(startup));
 
-const minRate = Math.min(...echo.map((r) => r.wsbeat.rate / r.native.rate));
-const maxP50 = Math.max(
-  ...echo.filter((r) => r.mode === "sequential").map((r) => r.wsbeat.p50 / r.native.p50),
-);
+// --- the summary --------------------------------------------------------------
+
+const yes = (met: boolean) => met ? "met" : "**missed**";
+const x = (n: number) => `${n.toFixed(2)}x`;
+const ratios = (rows: EchoRow[], f: (r: EchoRow) => number) => {
+  const values = rows.map(f);
+  return { min: Math.min(...values), max: Math.max(...values) };
+};
+const small = echo.filter((r) => r.size <= 1024);
+const large = echo.filter((r) => r.size >= 65536);
+const stall = echo.filter((r) => r.size === 4096 || r.size === 16384);
+const wsStall = wsPeer.filter((r) => r.size === 4096 || r.size === 16384);
+const rate = (r: EchoRow) => r.results.wsbeat.rate / r.results.raw.rate;
+const cpuRatio = (r: EchoRow) => r.results.wsbeat.cpu / r.results.raw.cpu;
+const smallRate = ratios(small, rate);
+const smallCpu = ratios(small, cpuRatio);
+const largeRate = ratios(large, rate);
+const largeCpu = ratios(large, cpuRatio);
+const maxMs = (rows: EchoRow[], key: "p50" | "p99") =>
+  (Math.max(...rows.map((r) => r.results.wsbeat[key])) / 1000).toFixed(3);
+const rawP50 = (rows: EchoRow[]) =>
+  `${(Math.min(...rows.map((r) => r.results.raw.p50)) / 1000).toFixed(1)} to ${
+    (Math.max(...rows.map((r) => r.results.raw.p50)) / 1000).toFixed(1)
+  } ms`;
+const idle = scale.find((r) => r.connections === 10000) ?? scale[0]!;
+const beat = scale.find((r) => r.connections === 1000)!;
+const pingCost = beatCost(beat, "ping", "idle");
+const probeCost = beatCost(beat, "probe", "raw");
+const pingTargets = pingMet(beat);
+const kib = (bytes: number) => (bytes / 1024).toFixed(2);
+
+const summary = table([
+  "target (wsbeat transport against the raw native WebSocket)",
+  "measured",
+  "met",
+], [
+  [
+    "echo msg/s ≥ 1.0x on every 32 B and 1 KiB row",
+    `${x(smallRate.min)} to ${x(smallRate.max)}`,
+    yes(smallRate.min >= 1),
+  ],
+  [
+    "echo client CPU per message ≤ 1.0x on every 32 B and 1 KiB row",
+    `${x(smallCpu.min)} to ${x(smallCpu.max)}`,
+    yes(smallCpu.max <= 1),
+  ],
+  [
+    "echo msg/s ≥ 0.9x on the 64 KiB rows",
+    `${x(largeRate.min)} to ${x(largeRate.max)}`,
+    yes(largeRate.min >= 0.9),
+  ],
+  [
+    "echo CPU per message ≤ 1.11x (≥ 0.9x messages per CPU second) on the 64 KiB rows",
+    `${x(largeCpu.min)} to ${x(largeCpu.max)}`,
+    yes(largeCpu.max <= 1 / 0.9),
+  ],
+  [
+    "4 KiB and 16 KiB round trip well under 1 ms (p50 and p99 < 1 ms), wsbeat serve",
+    `p50 ≤ ${maxMs(stall, "p50")} ms, p99 ≤ ${maxMs(stall, "p99")} ms (raw native p50: ${
+      rawP50(stall)
+    })`,
+    yes(stall.every((r) => verdict(r).met)),
+  ],
+  [
+    "4 KiB and 16 KiB round trip well under 1 ms, Node ws server",
+    `p50 ≤ ${maxMs(wsStall, "p50")} ms, p99 ≤ ${maxMs(wsStall, "p99")} ms (raw native p50: ${
+      rawP50(wsStall)
+    })`,
+    yes(wsStall.every((r) => verdict(r).met)),
+  ],
+  [
+    `idle memory per connection at ${idle.connections} connections ≤ raw native (RSS)`,
+    `${kib(idle.sides.idle.rssPerConn)} KiB against ${kib(idle.sides.raw.rssPerConn)} KiB (${
+      x(idle.sides.idle.rssPerConn / idle.sides.raw.rssPerConn)
+    })`,
+    yes(idleMet(idle)),
+  ],
+  [
+    "ping-frame heartbeat, 1 000 connections at 1 s: ≤ 2.5 % of one core",
+    `${pingCost.corePer1000.toFixed(2)} % (${
+      pingCost.cpuPerBeatUs.toFixed(1)
+    } µs a beat); application probe on the native transport: ${probeCost.corePer1000.toFixed(2)} %`,
+    yes(pingTargets.cpu),
+  ],
+  [
+    "ping-frame heartbeat: ≤ 2 KiB per connection over an idle one (JS heap + ArrayBuffers)",
+    `+${kib(stateOverIdle(pingCost))} KiB (RSS +${
+      kib(pingCost.rssOverIdle)
+    } KiB, mostly V8's young generation)`,
+    yes(pingTargets.memory),
+  ],
+  [
+    "dead-peer detection: overshoot p99 ≤ 50 ms",
+    detect.map((d) => `${d.probe} ${d.p99.toFixed(1)} ms`).join(", "),
+    yes(detect.every((d) => d.p99 <= 50 && d.allTooSlow)),
+  ],
+]);
+
 const results = `# Benchmark results
 
 Date: ${new Date().toISOString().slice(0, 10)}. Machine: ${machine}.
@@ -65,53 +192,87 @@ Command: \`deno task bench\` (took ${((performance.now() - started) / 1000).toFi
   quick ? ", --quick" : ""
 }).
 
-Headline: wsbeat reaches **${minRate.toFixed(3)}x** the native msg/s on its worst row, and at most
-**${maxP50.toFixed(3)}x** the native p50 latency; targets: at least 0.95x and at most 1.05x.
+Three clients are compared: the **raw native** \`WebSocket\` (the baseline), the wsbeat client on the
+**native transport** (\`transport: "native"\`, the runtime's WebSocket underneath), and the wsbeat
+client on the **wsbeat transport** (the default on Deno: wsbeat's own RFC 6455 over
+\`Deno.connect\`, \`TCP_NODELAY\` on, one write per batch of frames). Ratios are to the raw native
+client in the same run.
 
-## 1. Echo throughput and latency, wsbeat vs the raw native WebSocket
+## Targets
 
-The echo server (\`wsbeat serve\`) runs in a process of its own, kept to the last core with
-\`taskset\` where it exists. In the client process the raw native
-\`WebSocket\` (an \`onmessage\` handler) and a wsbeat client (\`for await\` + \`send\`) alternate, A B
-then B A, for ${
-  quick ? 3 : 7
-} repetitions after one warm-up pair; the figures are medians over the repetitions. Sequential:
-one message in flight (2 000 round trips, 1 000 for 64 KiB). Pipelined: a window of 64 in flight
-(20 000 messages, 2 000 for 64 KiB). Every echo's length is checked. CPU is the client process's
-user + system time per message.
+${summary}
+
+## 1. Echo throughput, latency and CPU
+
+The echo server (\`serve()\`, as \`wsbeat serve\` runs it) runs in a process of its own, kept to the
+last core with \`taskset\` where it exists. In the client process the raw native \`WebSocket\` (an
+\`onmessage\` handler) and the wsbeat client on each transport (\`for await\` + \`send\`) take turns in
+chunks, on connections opened once per row, in a rotating order (each goes first, second and last
+equally often), ${ECHO_REPS} chunks each after two warm-up chunks each; the figures add up the
+chunks, so that a change in the machine's load touches the three alike. Sequential: one message in
+flight (4 000 round trips a client, 2 000 for 64 KiB; a chunk stops after 100 ms). Pipelined: a
+window of 64 in flight (40 000 messages a client, 4 000 for 64 KiB). Every echo's length is
+checked. CPU is the client process's user + system time per message. In brackets, the ratio to the
+raw native client.
 
 ${echoTable(echo)}
 
-## 2. Heartbeat at scale
+The 4 KiB and 16 KiB rows show the delayed-ACK stall of the runtime's client: it turns
+\`TCP_NODELAY\` off and writes a frame's header and payload apart, so the payload waits for the
+server's delayed ACK (about 40 ms). A stalled chunk stops after 100 ms, so its round-trip count is
+low.
 
-K idle connections from one process to one server (another process): first raw native sockets,
-then wsbeat clients with \`heartbeat: { interval: 1000, reply: "pong" }\`, after a warm-up round of
-each. Memory per connection is the growth after a full GC divided by K, read 1.5 s after the
-connections opened (steady state, between beats) for both; "wsbeat - native heap" is what wsbeat adds
-in JS. A hand-written minimal heartbeat on raw native sockets (on each pong, \`setTimeout\` a ping)
-measured about 50 µs of CPU per beat on this machine: that is the runtime's floor for a send, a
-receive and a timer wake-up, 5 % of a core per 1 000 connections at 1 s before any library code. CPU per
-beat is the client's CPU time over 5 s of beating, less the idle native connections' CPU, divided by
-the beats; the core share is for 1 000 connections at a 1 s interval. Targets: at most 2 KiB per
-connection, at most 1 % of one core per 1 000 connections. "All beating": every connection beat at
-least once during the window and was still open at its end; "false TooSlowError": heartbeat closes
-among connections whose server never stopped answering.
+## 2. Sequential round trips against Node's \`ws\` server
 
-${scaleTable(scale)}
+The same clients against a Node \`ws\` echo server (npm:ws, run by Deno in a process of its own,
+pinned like the other), where the issue measured the 44 ms round trips: 500 round trips a client in
+${WS_REPS} chunks (a chunk stops after 100 ms), after two warm-up chunks each.
 
-## 3. Dead-peer detection
+${wsPeerTable(wsPeer)}
 
-50 trials (10 at a time): a client with \`interval: 200, timeout: 300\` against a server that stops
-answering after 3 messages. Overshoot = (time from the last reply to the TooSlowError) - (interval +
-timeout). Target: p99 at most 50 ms.
+## 3. Idle memory per connection
+
+K idle connections from one process to one server (another process): raw native \`WebSocket\`s, and
+wsbeat clients on the wsbeat transport, each in a fresh process, after a warm-up round of 100.
+Memory per connection is the growth after a full GC divided by K, read 1.5 s after the connections
+opened. RSS is what the target is about (the native socket's state is in Rust, outside the JS heap);
+the JS heap and the ArrayBuffers (memory V8 tracks outside its heap) show where wsbeat's goes.
+
+${idleTable(scale)}
+
+## 4. Heartbeat at scale
+
+The same K connections, now beating every second, each kind in a fresh process: wsbeat clients on
+the wsbeat transport with \`heartbeat: { interval: 1000 }\` (protocol ping frames), measured against
+the idle wsbeat clients; beside them, for comparison, the application probe on the native transport
+(\`heartbeat: { interval: 1000, reply: "pong" }\`, the only heartbeat that transport can send),
+measured against the raw native sockets. CPU per beat is the client's CPU time over 5 s of beating,
+less the baseline's over the same time, divided by the beats; the core share is for 1 000
+connections at a 1 s interval. Memory over idle: the JS heap and ArrayBuffers a beating connection
+keeps (the heartbeat's state: the target is about this), and the RSS difference, which also counts
+V8's young generation, grown with the allocation rate rather than with the connections (compare
+1 000 and 10 000). "All
+beating": every connection beat at least once during the window and was still open at its end;
+"false TooSlowError": heartbeat failures against a server that never stopped answering.
+
+${heartbeatTable(scale)}
+
+## 5. Dead-peer detection
+
+50 trials of each probe (10 at a time), wsbeat transport, interval 200 ms and timeout 300 ms,
+against a server that stops reading after 3 messages and keeps TCP open (with ping frames the
+client sends the 3 messages itself). Overshoot = (time from the last reply to the TooSlowError) -
+(interval + timeout). Target: p99 at most 50 ms.
 
 ${detectTable(detect)}
 
-## 4. CLI startup
+## 6. CLI startup
 
 Wall time of \`deno run cli.ts --help\`, warm.
 
 ${startupTable(startup)}
 `;
-await Deno.writeTextFile(new URL("./RESULTS.md", import.meta.url), results);
+const path = new URL("./RESULTS.md", import.meta.url).pathname;
+await Deno.writeTextFile(path, results);
+await new Deno.Command("deno", { args: ["fmt", "-q", path] }).output();
 log("wrote bench/RESULTS.md");

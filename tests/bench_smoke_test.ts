@@ -1,58 +1,82 @@
 // Runs every benchmark script with tiny counts, so that they cannot rot. Speed is not asserted here.
 import assert from "node:assert/strict";
-import { startServer } from "../bench/_server.ts";
-import { echoBench, echoTable } from "../bench/echo.ts";
-import { heartbeatScale, scaleTable } from "../bench/heartbeat_scale.ts";
+import { startServer, startWsServer } from "../bench/_server.ts";
+import { echoBench, echoTable, IMPLS, wsPeerTable } from "../bench/echo.ts";
+import { heartbeatScale, heartbeatTable, idleTable } from "../bench/heartbeat_scale.ts";
 import { detectBench, detectTable } from "../bench/detect.ts";
 import { cliStartup, startupTable } from "../bench/cli_startup.ts";
 
-Deno.test("bench/echo.ts runs both clients in both modes and checks every echo", async () => {
+const tiny = { reps: 1, roundTrips: () => 20, pipelined: () => 100, window: 8, budget: 100 };
+
+Deno.test("bench/echo.ts runs the three clients in both modes and checks every echo", async () => {
   await using server = await startServer();
   const rows = await echoBench({
     url: server.url,
-    sizes: [32],
-    reps: 1,
-    roundTrips: () => 20,
-    pipelined: () => 100,
-    window: 8,
+    cases: [
+      { size: 32, binary: false, mode: "sequential" },
+      { size: 32, binary: true, mode: "pipelined" },
+      { size: 4096, binary: false, mode: "sequential" },
+    ],
+    ...tiny,
   });
   assert.deepEqual(rows.map((r) => `${r.payload} ${r.mode}`), [
     "32 B text sequential",
-    "32 B text pipelined",
-    "32 B binary sequential",
     "32 B binary pipelined",
+    "4 KiB text sequential",
   ]);
-  for (const r of rows) assert.ok(r.native.rate > 0 && r.wsbeat.rate > 0);
+  for (const r of rows) for (const impl of IMPLS) assert.ok(r.results[impl].rate > 0, impl);
   assert.match(echoTable(rows), /\| 32 B text \| sequential \|/);
 });
 
-Deno.test("bench/heartbeat_scale.ts keeps every connection beating", async () => {
-  await using server = await startServer(["--pong", "ping:pong"]);
+Deno.test("bench/echo.ts runs against a Node ws server", async () => {
+  await using server = await startWsServer();
+  const rows = await echoBench({
+    url: server.url,
+    cases: [{ size: 16384, binary: true, mode: "sequential" }],
+    ...tiny,
+    roundTrips: () => 3,
+  });
+  for (const impl of IMPLS) assert.ok(rows[0]!.results[impl].n > 0, impl);
+  assert.match(wsPeerTable(rows), /\| 16 KiB binary \|/);
+});
+
+Deno.test("bench/heartbeat_scale.ts measures every side and keeps every connection beating", async () => {
+  await using server = await startServer({ pong: { ping: "ping", pong: "pong" } });
   const result = await heartbeatScale({
     url: server.url,
     connections: 20,
-    window: 1_000,
-    interval: 200,
+    window: 300,
+    interval: 100,
+    parallel: true,
   });
-  assert.equal(result.falseTimeouts, 0);
-  assert.equal(result.allBeating, true);
-  assert.ok(result.beats >= 20);
-  assert.match(scaleTable([result]), /\| 20 \|/);
+  for (const side of ["ping", "probe"] as const) {
+    assert.equal(result.sides[side].falseTimeouts, 0, side);
+    assert.equal(result.sides[side].open, 20, side);
+    assert.equal(result.sides[side].everyOneBeat, true, side);
+  }
+  assert.equal(result.sides.idle.open, 20);
+  assert.match(idleTable([result]), /\| 20 \|/);
+  assert.match(heartbeatTable([result]), /\| 20 \| ping frames/);
 });
 
-Deno.test("bench/detect.ts finds every stall with a TooSlowError", async () => {
-  await using server = await startServer(["--stall-after", "3", "--pong", "ping:pong"]);
-  const result = await detectBench({
-    url: server.url,
-    trials: 3,
-    concurrency: 3,
-    interval: 30,
-    timeout: 60,
-  });
-  assert.equal(result.allTooSlow, true);
-  assert.equal(result.bound, 90);
-  assert.ok(result.p50 > -30, `detected ${result.p50} ms before the bound`);
-  assert.match(detectTable(result), /\| 3 \| 90 ms \|/);
+Deno.test("bench/detect.ts finds every stall with a TooSlowError, for both probes", async () => {
+  await using server = await startServer({ stallAfter: 3, pong: { ping: "ping", pong: "pong" } });
+  const results = [];
+  for (const probe of ["ping frames", "application"] as const) {
+    const result = await detectBench({
+      url: server.url,
+      trials: 2,
+      concurrency: 2,
+      interval: 30,
+      timeout: 60,
+      probe,
+    });
+    assert.equal(result.allTooSlow, true, probe);
+    assert.equal(result.bound, 90);
+    assert.ok(result.p50 > -30, `${probe}: detected ${result.p50} ms before the bound`);
+    results.push(result);
+  }
+  assert.match(detectTable(results), /\| ping frames \| 2 \| 90 ms \|/);
 });
 
 Deno.test("bench/cli_startup.ts times the CLI", async () => {
