@@ -17,7 +17,8 @@ import {
 } from "./client_options.ts";
 import type { Transport } from "./transport.ts";
 import { NativeTransport } from "./transport_native.ts";
-import { canUseTcp, TcpTransport } from "./transport_tcp.ts";
+import { canUseTcp } from "./tcp_connect.ts";
+import { TcpTransport } from "./transport_tcp.ts";
 import { checkUrl, maskUrl } from "./url.ts";
 import { checkProxyUrl } from "./proxy.ts";
 

@@ -34,8 +34,6 @@ import { decodeClosePayload, encodeClosePayload } from "./close_payload.ts";
 import {
   encodeFrame,
   encodeTextFrame,
-  type Frame,
-  FrameReader,
   OP_BINARY,
   OP_CLOSE,
   OP_CONTINUATION,
@@ -43,6 +41,7 @@ import {
   OP_PONG,
   OP_TEXT,
 } from "./frames.ts";
+import { type Frame, FrameReader } from "./frame_reader.ts";
 
 /**
  * Which end of the connection a {@linkcode Protocol} is: a client masks what

@@ -19,17 +19,11 @@
  */
 
 import { ConnectError, type ProtocolError } from "./errors.ts";
-import {
-  acceptKey,
-  buildClientRequest,
-  checkResponse,
-  generateKey,
-  HandshakeError,
-} from "./handshake.ts";
+import { acceptKey, buildClientRequest, checkResponse, generateKey } from "./handshake.ts";
 import { MAX_HEAD_BYTES, parseHttpHead } from "./http.ts";
 import { Protocol, type ProtocolEvent } from "./protocol.ts";
-import { openTunnel, proxyAddress } from "./proxy.ts";
-import { maskUrl } from "./url.ts";
+import { openTunnel } from "./proxy.ts";
+import { classify, connectTcp, denoNet, writeAll } from "./tcp_connect.ts";
 import type { Transport, TransportEnd, TransportHandler } from "./transport.ts";
 
 /** Settings for {@linkcode TcpTransport}. */
@@ -57,65 +51,12 @@ export interface TcpTransportOptions {
   clientCert?: { cert: string; key: string } | undefined;
 }
 
-interface DenoNet {
-  connect(options: { hostname: string; port: number; signal?: AbortSignal }): Promise<Deno.TcpConn>;
-  startTls(conn: Deno.Conn, options: Deno.StartTlsOptions): Promise<Deno.TlsConn>;
-  connectTls(options: Deno.ConnectTlsOptions & Partial<Deno.TlsCertifiedKeyPem>): Promise<
-    Deno.TlsConn
-  >;
-}
-
-function denoNet(): DenoNet | undefined {
-  const deno = (globalThis as { Deno?: Partial<DenoNet> }).Deno;
-  return typeof deno?.connect === "function" && typeof deno.startTls === "function"
-    ? deno as DenoNet
-    : undefined;
-}
-
-/** Whether this runtime has what {@linkcode TcpTransport} needs (`Deno.connect`). */
-export function canUseTcp(): boolean {
-  return denoNet() !== undefined;
-}
-
 /** Read buffer size: a loopback read rarely returns more. */
 const READ_SIZE = 64 * 1024;
 /** The read buffer of a connection that has not yet received a burst that filled it. */
 const READ_SIZE_IDLE = 1024;
 /** Batches of frames up to this size are joined in a buffer the connection keeps. */
 const BATCH_BUFFER_MAX = 64 * 1024;
-
-/** Turns a failure of `Deno.connect`, TLS or the handshake into a {@linkcode ConnectError}. */
-function classify(url: string, error: unknown, tls: boolean): ConnectError {
-  if (error instanceof ConnectError) return error;
-  if (error instanceof HandshakeError) {
-    return new ConnectError(url, error.kind, error.message, {
-      cause: error,
-      ...(error.status === undefined ? {} : { status: error.status }),
-    });
-  }
-  const e = error instanceof Error ? error : new Error(String(error));
-  const text = e.message;
-  if (e.name === "ConnectionRefused" || /refused/i.test(text)) {
-    return new ConnectError(url, "refused", "connection refused", { cause: e });
-  }
-  if (/lookup address|name or service|name resolution|dns/i.test(text)) {
-    return new ConnectError(url, "dns", "host name not found (DNS error)", { cause: e });
-  }
-  if (tls && (e.name === "InvalidData" || /certificate|tls|alert|handshake/i.test(text))) {
-    const hint = /CertificateRequired|certificate required/i.test(text)
-      ? "; the server requires a client certificate (cert and key)"
-      : /UnknownIssuer|CaUsedAsEndEntity|certificate/i.test(text)
-      ? "; to trust a private CA pass caCerts: [pem]"
-      : "";
-    if (/corrupt message|InvalidContentType/i.test(text)) {
-      return new ConnectError(url, "tls", "the server does not speak TLS: use ws://", { cause: e });
-    }
-    return new ConnectError(url, "tls", `TLS failed (${text})${hint}`, { cause: e });
-  }
-  return new ConnectError(url, "network", text || "the connection failed before opening", {
-    cause: e,
-  });
-}
 
 /**
  * wsbeat's own transport: see the module doc. Created connecting; the
@@ -553,39 +494,6 @@ export class TcpTransport implements Transport {
     const error = this.#abortError ?? this.#networkError ??
       new Error("the connection closed without a closing handshake");
     return { code: 1006, reason: "", wasClean: false, firstClose: this.#firstClose, error };
-  }
-}
-
-/** TCP to the server, or to the proxy when there is one (its failures named as the proxy's). */
-async function connectTcp(
-  net: DenoNet,
-  hostname: string,
-  port: number,
-  signal: AbortSignal,
-  proxy: URL | undefined,
-  displayUrl: string,
-): Promise<Deno.TcpConn> {
-  if (!proxy) return await net.connect({ hostname, port, signal });
-  try {
-    return await net.connect({ ...proxyAddress(proxy), signal });
-  } catch (error) {
-    if (signal.aborted) throw error;
-    const cause = classify(displayUrl, error, false);
-    if (cause.kind !== "refused" && cause.kind !== "dns") throw error;
-    throw new ConnectError(
-      displayUrl,
-      cause.kind,
-      `the proxy ${maskUrl(proxy)}: ${
-        cause.kind === "refused" ? "connection refused" : "host name not found (DNS error)"
-      }`,
-      { cause: error },
-    );
-  }
-}
-
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  for (let offset = 0; offset < data.byteLength;) {
-    offset += await conn.write(offset === 0 ? data : data.subarray(offset));
   }
 }
 

@@ -1,6 +1,7 @@
 // Helpers shared by protocol_test.ts and protocol_close_test.ts.
 import assert from "node:assert/strict";
-import { encodeFrame, type EncodeFrameOptions, type Frame, FrameReader } from "../frames.ts";
+import { encodeFrame, type EncodeFrameOptions } from "../frames.ts";
+import { type Frame, FrameReader } from "../frame_reader.ts";
 import type { Protocol, Role } from "../protocol.ts";
 
 export const ROLES: Role[] = ["client", "server"];

@@ -4,14 +4,13 @@ import {
   applyMask,
   encodeFrame,
   encodeTextFrame,
-  type Frame,
-  FrameReader,
   OP_BINARY,
   OP_CLOSE,
   OP_CONTINUATION,
   OP_PING,
   OP_TEXT,
 } from "../frames.ts";
+import { type Frame, FrameReader } from "../frame_reader.ts";
 import { decodeClosePayload, encodeClosePayload, isValidCloseCode } from "../close_payload.ts";
 
 /** Bytes 0, 1, 2, ... wrapping at 251 (a prime, so no pattern lines up with the key). */
