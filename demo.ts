@@ -59,7 +59,7 @@ export async function demo(options: DemoOptions): Promise<number> {
   line("wsbeat demo: why a WebSocket client needs a heartbeat");
   line();
   await using idleServer = serve({ idleTimeout: idle, pong: { ping: "ping", pong: "pong" } });
-  await using stallServer = serve({ stallAfter: 3, pong: { ping: "ping", pong: "pong" } });
+  await using stallServer = serve({ stallAfter: 3, closeTimeout: 100 });
   try {
     // 1. No heartbeat: the server drops the silent client.
     line(`1. A server that drops idle clients`);
@@ -86,7 +86,7 @@ export async function demo(options: DemoOptions): Promise<number> {
     line(
       `   Each beat sends "ping", fails after ${s(timeout)} without a "pong", then sleeps ${
         s(interval)
-      }.`,
+      }.\n   An application message: like the seed's, this server counts only messages as activity.`,
     );
     let beats = 0;
     const beating = await beatingClient(
@@ -120,15 +120,32 @@ export async function demo(options: DemoOptions): Promise<number> {
     line(`   closed by us with 1000`);
     line();
 
-    // 3. A dead peer: the heartbeat finds it.
+    // 3. A dead peer: the heartbeat's ping frames find it.
     line(`3. A server that stops answering`);
-    line(`   This server answers 3 messages, then nothing, while its TCP connection stays open:`);
-    line(`   to the socket it looks alive, and without a heartbeat a client would wait forever.`);
+    line(
+      `   This server answers 3 messages, then nothing at all (no echo, no pong, no close), while`,
+    );
+    line(
+      `   its TCP connection stays open: to the socket it looks alive, and without a heartbeat a`,
+    );
+    line(
+      `   client would wait forever. Now each beat is a ping frame, which every server answers;`,
+    );
+    line(`   after each pong the client sends one message.`);
     let lastReply = 0;
     let replies = 0;
-    const doomed = await beatingClient(stallServer.url, (rtt) => {
-      lastReply = performance.now();
-      line(`   beat ${++replies}: pong after ${ms(rtt)}`);
+    let doomed: WebSocketClient | undefined = undefined;
+    doomed = await connect(stallServer.url, {
+      signal,
+      heartbeat: {
+        interval,
+        timeout,
+        onBeat: (rtt) => {
+          lastReply = performance.now();
+          line(`   beat ${++replies}: pong frame after ${ms(rtt)}; sending message ${replies}`);
+          doomed?.send(`message ${replies}`);
+        },
+      },
     });
     clients.push(doomed);
     const end = await orStop(doomed.closed);

@@ -407,6 +407,9 @@ Deno.test("cli demo runs the whole experiment and exits 0", async () => {
     /the server closed the connection \(1001 "idle timeout"\) after 3\.\d s open/,
   );
   assert.match(result.stdout, /still open after 7\.\d s/);
+  // Step 3 beats with ping frames against a server that stalls at the TCP level.
+  assert.match(result.stdout, /beat 3: pong frame after [\d.]+ ms; sending message 3/);
+  assert.doesNotMatch(result.stdout, /beat 4: pong frame/);
   assert.match(result.stdout, /TooSlowError: Heartbeat reply not received within 1000 ms/);
   assert.match(result.stdout, /the bound is interval \+ timeout = 2\.0 s/);
 });
