@@ -170,6 +170,40 @@ Deno.test("heartbeat() rejects with TooSlowError when a reply is late", async ()
   assert.equal(peer.calls, 3);
 });
 
+Deno.test("heartbeat() beats again instead of failing while excuseLate excuses a late reply", async (t) => {
+  await t.step("excused: waits for the promise, then a fresh beat", async () => {
+    // Beat 1 is late and excused; beat 2 answers; beat 3 is late and not excused.
+    const peer = fakePeer((n, signal) =>
+      n === 2 ? Promise.resolve(0) : sleep(60_000, { signal }).then(() => 0)
+    );
+    const asked: number[] = [];
+    const error = await heartbeat(peer, {
+      interval: 1,
+      timeout: 20,
+      excuseLate: () => {
+        asked.push(peer.calls);
+        return peer.calls === 1 ? Promise.resolve() : undefined;
+      },
+    }).catch((e) => e);
+    assert.ok(error instanceof TooSlowError);
+    assert.deepEqual(asked, [1, 3]);
+    assert.equal(peer.calls, 3);
+  });
+  await t.step("the signal ends the wait for an excuse", async () => {
+    const peer = fakePeer((_, signal) => sleep(60_000, { signal }).then(() => 0));
+    const stop = new AbortController();
+    const beating = heartbeat(peer, {
+      timeout: 10,
+      signal: stop.signal,
+      excuseLate: () => {
+        stop.abort();
+        return new Promise(() => {}); // never settles: only the signal ends the wait
+      },
+    });
+    assert.equal(await beating, undefined);
+  });
+});
+
 Deno.test("heartbeat() rejects with the ping's error", async () => {
   const closed = new ConnectionClosedError(1006, "", "gone");
   const error = await heartbeat(fakePeer(() => Promise.reject(closed)), { interval: 1 }).catch((
