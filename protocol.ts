@@ -42,6 +42,7 @@ import {
   OP_TEXT,
 } from "./frames.ts";
 import { type Frame, FrameReader } from "./frame_reader.ts";
+import { MessageAssembler, own } from "./message_assembly.ts";
 
 /**
  * Which end of the connection a {@linkcode Protocol} is: a client masks what
@@ -126,12 +127,6 @@ interface CloseFrame {
 }
 
 const PROTOCOL_ERROR_PREFIX = "Protocol error: ";
-/** The binary buffer of a connection with no fragmented message open: shared, never written. */
-const EMPTY = new Uint8Array(0);
-/** Decodes whole text messages first; see `#deliver`. */
-const lossyDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
-/** Fragments of a text message decoded before their strings are joined into one. */
-const TEXT_BATCH = 256;
 
 /**
  * The sans-I/O WebSocket connection, for either role, from the end of the
@@ -159,7 +154,6 @@ export class Protocol {
   readonly #role: Role;
   readonly #mask: boolean;
   readonly #reader: FrameReader;
-  readonly #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   #events: ProtocolEvent[] = [];
   #output: Uint8Array[] = [];
   #pendingBytes = 0;
@@ -169,15 +163,7 @@ export class Protocol {
   #failure: ProtocolError | undefined;
   #failed = false;
   #eof = false;
-  /** OP_TEXT or OP_BINARY while a fragmented message is open, else 0. */
-  #messageOpcode = 0;
-  /** A fragmented text message: batches of decoded fragments, joined. */
-  #textParts: string[] = [];
-  #textBatch: string[] = [];
-  /** A fragmented binary message: one buffer, grown by doubling up to the limit. */
-  #binary = EMPTY;
-  #binaryLength = 0;
-  readonly #maxMessageSize: number;
+  readonly #messages: MessageAssembler;
 
   /**
    * Constructs a new instance.
@@ -199,7 +185,7 @@ export class Protocol {
       );
     }
     this.#role = role;
-    this.#maxMessageSize = maxMessageSize;
+    this.#messages = new MessageAssembler(maxMessageSize);
     this.#mask = role === "client";
     this.#reader = new FrameReader({
       expectMasked: role === "server",
@@ -282,11 +268,7 @@ export class Protocol {
   receiveEof(): void {
     this.#eof = true;
     this.#state = "closed";
-    this.#messageOpcode = 0;
-    this.#textParts = [];
-    this.#textBatch = [];
-    this.#binary = EMPTY;
-    this.#binaryLength = 0;
+    this.#messages.reset();
   }
 
   /**
@@ -451,17 +433,21 @@ export class Protocol {
     switch (frame.opcode) {
       case OP_TEXT:
       case OP_BINARY:
-        if (this.#messageOpcode !== 0) {
+        if (this.#messages.open) {
           throw new ProtocolError(1002, "new message inside a fragmented message");
         }
-        if (frame.fin) return this.#deliver(frame.opcode, frame.payload);
-        this.#messageOpcode = frame.opcode;
-        return this.#addFragment(frame.payload, false);
-      case OP_CONTINUATION:
-        if (this.#messageOpcode === 0) {
+        if (frame.fin) {
+          return void this.#events.push(this.#messages.whole(frame.opcode, frame.payload));
+        }
+        return this.#messages.start(frame.opcode, frame.payload);
+      case OP_CONTINUATION: {
+        if (!this.#messages.open) {
           throw new ProtocolError(1002, "continuation frame without a message to continue");
         }
-        return this.#addFragment(frame.payload, frame.fin);
+        const message = this.#messages.add(frame.payload, frame.fin);
+        if (message) this.#events.push(message);
+        return;
+      }
       case OP_CLOSE:
         return this.#receiveClose(frame.payload);
       case OP_PING:
@@ -476,69 +462,6 @@ export class Protocol {
       default:
         throw new ProtocolError(1002, `unknown opcode ${frame.opcode}`);
     }
-  }
-
-  #decode(payload: Uint8Array, stream: boolean): string {
-    try {
-      return this.#decoder.decode(payload, { stream });
-    } catch (cause) {
-      throw new ProtocolError(1007, "invalid UTF-8 in text message", { cause });
-    }
-  }
-
-  #deliver(opcode: number, payload: Uint8Array): void {
-    if (opcode === OP_TEXT) {
-      // The lossy decoder is 2-6x faster than the fatal one (Deno 2.9: it skips a copy and the
-      // error checks), and turns every invalid sequence into U+FFFD: only a message that holds
-      // one (invalid, or a real U+FFFD) is decoded again, strictly.
-      const text = lossyDecoder.decode(payload);
-      this.#events.push({
-        type: "text",
-        data: text.includes("\uFFFD") ? this.#decode(payload, false) : text,
-      });
-    } else {
-      this.#events.push({ type: "binary", data: own(payload) });
-    }
-  }
-
-  /**
-   * Adds a fragment. Text is decoded as it arrives, so bad UTF-8 fails at
-   * once. Neither kind keeps an object per fragment, so a message sent as
-   * many tiny (or empty) fragments costs no more memory than its size.
-   */
-  #addFragment(payload: Uint8Array, fin: boolean): void {
-    if (this.#messageOpcode === OP_TEXT) {
-      const text = this.#decode(payload, !fin);
-      if (text !== "") this.#textBatch.push(text);
-      if (this.#textBatch.length === TEXT_BATCH || fin) {
-        this.#textParts.push(this.#textBatch.join(""));
-        this.#textBatch = [];
-      }
-      if (!fin) return;
-      this.#events.push({ type: "text", data: this.#textParts.join("") });
-      this.#textParts = [];
-    } else {
-      const length = this.#binaryLength + payload.length;
-      if (length > this.#binary.length) {
-        const size = Math.min(
-          Math.max(length, 2 * this.#binary.length, 1024),
-          this.#maxMessageSize,
-        );
-        const grown = new Uint8Array(size);
-        grown.set(this.#binary.subarray(0, this.#binaryLength));
-        this.#binary = grown;
-      }
-      this.#binary.set(payload, this.#binaryLength);
-      this.#binaryLength = length;
-      if (!fin) return;
-      const data = this.#binary.length === length && length > 0
-        ? this.#binary
-        : this.#binary.slice(0, length);
-      this.#events.push({ type: "binary", data });
-      this.#binary = EMPTY;
-      this.#binaryLength = 0;
-    }
-    this.#messageOpcode = 0;
   }
 
   #receiveClose(payload: Uint8Array): void {
@@ -564,11 +487,4 @@ function cutUtf8(text: string, max: number): string {
   let end = max;
   while ((bytes[end]! & 0xc0) === 0x80) end--; // back to the start of a character
   return new TextDecoder().decode(bytes.subarray(0, end));
-}
-
-/** The bytes in a buffer of their own: small payloads arrive as views of a shared slab. */
-function own(bytes: Uint8Array): Uint8Array {
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
-    ? bytes
-    : bytes.slice();
 }
