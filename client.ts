@@ -57,7 +57,7 @@ import {
   type SignalOptions,
 } from "./client_options.ts";
 import { ConnectError, ConnectionClosedError } from "./errors.ts";
-import { closeInfoOf, describeClose, isNormalClose } from "./close_info.ts";
+import { checkClientClose, closeInfoOf, describeClose, isNormalClose } from "./close_info.ts";
 import { Flow } from "./flow.ts";
 import { DEFAULT_TIMEOUT, heartbeat, TooSlowError } from "./heartbeat.ts";
 import { byteLength, Inbox } from "./inbox.ts";
@@ -361,18 +361,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
    * @throws {RangeError} If the code or reason is not allowed.
    */
   async close(code = 1000, reason = ""): Promise<CloseInfo> {
-    if (!Number.isInteger(code) || (code !== 1000 && (code < 3000 || code > 4999))) {
-      throw new RangeError(
-        `Cannot close with code ${code} as clients may only send 1000 or 3000 to 4999`,
-      );
-    }
-    if (typeof reason !== "string" || byteLength(reason) > 123) {
-      throw new RangeError(
-        `Cannot close with reason ${
-          JSON.stringify(reason)
-        } as it must be a string of at most 123 UTF-8 bytes`,
-      );
-    }
+    checkClientClose(code, reason);
     if (this.#info) return this.#info;
     this.#initiator ??= "client";
     if (!this.#isOpen) {

@@ -14,6 +14,7 @@
  */
 
 import { ProtocolError } from "./errors.ts";
+import { byteLength } from "./inbox.ts";
 import type { TransportEnd } from "./transport.ts";
 
 /**
@@ -127,4 +128,29 @@ export function closeInfoOf(
         : "network"),
     ...(end.error ? { error: end.error } : {}),
   };
+}
+
+/**
+ * Checks what a client's `close(code, reason)` may send: code 1000, or 3000
+ * to 4999 for applications (the codes of RFC 6455 section 7.4.1 that describe
+ * a protocol or server condition are the library's to send, not the
+ * caller's), and a reason of at most 123 bytes of UTF-8.
+ *
+ * @param code The close code.
+ * @param reason The close reason.
+ * @throws {RangeError} Naming the value that is not allowed.
+ */
+export function checkClientClose(code: number, reason: string): void {
+  if (!Number.isInteger(code) || (code !== 1000 && (code < 3000 || code > 4999))) {
+    throw new RangeError(
+      `Cannot close with code ${code} as clients may only send 1000 or 3000 to 4999`,
+    );
+  }
+  if (typeof reason !== "string" || byteLength(reason) > 123) {
+    throw new RangeError(
+      `Cannot close with reason ${
+        JSON.stringify(reason)
+      } as it must be a string of at most 123 UTF-8 bytes`,
+    );
+  }
 }

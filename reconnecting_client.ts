@@ -24,7 +24,7 @@
 import { unreadCount, type WebSocketClient } from "./client.ts";
 import { checkClientOptions, type Message, type SendData } from "./client_options.ts";
 import { ConnectionClosedError } from "./errors.ts";
-import { byteLength } from "./inbox.ts";
+import { checkClientClose } from "./close_info.ts";
 import {
   checkCount,
   DEFAULT_MAX_PENDING_BYTES,
@@ -230,18 +230,7 @@ export class ReconnectingClient implements AsyncIterable<Message>, AsyncDisposab
    * @throws {RangeError} If the code or reason is not allowed.
    */
   async close(code = 1000, reason = ""): Promise<void> {
-    if (!Number.isInteger(code) || (code !== 1000 && (code < 3000 || code > 4999))) {
-      throw new RangeError(
-        `Cannot close with code ${code} as clients may only send 1000 or 3000 to 4999`,
-      );
-    }
-    if (typeof reason !== "string" || byteLength(reason) > 123) {
-      throw new RangeError(
-        `Cannot close with reason ${
-          JSON.stringify(reason)
-        } as it must be a string of at most 123 UTF-8 bytes`,
-      );
-    }
+    checkClientClose(code, reason);
     if (!this.#stop.signal.aborted) {
       this.#closeCode = code;
       const ws = this.#client ?? this.#opening;
