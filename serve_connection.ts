@@ -51,8 +51,12 @@ export interface ConnectionStart {
   refuse?: { reason: string; linger: boolean };
 }
 
-/** The first read buffer of a connection; a read that fills it moves to {@linkcode READ_LARGE}. */
-const READ_SMALL = 4 * 1024;
+/**
+ * The first read buffer of a connection, small because every idle connection
+ * holds one in its pending read; a read that fills it moves to one 4 times
+ * larger, up to {@linkcode READ_LARGE}.
+ */
+const READ_SMALL = 1024;
 const READ_LARGE = 64 * 1024;
 const encoder = new TextEncoder();
 
@@ -193,6 +197,15 @@ export class ServerConnection {
   // --- the life of a connection ---------------------------------------------------------
 
   async #run(): Promise<void> {
+    await this.#handshake();
+    if (this.#phase !== "open") this.#release();
+    await this.#endedPromise;
+    await Promise.allSettled([this.#readLoop, this.#writer.pump]);
+    if (this.#phase === "open") this.#report();
+  }
+
+  /** The opening handshake (or the refusal), in a frame of its own: its state is not kept. */
+  async #handshake(): Promise<void> {
     const { id, remoteAddr, refuse } = this.#start;
     const ctx: HandshakeContext = {
       conn: this.#conn,
@@ -214,10 +227,6 @@ export class ServerConnection {
         this.#hooks.log(`${this.#tag} handshake failed from ${remoteAddr}: ${messageOf(error)}`);
       }
     }
-    if (this.#phase !== "open") this.#release();
-    await this.#endedPromise;
-    await Promise.allSettled([this.#readLoop, this.#writer.pump]);
-    if (this.#phase === "open") this.#report();
   }
 
   #open(info: ConnectionInfo, rest: Uint8Array): void {
@@ -273,7 +282,9 @@ export class ServerConnection {
           return this.#release(); // still sending after it was failed: a flood, cut it
         }
         this.#receive(buffer.subarray(0, n));
-        if (n === buffer.length && buffer.length < READ_LARGE) buffer = new Uint8Array(READ_LARGE);
+        if (n === buffer.length && buffer.length < READ_LARGE) {
+          buffer = new Uint8Array(Math.min(buffer.length * 4, READ_LARGE));
+        }
       }
     } catch (error) {
       if (!this.#ended) {

@@ -1,29 +1,38 @@
 // The servers for benchmarks, each in a process of its own so that the client's CPU time is its
-// own: wsbeat's echo server (`serve()`, as `wsbeat serve` runs it) and Node's `ws` (npm:ws).
+// own: wsbeat's echo server (`serve()`, as `wsbeat serve` runs it), Node's `ws` (npm:ws), and
+// `Deno.serve` + `Deno.upgradeWebSocket` (the server benchmark's baseline).
 
 import type { ServeOptions } from "../serve.ts";
 
 const SERVE = new URL("./_serve.ts", import.meta.url).pathname;
 const WS_SERVER = new URL("./_ws_server.ts", import.meta.url).pathname;
+const DENO_SERVE = new URL("./_deno_serve.ts", import.meta.url).pathname;
 
 /** A server child process. */
 export interface ServerProcess extends AsyncDisposable {
   url: string;
+  /** The server's process id (`sh` and `taskset` exec it, so it is the runtime's own). */
+  pid: number;
   close(): Promise<void>;
 }
 
 /** What a bench may set on the echo server: the fault options that take plain data. */
-export type BenchServeOptions = Pick<ServeOptions, "pong" | "stallAfter">;
+export type BenchServeOptions = Pick<ServeOptions, "pong" | "stallAfter" | "maxUnsentBytes">;
 
 /**
  * Starts wsbeat's echo server (`serve()` from serve.ts, with the connection
- * limit raised for 10 000 clients) and resolves once it listens.
+ * limit raised for 10 000 clients) and resolves once it listens. `flags` go
+ * to `deno run` (say `--cpu-prof`).
  */
-export function startServer(options: BenchServeOptions = {}): Promise<ServerProcess> {
+export function startServer(
+  options: BenchServeOptions = {},
+  flags: string[] = [],
+): Promise<ServerProcess> {
   return startListening([
     "deno",
     "run",
     "--allow-net=127.0.0.1",
+    ...flags,
     SERVE,
     JSON.stringify(options),
   ]);
@@ -39,6 +48,11 @@ export function startWsServer(): Promise<ServerProcess> {
     "--allow-env=WS_NO_BUFFER_UTIL,WS_NO_UTF_8_VALIDATE",
     WS_SERVER,
   ]);
+}
+
+/** Starts the `Deno.serve` + `Deno.upgradeWebSocket` echo server and resolves once it listens. */
+export function startDenoServer(flags: string[] = []): Promise<ServerProcess> {
+  return startListening(["deno", "run", "--allow-net=127.0.0.1", ...flags, DENO_SERVE]);
 }
 
 /** Runs `argv` pinned, and resolves with the URL once it prints `listening URL`. */
@@ -61,7 +75,7 @@ async function startListening(argv: string[]): Promise<ServerProcess> {
       await child.status;
       await reader.cancel();
     })();
-  return { url, close, [Symbol.asyncDispose]: close };
+  return { url, pid: child.pid, close, [Symbol.asyncDispose]: close };
 }
 
 /**

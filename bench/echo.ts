@@ -53,10 +53,11 @@ export type Impl = "raw" | "native" | "wsbeat";
 /** The clients in their column order. */
 export const IMPLS: readonly Impl[] = ["raw", "native", "wsbeat"];
 
-type Payload = string | Uint8Array;
+/** A message to echo: text or binary. */
+export type Payload = string | Uint8Array;
 
 /** One measured chunk: what, how many, and (pipelined) how many in flight. */
-interface ChunkSpec {
+export interface ChunkSpec {
   payload: Payload;
   size: number;
   n: number;
@@ -65,7 +66,7 @@ interface ChunkSpec {
 }
 
 /** What one chunk measured. */
-interface Chunk {
+export interface Chunk {
   n: number;
   elapsedMs: number;
   cpuUs: number;
@@ -101,7 +102,8 @@ export const WS_CASES: EchoCase[] = [1024, 4096, 16384, 65536].flatMap((size) =>
   [false, true].map((binary) => ({ size, binary, mode: "sequential" as const }))
 );
 
-function payloadOf(size: number, binary: boolean): Payload {
+/** A payload of `size` bytes: ASCII text, or bytes counting up. */
+export function payloadOf(size: number, binary: boolean): Payload {
   if (!binary) return "x".repeat(size);
   const bytes = new Uint8Array(size);
   for (let i = 0; i < size; i++) bytes[i] = i & 0xff;
@@ -116,7 +118,7 @@ function check(data: unknown, size: number): void {
 }
 
 /** An open connection of one of the three clients, that runs chunks. */
-interface Client {
+export interface Client {
   sequential(spec: ChunkSpec): Promise<Chunk>;
   pipelined(spec: ChunkSpec): Promise<Chunk>;
   close(): Promise<void>;
@@ -136,7 +138,7 @@ async function timed(run: () => Promise<number | Float64Array>): Promise<Chunk> 
 }
 
 /** The raw native WebSocket, with an `onmessage` handler. */
-async function openRaw(url: string): Promise<Client> {
+export async function openRaw(url: string): Promise<Client> {
   const ws = new WebSocket(url);
   ws.binaryType = "arraybuffer";
   await new Promise((resolve, reject) => {
@@ -237,7 +239,7 @@ const OPEN: Record<Impl, (url: string) => Promise<Client>> = {
 };
 
 /** Adds up the chunks of one client. */
-function total(chunks: Chunk[]): Sample {
+export function total(chunks: Chunk[]): Sample {
   let n = 0;
   let elapsedMs = 0;
   let cpuUs = 0;

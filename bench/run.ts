@@ -26,6 +26,15 @@ import {
 import { detectBench, detectTable } from "./detect.ts";
 import { cliStartup, startupTable } from "./cli_startup.ts";
 import { startServer, startWsServer, table } from "./_server.ts";
+import {
+  idleServer,
+  idleServerTable,
+  serverEcho,
+  serverEchoTable,
+  type ServerRow,
+  serverTargets,
+  startNamed,
+} from "./server.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { quick: { type: "boolean" } } });
 const quick = values.quick ?? false;
@@ -82,6 +91,22 @@ const detect = [];
   detect.push(await detectBench({ url: server.url, trials: 50, probe: "application" }));
 }
 console.log(detectTable(detect));
+
+log("server: wsbeat serve against Deno.serve + upgradeWebSocket, echo");
+let serverRows: ServerRow[];
+{
+  await using deno = await startNamed("deno");
+  await using wsbeat = await startNamed("wsbeat");
+  serverRows = await serverEcho({ servers: { deno, wsbeat }, reps: ECHO_REPS });
+}
+console.log(serverEchoTable(serverRows));
+const SERVER_IDLE = quick ? 1000 : 10000;
+log(`server: idle memory at ${SERVER_IDLE} connections`);
+const serverIdle = {
+  deno: await idleServer("deno", { connections: SERVER_IDLE }),
+  wsbeat: await idleServer("wsbeat", { connections: SERVER_IDLE }),
+};
+console.log(idleServerTable(serverIdle));
 
 log("CLI startup");
 const startup = await cliStartup(10);
@@ -271,6 +296,26 @@ ${detectTable(detect)}
 Wall time of \`deno run cli.ts --help\`, warm.
 
 ${startupTable(startup)}
+
+## 7. Server: wsbeat serve against Deno.serve + upgradeWebSocket
+
+\`wsbeat serve\` (\`serve()\` on wsbeat's protocol core over \`Deno.listen\`, bench/_serve.ts) against
+the same echo written with \`Deno.serve\` + \`Deno.upgradeWebSocket\` (bench/_deno_serve.ts), each in
+a process of its own kept to the last core with \`taskset\`, with the same client: the raw native
+\`WebSocket\`. The client takes turns between the two servers chunk by chunk (the order
+alternates), ${ECHO_REPS} chunks each after two warm-up chunks each; sequential: 4 000 round trips
+a server (2 000 for 64 KiB), pipelined: a window of 64, 40 000 messages a server (10 000 for 64
+KiB). Server CPU is the server process's user + system time (\`/proc/PID/stat\`, all its threads,
+10 ms ticks) per message. Idle memory: each server in a fresh process; a client process opens 100
+connections and closes them (warm-up), then opens ${SERVER_IDLE} idle connections; the server's RSS
+(\`/proc/PID/status\`) 2 s after, less its RSS before, divided by ${SERVER_IDLE} (no forced GC on
+either side).
+
+${serverTargets(serverRows, serverIdle)}
+
+${serverEchoTable(serverRows)}
+
+${idleServerTable(serverIdle)}
 `;
 const path = new URL("./RESULTS.md", import.meta.url).pathname;
 await Deno.writeTextFile(path, results);

@@ -5,6 +5,14 @@ import { echoBench, echoTable, IMPLS, wsPeerTable } from "../bench/echo.ts";
 import { heartbeatScale, heartbeatTable, idleTable } from "../bench/heartbeat_scale.ts";
 import { detectBench, detectTable } from "../bench/detect.ts";
 import { cliStartup, startupTable } from "../bench/cli_startup.ts";
+import {
+  idleServer,
+  idleServerTable,
+  serverEcho,
+  serverEchoTable,
+  serverTargets,
+  startNamed,
+} from "../bench/server.ts";
 
 const tiny = { reps: 1, roundTrips: () => 20, pipelined: () => 100, window: 8, budget: 100 };
 
@@ -83,4 +91,31 @@ Deno.test("bench/cli_startup.ts times the CLI", async () => {
   const result = await cliStartup(1);
   assert.ok(result.median > 0);
   assert.match(startupTable(result), /\| 1 \|/);
+});
+
+Deno.test("bench/server.ts runs the same load against wsbeat serve and Deno.serve", async () => {
+  let rows;
+  {
+    await using deno = await startNamed("deno");
+    await using wsbeat = await startNamed("wsbeat");
+    rows = await serverEcho({
+      servers: { deno, wsbeat },
+      cases: [
+        { size: 32, binary: false, mode: "sequential" },
+        { size: 1024, binary: true, mode: "pipelined" },
+      ],
+      ...tiny,
+    });
+  }
+  for (const r of rows) {
+    for (const name of ["deno", "wsbeat"] as const) assert.ok(r.results[name].rate > 0, name);
+  }
+  const idle = {
+    deno: await idleServer("deno", { connections: 20, settle: 100 }),
+    wsbeat: await idleServer("wsbeat", { connections: 20, settle: 100 }),
+  };
+  for (const side of Object.values(idle)) assert.ok(side.after > 0, "the server's RSS is read");
+  assert.match(serverEchoTable(rows), /\| 32 B text \| sequential \|/);
+  assert.match(idleServerTable(idle), /\| 20 \|/);
+  assert.match(serverTargets(rows, idle), /echo msg\/s ≥ 0.9x/);
 });
