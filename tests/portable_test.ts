@@ -2,31 +2,12 @@
 import assert from "node:assert/strict";
 import { serve } from "../serve.ts";
 import { closedPort } from "./_servers.ts";
+import { type CommandOutput, runCommand } from "./_command.ts";
 
 const MOD = new URL("../mod.ts", import.meta.url).pathname;
 
-async function output(
-  command: string,
-  args: string[],
-  input?: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(command, {
-    args,
-    stdin: input === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (input !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(input));
-    await writer.close();
-  }
-  const { code, stdout, stderr } = await child.output();
-  return {
-    code,
-    stdout: new TextDecoder().decode(stdout),
-    stderr: new TextDecoder().decode(stderr),
-  };
+function output(command: string, args: string[], input?: string): Promise<CommandOutput> {
+  return runCommand(command, args, { input });
 }
 
 /** What the script reports, run on Node against servers in this process. */

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { ConnectError } from "../mod.ts";
 import { NativeTransport } from "../transport_native.ts";
 import { closedPort } from "./_servers.ts";
+import { type CommandOutput, runCommand } from "./_command.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const MOD = `${ROOT}mod.ts`;
@@ -37,26 +38,8 @@ const BUN: Runtime = {
   bin: `${CACHE}/bun/node_modules/bun/bin/bun.exe`,
 };
 
-async function run(
-  command: string,
-  args: string[],
-  input?: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(command, {
-    args,
-    cwd: ROOT,
-    stdin: input === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (input !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(input));
-    await writer.close();
-  }
-  const { code, stdout, stderr } = await child.output();
-  const decoder = new TextDecoder();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+function run(command: string, args: string[], input?: string): Promise<CommandOutput> {
+  return runCommand(command, args, { input, cwd: ROOT });
 }
 
 async function exists(path: string): Promise<boolean> {
