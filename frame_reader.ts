@@ -10,7 +10,7 @@
  */
 
 import { ProtocolError } from "./errors.ts";
-import { applyMask, OP_CONTINUATION } from "./frames.ts";
+import { OP_CONTINUATION, unmaskInto } from "./frames.ts";
 
 /**
  * One frame as read from the wire, payload already unmasked.
@@ -32,6 +32,12 @@ export interface Frame {
   opcode: number;
   /** The payload, unmasked; a small one may be a view of a buffer shared with others. */
   payload: Uint8Array;
+  /**
+   * Present when `payload` has a buffer of its own with
+   * {@linkcode FrameReaderOptions.headerRoom} bytes (and at most 7 more) of
+   * room before it, that nothing else uses: a header may be written there.
+   */
+  room?: true;
 }
 
 /** Options for {@linkcode FrameReader}. */
@@ -47,6 +53,15 @@ export interface FrameReaderOptions {
    * @default {Infinity}
    */
   maxMessageSize?: number;
+  /**
+   * Bytes of room to leave before each payload that gets a buffer of its own
+   * (those over 4 KiB), so that a header can be written there and the
+   * payload sent back without a copy (`encodeFrameInPlace` in `frames.ts`).
+   * With room, a payload starts at the same offset modulo 8 as the bytes it
+   * is read from, so that it is unmasked word by word as it is copied.
+   * @default {0}
+   */
+  headerRoom?: number;
 }
 
 /**
@@ -59,7 +74,7 @@ export interface FrameReaderOptions {
  * bytes or not FIN (1002), a 64-bit length with the top bit set (1002), a
  * payload over `maxFrameSize` or a data message over `maxMessageSize` (1009).
  * Reserved bits and opcodes are reported in {@linkcode Frame} for the caller
- * to judge. Each payload is copied once and unmasked there; only one
+ * to judge. Each payload is copied once and unmasked in the same pass; only one
  * partial frame is held. Payloads up to 4 KiB that arrive whole are copied
  * into a 64 KiB slab shared with other small payloads, of every reader
  * (saving an allocation per frame, and a slab per connection), and are views
@@ -85,6 +100,7 @@ export class FrameReader {
   readonly #expectMasked: boolean;
   readonly #maxFrameSize: number;
   readonly #maxMessageSize: number;
+  readonly #headerRoom: number;
   #frames: Frame[] = [];
   #nextFrame = 0;
   #error: ProtocolError | undefined;
@@ -99,6 +115,7 @@ export class FrameReader {
   #key: Uint8Array | undefined; // only for masked frames (a server's reader)
   #payload: Uint8Array | undefined;
   #payloadFilled = 0;
+  #room = false;
   #messageBytes = 0;
 
   /**
@@ -110,6 +127,7 @@ export class FrameReader {
     this.#expectMasked = options.expectMasked;
     this.#maxFrameSize = options.maxFrameSize;
     this.#maxMessageSize = options.maxMessageSize ?? Infinity;
+    this.#headerRoom = options.headerRoom ?? 0;
   }
 
   /** Bytes held of the frame not yet complete (header or payload so far). */
@@ -221,20 +239,23 @@ export class FrameReader {
   #readPayload(chunk: Uint8Array, at: number): number {
     const length = this.#length;
     if (this.#payload === undefined) {
-      if (chunk.length - at >= length) {
-        this.#complete(this.#copy(chunk.subarray(at, at + length)));
+      const whole = chunk.length - at >= length;
+      if (whole && length <= SLAB_ITEM_MAX) {
+        this.#complete(this.#copy(chunk.subarray(at, at + length), slabPayload(length)));
         return at + length;
       }
       try {
         // Not from the slab: a frame that trickles in would keep a whole slab alive.
-        this.#payload = new Uint8Array(length);
+        this.#payload = this.#ownBuffer(length, chunk.byteOffset + at);
       } catch {
         this.#fail(1009, `frame of ${length} bytes too large to buffer`);
         return chunk.length;
       }
+      this.#room = this.#headerRoom > 0;
     }
     const take = Math.min(length - this.#payloadFilled, chunk.length - at);
-    this.#payload.set(chunk.subarray(at, at + take), this.#payloadFilled);
+    const target = this.#payload.subarray(this.#payloadFilled, this.#payloadFilled + take);
+    this.#copy(chunk.subarray(at, at + take), target, this.#payloadFilled & 3);
     this.#payloadFilled += take;
     if (this.#payloadFilled === length) {
       const payload = this.#payload;
@@ -245,18 +266,31 @@ export class FrameReader {
     return at + take;
   }
 
-  /** Copies a payload: a small one into the slab, a larger one alone. */
-  #copy(bytes: Uint8Array): Uint8Array {
-    if (bytes.length > SLAB_ITEM_MAX) return bytes.slice();
-    const copy = slabPayload(bytes.length);
-    copy.set(bytes);
-    return copy;
+  /**
+   * A buffer of its own for a payload of `length` bytes, after the header
+   * room, and then at the offset modulo 8 of the bytes it is read from.
+   */
+  #ownBuffer(length: number, from: number): Uint8Array {
+    if (this.#headerRoom === 0) return new Uint8Array(length);
+    const room = this.#headerRoom + ((from - this.#headerRoom) & 7);
+    return new Uint8Array(room + length).subarray(room);
+  }
+
+  /** Copies (part of) a payload into `target`, unmasking it in the same pass. */
+  #copy(bytes: Uint8Array, target: Uint8Array, phase = 0): Uint8Array {
+    if (this.#masked) unmaskInto(target, bytes, this.#key!, phase);
+    else target.set(bytes);
+    return target;
   }
 
   #complete(payload: Uint8Array): void {
-    if (this.#masked) applyMask(payload, this.#key!);
     this.#inPayload = false;
-    this.#frames.push({ fin: this.#fin, rsv: this.#rsv, opcode: this.#opcode, payload });
+    const frame: Frame = { fin: this.#fin, rsv: this.#rsv, opcode: this.#opcode, payload };
+    if (this.#room) {
+      frame.room = true;
+      this.#room = false;
+    }
+    this.#frames.push(frame);
   }
 
   #fail(code: number, rule: string): void {

@@ -302,6 +302,120 @@ export function encodeTextFrame(text: string, options: EncodeTextFrameOptions = 
   return buffer.subarray(start, at + written);
 }
 
+/**
+ * The largest header of an unmasked frame (a server's): the room
+ * {@linkcode encodeFrameInPlace} needs before a payload.
+ */
+export const HEADER_ROOM = 10;
+
+/**
+ * Serialises an unmasked frame (FIN set) around a payload without copying
+ * it: the header is written into the {@linkcode HEADER_ROOM} bytes (or fewer,
+ * as its length needs) just before `payload` in its buffer, and the frame is
+ * a view of that buffer. The caller gives those bytes up: they must be room
+ * it owns, never another payload's (`frame_reader.ts` leaves such room with
+ * `headerRoom`).
+ *
+ * @param opcode The opcode, 0 to 15.
+ * @param payload The payload, with at least the header's size of bytes of
+ * its own before it in its buffer.
+ * @returns The frame's bytes: a view of `payload`'s buffer.
+ * @throws {RangeError} When `opcode` is not 0 to 15, or there is no room for the header.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrameInPlace, HEADER_ROOM, OP_BINARY } from "./frames.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const payload = new Uint8Array(HEADER_ROOM + 3).subarray(HEADER_ROOM);
+ * payload.set([1, 2, 3]);
+ * const frame = encodeFrameInPlace(OP_BINARY, payload);
+ * assert.deepEqual(frame, new Uint8Array([0x82, 0x03, 1, 2, 3]));
+ * assert.equal(frame.buffer, payload.buffer);
+ * ```
+ */
+export function encodeFrameInPlace(opcode: number, payload: Uint8Array): Uint8Array {
+  checkBits(opcode, 0);
+  const n = payload.length;
+  const start = payload.byteOffset - 2 - lengthBytes(n);
+  if (start < 0) {
+    throw new RangeError(
+      `Cannot encode the frame in place as there is no room for its header: current value is ${payload.byteOffset} bytes`,
+    );
+  }
+  const out = new Uint8Array(payload.buffer, start, payload.byteOffset + n - start);
+  writeHeader(out, 0, 0x80 | opcode, false, n);
+  return out;
+}
+
+/**
+ * Copies masked bytes and unmasks them in the same pass: `target[i] =
+ * source[i] ^ key[(phase + i) & 3]` for every byte of `source` (masking and
+ * unmasking are the same operation). Word-wise (8-byte words from 1 KiB) when
+ * `target` and `source` sit at the same offset modulo 8; otherwise it copies
+ * first and unmasks the copy in place, word-wise. `target` may be `source`.
+ *
+ * @param target Where the unmasked bytes go; at least as long as `source`.
+ * @param source The masked bytes; not changed unless it is `target`.
+ * @param key The 4-byte masking key.
+ * @param phase Which key byte masks `source[0]`: the offset of `source` in
+ * its frame's payload, modulo 4.
+ *
+ * @example A payload that arrives in two parts
+ * ```ts
+ * import { applyMask, unmaskInto } from "./frames.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const key = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
+ * const masked = new TextEncoder().encode("Hello");
+ * applyMask(masked, key);
+ * const payload = new Uint8Array(5);
+ * unmaskInto(payload, masked.subarray(0, 3), key, 0);
+ * unmaskInto(payload.subarray(3), masked.subarray(3), key, 3);
+ * assert.equal(new TextDecoder().decode(payload), "Hello");
+ * ```
+ */
+export function unmaskInto(
+  target: Uint8Array,
+  source: Uint8Array,
+  key: Uint8Array,
+  phase: number,
+): void {
+  const n = source.length;
+  let i = 0;
+  if (n >= WORDWISE_FROM) {
+    if (((target.byteOffset - source.byteOffset) & 7) !== 0 && target !== source) {
+      target.set(source); // not word-aligned alike: copy, then unmask the copy in place
+      source = target;
+    }
+    const head = (8 - (target.byteOffset & 7)) & 7;
+    for (; i < head; i++) target[i] = source[i]! ^ key[(phase + i) & 3]!;
+    for (let k = 0; k < 8; k++) keyBytes8[k] = key[(phase + head + k) & 3]!;
+    const start = target.byteOffset + head;
+    const from = source.byteOffset + head;
+    if (n - head >= WORDWISE64_FROM) {
+      const count = (n - head) >>> 3;
+      const word = keyWord64[0]!;
+      const to = new BigInt64Array(target.buffer, start, count);
+      const of = new BigInt64Array(source.buffer, from, count);
+      for (let w = 0; w < count; w++) to[w] = of[w]! ^ word;
+      i += count * 8;
+    } else {
+      const count = (n - head) >>> 2;
+      const word = keyWord32[0]!;
+      const to = new Int32Array(target.buffer, start, count);
+      const of = new Int32Array(source.buffer, from, count);
+      for (let w = 0; w < count; w++) to[w] = of[w]! ^ word;
+      i += count * 4;
+    }
+  }
+  for (; i < n; i++) target[i] = source[i]! ^ key[(phase + i) & 3]!;
+}
+/** The key as 8 bytes, for {@linkcode unmaskInto}'s words (in the platform's byte order). */
+const keyBytes8 = new Uint8Array(8);
+const keyWord64 = new BigInt64Array(keyBytes8.buffer);
+const keyWord32 = new Int32Array(keyBytes8.buffer, 0, 1);
+
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**

@@ -3,12 +3,15 @@ import { ProtocolError } from "../errors.ts";
 import {
   applyMask,
   encodeFrame,
+  encodeFrameInPlace,
   encodeTextFrame,
+  HEADER_ROOM,
   OP_BINARY,
   OP_CLOSE,
   OP_CONTINUATION,
   OP_PING,
   OP_TEXT,
+  unmaskInto,
 } from "../frames.ts";
 import { type Frame, FrameReader } from "../frame_reader.ts";
 import { decodeClosePayload, encodeClosePayload, isValidCloseCode } from "../close_payload.ts";
@@ -150,6 +153,35 @@ Deno.test("applyMask() matches a byte-by-byte XOR at every alignment and length"
   assert.equal(masked[0], big[0], "bytes outside the view are untouched");
 });
 
+Deno.test("unmaskInto() matches a byte-by-byte XOR at every alignment, phase and length", () => {
+  const key = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
+  const base = pattern(3000);
+  const lengths = [0, 1, 7, 31, 32, 33, 100, 1023, 1024, 1031, 1032, 1039, 2047, 2900];
+  for (const length of lengths) {
+    for (let phase = 0; phase < 4; phase++) {
+      const rotated = [0, 1, 2, 3].map((k) => key[(phase + k) & 3]!);
+      const expected = maskSlowly(base.subarray(0, length), rotated);
+      for (let from = 0; from < 8; from++) {
+        const source = new Uint8Array(length + 16);
+        source.set(base.subarray(0, length), from);
+        const before = source.slice();
+        for (let to = 0; to < 8; to++) {
+          const target = new Uint8Array(length + 16).fill(0xee);
+          unmaskInto(target.subarray(to), source.subarray(from, from + length), key, phase);
+          const where = `length ${length}, phase ${phase}, source at ${from}, target at ${to}`;
+          assert.deepEqual(target.subarray(to, to + length), expected, where);
+          assert.ok(target.subarray(0, to).every((b) => b === 0xee), `before ${where}`);
+          assert.ok(target.subarray(to + length).every((b) => b === 0xee), `after ${where}`);
+        }
+        assert.deepEqual(source, before, "the source is not changed");
+        const inPlace = source.subarray(from, from + length);
+        unmaskInto(inPlace, inPlace, key, phase);
+        assert.deepEqual(inPlace, expected, `in place, length ${length}, phase ${phase}`);
+      }
+    }
+  }
+});
+
 Deno.test("applyMask() masks the RFC 6455 section 5.7 sample", () => {
   const data = new TextEncoder().encode("Hello");
   applyMask(data, new Uint8Array([0x37, 0xfa, 0x21, 0x3d]));
@@ -248,6 +280,55 @@ Deno.test("FrameReader.push() handles a frame split at every byte offset", () =>
     for (const byte of bytes) reader.push(new Uint8Array([byte]));
     assert.deepEqual(reader.next()?.payload, payload, "one byte per push");
   }
+});
+
+Deno.test("FrameReader.push() unmasks a large payload split at every offset, at every alignment", () => {
+  const payload = pattern(5000);
+  const bytes = encodeFrame(OP_BINARY, payload, { mask: true });
+  /** `part` pushed from a buffer where it starts at offset `at`, the buffer then scribbled on. */
+  const pushAt = (reader: FrameReader, part: Uint8Array, at: number) => {
+    const buffer = new Uint8Array(at + part.length);
+    buffer.set(part, at);
+    reader.push(buffer.subarray(at));
+    buffer.fill(0x55);
+  };
+  for (const headerRoom of [0, HEADER_ROOM]) {
+    for (let split = 0; split <= bytes.length; split++) {
+      const reader = new FrameReader({ expectMasked: true, maxFrameSize: 1 << 20, headerRoom });
+      pushAt(reader, bytes.subarray(0, split), split % 8);
+      pushAt(reader, bytes.subarray(split), (split >> 3) % 8);
+      const frame = reader.next()!;
+      const where = `split at ${split}, headerRoom ${headerRoom}`;
+      assert.deepEqual(frame.payload, payload, where);
+      assert.equal(frame.room, headerRoom > 0 ? true : undefined, where);
+      const { byteOffset } = frame.payload;
+      if (headerRoom === 0) assert.equal(byteOffset, 0, where);
+      else assert.ok(byteOffset >= headerRoom && byteOffset < headerRoom + 8, where);
+      assert.equal(frame.payload.buffer.byteLength, byteOffset + payload.length, where);
+    }
+    for (const size of [1, 7, 1000, 3001]) {
+      const reader = new FrameReader({ expectMasked: true, maxFrameSize: 1 << 20, headerRoom });
+      for (let at = 0; at < bytes.length; at += size) {
+        pushAt(reader, bytes.subarray(at, at + size), at % 8);
+      }
+      assert.deepEqual(reader.next()?.payload, payload, `${size} bytes per push`);
+    }
+  }
+});
+
+Deno.test("encodeFrameInPlace() writes the header into the room before the payload", () => {
+  for (const length of [0, 125, 126, 65535, 65536]) {
+    const payload = new Uint8Array(HEADER_ROOM + 3 + length).subarray(HEADER_ROOM + 3);
+    payload.set(pattern(length));
+    const frame = encodeFrameInPlace(OP_TEXT, payload);
+    assert.deepEqual(frame, encodeFrame(OP_TEXT, pattern(length)), `${length} bytes`);
+    assert.equal(frame.buffer, payload.buffer);
+  }
+  assert.throws(() => encodeFrameInPlace(OP_BINARY, new Uint8Array(126).subarray(1)), {
+    name: "RangeError",
+    message:
+      "Cannot encode the frame in place as there is no room for its header: current value is 1 bytes",
+  });
 });
 
 Deno.test("FrameReader.push() copies payloads so the caller may reuse its buffer", () => {
