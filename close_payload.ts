@@ -107,3 +107,20 @@ export function decodeClosePayload(payload: Uint8Array): { code: number; reason:
     throw new ProtocolError(1007, "invalid UTF-8 in close reason", { cause });
   }
 }
+
+/**
+ * Cuts `text` to at most `max` bytes of UTF-8, between two characters (a
+ * close reason to 123 bytes).
+ *
+ * @param text The text.
+ * @param max The most bytes of UTF-8 to keep.
+ * @returns `text`, or its longest start that fits.
+ */
+export function cutUtf8(text: string, max: number): string {
+  if (text.length * 3 <= max) return text;
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.length <= max) return text;
+  let end = max;
+  while ((bytes[end]! & 0xc0) === 0x80) end--; // back to the start of a character
+  return new TextDecoder().decode(bytes.subarray(0, end));
+}

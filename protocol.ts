@@ -30,10 +30,12 @@
 
 import { ProtocolError } from "./errors.ts";
 export { ProtocolError } from "./errors.ts";
-import { decodeClosePayload, encodeClosePayload } from "./close_payload.ts";
+import { cutUtf8, decodeClosePayload, encodeClosePayload } from "./close_payload.ts";
 import {
   encodeFrame,
+  encodeFrameInPlace,
   encodeTextFrame,
+  HEADER_ROOM,
   OP_BINARY,
   OP_CLOSE,
   OP_CONTINUATION,
@@ -74,8 +76,8 @@ export type Role = "client" | "server";
  * ```
  */
 export type ProtocolEvent =
-  | { type: "text"; data: string }
-  | { type: "binary"; data: Uint8Array }
+  | { type: "text"; data: string; echo?: Uint8Array }
+  | { type: "binary"; data: Uint8Array; echo?: Uint8Array }
   | { type: "ping"; data: Uint8Array }
   | { type: "pong"; data: Uint8Array }
   | { type: "close"; code: number; reason: string };
@@ -104,6 +106,12 @@ export interface ProtocolOptions {
    * @default {16 * 1024 * 1024}
    */
   maxMessageSize?: number;
+  /**
+   * An echo server's mode: a message over 4 KiB in one frame comes with
+   * `echo`, its payload with room for a header, for {@linkcode Protocol.sendEcho}.
+   * @default {false}
+   */
+  echo?: boolean;
 }
 
 /**
@@ -173,7 +181,7 @@ export class Protocol {
    * @throws {RangeError} When `maxMessageSize` is not a non-negative integer or Infinity.
    */
   constructor(options: ProtocolOptions) {
-    const { role, maxMessageSize = DEFAULT_MAX_MESSAGE_SIZE } = options;
+    const { role, maxMessageSize = DEFAULT_MAX_MESSAGE_SIZE, echo = false } = options;
     if (role !== "client" && role !== "server") {
       throw new TypeError(
         `Cannot use the role as it is not "client" or "server": current value is ${role}`,
@@ -191,6 +199,7 @@ export class Protocol {
       expectMasked: role === "server",
       maxFrameSize: Math.max(maxMessageSize, 125), // control frames are not messages
       maxMessageSize,
+      headerRoom: echo ? HEADER_ROOM : 0,
     });
   }
 
@@ -320,6 +329,23 @@ export class Protocol {
   }
 
   /**
+   * Queues a received message's `echo` (see {@linkcode ProtocolOptions.echo})
+   * as one frame: on a server its header goes into the room before it, no copy.
+   *
+   * @param type Whether the message is text or binary.
+   * @param echo The `echo` of a message this protocol reported.
+   * @throws {Error} When a close frame was sent, the connection failed, or the
+   * peer closed TCP.
+   */
+  sendEcho(type: "text" | "binary", echo: Uint8Array): void {
+    this.#checkCanSend(type);
+    const opcode = type === "text" ? OP_TEXT : OP_BINARY;
+    this.#queue(
+      this.#mask ? encodeFrame(opcode, echo, { mask: true }) : encodeFrameInPlace(opcode, echo),
+    );
+  }
+
+  /**
    * Queues a ping frame.
    *
    * @param data The payload, at most 125 bytes.
@@ -437,7 +463,9 @@ export class Protocol {
           throw new ProtocolError(1002, "new message inside a fragmented message");
         }
         if (frame.fin) {
-          return void this.#events.push(this.#messages.whole(frame.opcode, frame.payload));
+          return void this.#events.push(
+            this.#messages.whole(frame.opcode, frame.payload, frame.room),
+          );
         }
         return this.#messages.start(frame.opcode, frame.payload);
       case OP_CONTINUATION: {
@@ -477,14 +505,4 @@ export class Protocol {
     }
     this.#state = "closed";
   }
-}
-
-/** Cuts `text` to at most `max` bytes of UTF-8, between two characters. */
-function cutUtf8(text: string, max: number): string {
-  if (text.length * 3 <= max) return text;
-  const bytes = new TextEncoder().encode(text);
-  if (bytes.length <= max) return text;
-  let end = max;
-  while ((bytes[end]! & 0xc0) === 0x80) end--; // back to the start of a character
-  return new TextDecoder().decode(bytes.subarray(0, end));
 }

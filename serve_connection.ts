@@ -29,6 +29,7 @@ import {
   refuseConnection,
 } from "./serve_handshake.ts";
 import { type ConnectionInfo, faultCount, type ServeSettings } from "./serve_options.ts";
+import { closeReport } from "./serve_report.ts";
 import { FrameWriter } from "./serve_writer.ts";
 
 /** What a connection tells the server about itself. */
@@ -66,15 +67,12 @@ type Timer = ReturnType<typeof setTimeout>;
 interface Reply {
   due: number;
   data: string | Uint8Array;
+  /** The message's payload to send back as it is (`Protocol.sendEcho`), when it has one. */
+  echo?: Uint8Array;
   /** Cut TCP once it is written (`dropAfter`). */
   cut: boolean;
   /** Close with `closeWith` after it. */
   close: boolean;
-}
-
-/** Formats milliseconds for a log line. */
-export function duration(ms: number): string {
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 function messageOf(error: unknown): string {
@@ -233,7 +231,11 @@ export class ServerConnection {
     const s = this.#settings;
     this.#info = info;
     if ("setNoDelay" in this.#conn) (this.#conn as Deno.TcpConn).setNoDelay(true);
-    this.#protocol = new Protocol({ role: "server", maxMessageSize: s.maxMessageSize });
+    this.#protocol = new Protocol({
+      role: "server",
+      maxMessageSize: s.maxMessageSize,
+      echo: true,
+    });
     this.#phase = "open";
     this.#openedAt = performance.now();
     this.#hooks.log(
@@ -319,7 +321,7 @@ export class ServerConnection {
           break;
         case "text":
         case "binary":
-          ownClose = this.#onMessage(event.data) || ownClose;
+          ownClose = this.#onMessage(event.data, event.echo) || ownClose;
           break;
         case "pong":
           this.#pongs++;
@@ -334,13 +336,15 @@ export class ServerConnection {
   }
 
   /** Decides what a message gets; returns whether a close frame was queued after it. */
-  #onMessage(data: string | Uint8Array): boolean {
+  #onMessage(data: string | Uint8Array, echo: Uint8Array | undefined): boolean {
     const n = ++this.#received;
     this.#lastMessageAt = performance.now();
     const { pong, closeWith, echoDelay } = this.#settings;
+    const isPing = pong !== undefined && data === pong.ping;
     const reply: Reply = {
       due: this.#lastMessageAt + echoDelay,
-      data: pong && data === pong.ping ? pong.pong : data,
+      data: isPing ? pong.pong : data,
+      echo: isPing ? undefined : echo,
       cut: n === this.#dropAt,
       close: closeWith !== undefined && n === 1 && n !== this.#dropAt,
     };
@@ -402,7 +406,8 @@ export class ServerConnection {
     const open = p.state === "open";
     if (open && fragment > 1) this.#queueFragments(reply.data, fragment);
     else if (open) {
-      if (typeof reply.data === "string") p.sendText(reply.data);
+      if (reply.echo) p.sendEcho(typeof reply.data === "string" ? "text" : "binary", reply.echo);
+      else if (typeof reply.data === "string") p.sendText(reply.data);
       else p.sendBinary(reply.data);
       for (const frame of p.dataToSend()) this.#queue(frame);
     }
@@ -534,31 +539,18 @@ export class ServerConnection {
     this.#endedResolve();
   }
 
-  /** Reports an open connection's end: to `onDisconnect`, and on one log line. */
+  /** Reports an open connection's end: to `onClose`, and on one log line. */
   #report(): void {
-    const p = this.#protocol!;
-    const sent = p.closeSent;
-    const received = p.closeReceived;
-    let code = 1006, reason = "", by = "";
-    if (sent && (p.failure || this.#serverClosedFirst || !received)) {
-      ({ code, reason } = sent);
-      by = p.failure ? "by the server: protocol error" : "by the server";
-    } else if (received) {
-      ({ code, reason } = received);
-      by = "by the client";
-    }
-    const clean = sent !== undefined && received !== undefined;
-    const why = clean || p.failure ? "" : this.#why ?? "";
-    const pings = this.#settings.pingInterval === undefined
-      ? ""
-      : `${this.#pings} pings sent, ${this.#pongs} pongs received`;
-    const parts = [
-      [`${code}${reason ? ` ${JSON.stringify(reason)}` : ""}`, by].filter(Boolean).join(", "),
-      why,
-      pings,
-    ].filter(Boolean).join("; ");
-    const lasted = duration(performance.now() - this.#openedAt);
-    this.#hooks.log(`${this.#tag} closed (${parts}) after ${lasted}`);
+    const { code, reason, line } = closeReport({
+      protocol: this.#protocol!,
+      serverClosedFirst: this.#serverClosedFirst,
+      why: this.#why,
+      pings: this.#settings.pingInterval === undefined
+        ? undefined
+        : { sent: this.#pings, received: this.#pongs },
+      lasted: performance.now() - this.#openedAt,
+    });
+    this.#hooks.log(`${this.#tag} ${line}`);
     this.#hooks.onClose(this.#info!, code, reason);
   }
 }

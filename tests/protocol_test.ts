@@ -379,3 +379,61 @@ Deno.test("Protocol.sendText() writes one frame for a large message", () => {
   client.receiveData(bytes!);
   assert.deepEqual(client.events(), [{ type: "text", data: text }]);
 });
+
+Deno.test("Protocol.sendEcho() sends a message received with echo back as it came, no copy", () => {
+  const server = new Protocol({ role: "server", echo: true });
+  const text = "héllo wörld ".repeat(500); // over 4 KiB, not ASCII
+  const binary = new Uint8Array(70000).map((_, i) => i % 251);
+  // Split across pushes at odd offsets, as TCP delivers it.
+  const bytes = concat(peerFrame("server", OP_TEXT, text), peerFrame("server", OP_BINARY, binary));
+  for (let at = 0; at < bytes.length; at += 4099) server.receiveData(bytes.subarray(at, at + 4099));
+  const [first, second] = server.events();
+  assert.equal(first?.type, "text");
+  assert.equal(first.data, text);
+  assert.deepEqual(first.echo, encoder.encode(text));
+  assert.equal(second?.type, "binary");
+  assert.deepEqual(second.data, binary);
+  assert.equal(second.echo, second.data, "binary data is the payload itself");
+  server.sendEcho("text", first.echo!);
+  server.sendEcho("binary", second.echo!);
+  const sent = server.dataToSend();
+  assert.equal(sent[0]!.buffer, first.echo!.buffer, "the header went into the payload's room");
+  assert.deepEqual(sent, [encodeTextFrame(text), encodeFrame(OP_BINARY, binary)]);
+});
+
+Deno.test("Protocol({ echo }) keeps every rule and gives echo only to large whole messages", async (t) => {
+  await t.step("invalid UTF-8 in a large text frame fails 1007", () => {
+    const server = new Protocol({ role: "server", echo: true });
+    const bad = encoder.encode("x".repeat(5000));
+    bad[4000] = 0xff;
+    server.receiveData(peerFrame("server", OP_TEXT, bad));
+    assert.deepEqual(server.events(), []);
+    assertFailed(server, 1007, "invalid UTF-8 in text message");
+  });
+  await t.step("small and fragmented messages come without echo", () => {
+    const server = new Protocol({ role: "server", echo: true });
+    const large = "é".repeat(3000); // 6000 bytes, split inside a code point
+    const bytes = encoder.encode(large);
+    server.receiveData(concat(
+      peerFrame("server", OP_TEXT, "small"),
+      peerFrame("server", OP_TEXT, bytes.subarray(0, 4999), { fin: false }),
+      peerFrame("server", OP_CONTINUATION, bytes.subarray(4999)),
+    ));
+    assert.deepEqual(server.events(), [
+      { type: "text", data: "small" },
+      { type: "text", data: large },
+    ]);
+  });
+  await t.step("a message over maxMessageSize fails 1009 before its payload", () => {
+    const server = new Protocol({ role: "server", echo: true, maxMessageSize: 5000 });
+    server.receiveData(peerFrame("server", OP_BINARY, new Uint8Array(5001)).subarray(0, 14));
+    assertFailed(server, 1009, "message over 5000 bytes");
+  });
+  await t.step("a client masks an echo like any other message", () => {
+    const client = new Protocol({ role: "client", echo: true });
+    const payload = new Uint8Array(5000).fill(7);
+    client.sendEcho("binary", payload);
+    assert.deepEqual(sentFrames(client).map((frame) => frame.payload), [payload]);
+    assert.ok(payload.every((b) => b === 7), "the payload is not changed");
+  });
+});

@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import { connect } from "../mod.ts";
 import { serve } from "../serve.ts";
-import { KINDS, logLines, openPeer } from "./_serve_clients.ts";
+import {
+  closeOf,
+  KINDS,
+  logLines,
+  OP,
+  openPeer,
+  RawClient,
+  type ServerFrame,
+} from "./_serve_clients.ts";
+import { encodeFrame } from "./_raw_frames.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 
@@ -21,6 +30,34 @@ Deno.test("serve() echoes text as text and binary as binary, in order, to every 
       assert.deepEqual(await peer.close(), { code: 1000, reason: "" });
     });
   }
+});
+
+Deno.test("serve() echoes large messages split at any byte, and fails invalid UTF-8 with 1007", async () => {
+  await using server = serve();
+  await using raw = await RawClient.open(server.port);
+  await raw.head();
+  const text = "aé€😀".repeat(7000); // 70 000 bytes, code points of every length
+  const binary = new Uint8Array(70_001).map((_, i) => i % 251);
+  const frames = [
+    encodeFrame({ opcode: OP.TEXT, payload: text, mask: true }),
+    encodeFrame({ opcode: OP.BINARY, payload: binary, mask: true }),
+  ];
+  for (const [i, size] of [1, 4093, 65_537].entries()) {
+    const bytes = frames[i % 2]!;
+    for (let at = 0; at < bytes.length; at += size) await raw.write(bytes.subarray(at, at + size));
+    const echo = (await raw.frame()) as ServerFrame;
+    assert.equal(echo.opcode, i % 2 ? OP.BINARY : OP.TEXT);
+    assert.equal(echo.masked, false);
+    if (i % 2) assert.deepEqual(echo.payload, binary);
+    else assert.equal(new TextDecoder().decode(echo.payload), text);
+  }
+  const bad = new TextEncoder().encode(text);
+  bad[60_001] = 0xff; // inside a code point
+  await raw.send({ opcode: OP.TEXT, payload: bad, mask: true });
+  assert.deepEqual(closeOf((await raw.frame()) as ServerFrame), {
+    code: 1007,
+    reason: "invalid UTF-8 in text message",
+  });
 });
 
 Deno.test("serve() answers plain HTTP with 426 and a hint", async () => {
