@@ -59,9 +59,15 @@ import {
 import { ConnectError, ConnectionClosedError } from "./errors.ts";
 import { checkClientClose, closeInfoOf, describeClose, isNormalClose } from "./close_info.ts";
 import { Flow } from "./flow.ts";
-import { DEFAULT_TIMEOUT, heartbeat, TooSlowError } from "./heartbeat.ts";
+import {
+  DEFAULT_INTERVAL,
+  DEFAULT_TIMEOUT,
+  HeartbeatLoop,
+  type Probe,
+  TooSlowError,
+} from "./heartbeat.ts";
 import { byteLength, Inbox } from "./inbox.ts";
-import { Probes } from "./probes.ts";
+import { Probes, untilAborted } from "./probes.ts";
 import { StaleFeedError, StaleWatch } from "./stale.ts";
 import type { Transport, TransportHandler } from "./transport.ts";
 import { NativeTransport } from "./transport_native.ts";
@@ -123,7 +129,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #quiet = false;
   #closed: Promise<CloseInfo>;
   #resolveClosed!: (info: CloseInfo) => void;
-  #scope: AbortController | undefined; // the heartbeat's scope, when there is a heartbeat
+  #beats: HeartbeatLoop | undefined; // the heartbeat's scope, when there is a heartbeat
   #stale: StaleWatch | undefined; // the stale-feed watchdog, with staleAfter
 
   #flow: Flow;
@@ -346,7 +352,8 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
    * @throws {ConnectionClosedError} If the connection is or becomes closed.
    */
   ping(options: SignalOptions = {}): Promise<number> {
-    return this.#probe(options.signal, !this.#transport.canPing);
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+    return untilAborted(this.#probe(!this.#transport.canPing), options.signal);
   }
 
   /**
@@ -372,7 +379,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     }
     // The closing handshake has its own bound (closeTimeout): the watchdogs' work is done.
     this.#stale?.stop();
-    this.#scope?.abort(
+    this.#beats?.stop(
       new ConnectionClosedError(code, reason, "The client is closing the connection"),
     );
     if (!this.#closing) {
@@ -437,12 +444,11 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   }
 
   /** One probe: a ping frame, or an application message when `application`. */
-  #probe(signal: AbortSignal | undefined, application: boolean): Promise<number> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
+  #probe(application: boolean): Probe {
     if (this.#info !== undefined || !this.#isOpen || this.#closing) {
-      return Promise.reject(this.#notOpen("ping"));
+      return { reply: Promise.reject(this.#notOpen("ping")), abandon() {} };
     }
-    return application ? this.#probes.probeMessage(signal) : this.#probes.pingFrame(signal);
+    return application ? this.#probes.probeMessage() : this.#probes.pingFrame();
   }
 
   #onOpen(): void {
@@ -463,17 +469,16 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   }
 
   #startHeartbeat(beat: ClientHeartbeatOptions): void {
-    const scope = this.#scope = new AbortController();
     const application = !this.#transport.canPing || beat.message !== undefined ||
       beat.reply !== undefined;
-    const timeout = beat.timeout;
-    heartbeat({ ping: (o) => this.#probe(o?.signal, application) }, {
-      interval: beat.interval,
+    const timeout = beat.timeout ?? DEFAULT_TIMEOUT;
+    this.#beats = new HeartbeatLoop(() => this.#probe(application), {
+      interval: beat.interval ?? DEFAULT_INTERVAL,
       timeout,
-      signal: scope.signal,
       onBeat: beat.onBeat,
-      excuseLate: () => this.#flow.excuseLate(timeout ?? DEFAULT_TIMEOUT),
-    }).catch((error) => {
+      excuseLate: () => this.#flow.excuseLate(timeout),
+    });
+    this.#beats.done.catch((error) => {
       if (!this.#info) this.#forceEnd("heartbeat", error);
     });
   }
@@ -529,7 +534,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     if (this.#info || this.#forced) return;
     this.#initiator = initiator;
     this.#forced = error;
-    this.#scope?.abort(error);
+    this.#beats?.stop(error);
     this.#transport.abort(error, 1011);
   }
 
@@ -546,7 +551,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       });
     this.#opts.signal?.removeEventListener("abort", this.#onSignal);
     this.#stale?.stop();
-    this.#scope?.abort(this.#end);
+    this.#beats?.stop(this.#end);
     this.#flow.end();
     this.#inbox.end(this.#end);
     this.#probes.rejectAll(this.#end);

@@ -12,23 +12,40 @@
  */
 
 import type { LatencyStats, Message, ProbeOptions } from "./client_options.ts";
+import type { Probe } from "./heartbeat.ts";
 
-/** Round trips kept for the latency figures: enough for a p99, 800 bytes a connection. */
+/** Round trips kept for the latency figures: enough for a p99, 400 bytes a connection. */
 const LATENCY_WINDOW = 100;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-interface Pending {
-  seq: number;
-  sentAt: number;
-  resolve(): void;
-  reject(error: unknown): void;
-}
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+const digits = new Uint8Array(16);
+
+/** A ping payload: `seq` in ASCII digits, a view of a scratch buffer (the frame copies it). */
+function seqBytes(seq: number): Uint8Array {
+  let at = digits.length;
+  do {
+    digits[--at] = 0x30 + (seq % 10);
+    seq = Math.floor(seq / 10);
+  } while (seq > 0);
+  return digits.subarray(at);
+}
+
+/** The sequence number a pong's payload spells, as {@linkcode seqBytes} wrote it, or -1. */
+function parseSeq(payload: Uint8Array): number {
+  const n = payload.byteLength;
+  if (n === 0 || n > 15 || (payload[0] === 0x30 && n > 1)) return -1;
+  let seq = 0;
+  for (let i = 0; i < n; i++) {
+    const d = payload[i]! - 0x30;
+    if (d < 0 || d > 9) return -1;
+    seq = seq * 10 + d;
+  }
+  return seq;
 }
 
 /** How a {@linkcode Probes} sends: set by the client. */
@@ -44,11 +61,13 @@ export class Probes {
   #message: NonNullable<ProbeOptions["message"]>;
   #reply: ProbeOptions["reply"];
   #sender: ProbeSender;
-  #frames: Map<string, Pending> | undefined; // ping frames, by payload
-  #messages: Map<number, Pending> | undefined; // application probes, by sequence
+  // Outstanding probes, oldest first; arrays since there are rarely more than one.
+  #frames: Outstanding[] | undefined; // ping frames (the payload is the sequence number)
+  #messages: Outstanding[] | undefined; // application probes
   #seq = 0;
-  #rtts: Float64Array | undefined; // allocated on the first round trip
+  #rtts: Float32Array | undefined; // allocated on the first round trip
   #rttCount = 0;
+  #lastRtt = 0; // exactly, as reported; the window keeps single precision
 
   /**
    * Creates the probe state of one connection.
@@ -69,36 +88,30 @@ export class Probes {
 
   /** Whether any application probe awaits its reply. */
   get awaitingMessage(): boolean {
-    return (this.#messages?.size ?? 0) > 0;
+    return (this.#messages?.length ?? 0) > 0;
   }
 
   /**
-   * Sends a ping frame and resolves with the round trip when its pong comes.
+   * Sends a ping frame; its reply resolves with the round trip when the pong
+   * with the same payload comes.
    *
-   * @param signal Abandons the wait (rejects with its reason).
-   * @returns The round-trip time in milliseconds.
+   * @returns The probe, to wait for or abandon.
    */
-  pingFrame(signal: AbortSignal | undefined): Promise<number> {
+  pingFrame(): Probe {
     const seq = ++this.#seq;
-    const payload = String(seq);
-    const frames = this.#frames ??= new Map();
-    return this.#track(seq, frames, payload, signal, () => {
-      this.#sender.ping(encoder.encode(payload));
-    });
+    return this.#track(seq, this.#frames ??= [], () => this.#sender.ping(seqBytes(seq)));
   }
 
   /**
-   * Sends an application probe and resolves with the round trip when its
-   * reply comes.
+   * Sends an application probe; its reply resolves with the round trip when
+   * the reply message comes.
    *
-   * @param signal Abandons the wait (rejects with its reason).
-   * @returns The round-trip time in milliseconds.
+   * @returns The probe, to wait for or abandon.
    */
-  probeMessage(signal: AbortSignal | undefined): Promise<number> {
+  probeMessage(): Probe {
     const seq = ++this.#seq;
-    const messages = this.#messages ??= new Map();
     const message = typeof this.#message === "function" ? this.#message(seq) : this.#message;
-    return this.#track(seq, messages, seq, signal, () => this.#sender.send(message));
+    return this.#track(seq, this.#messages ??= [], () => this.#sender.send(message));
   }
 
   /**
@@ -107,8 +120,12 @@ export class Probes {
    * @param payload The pong's payload.
    */
   onPong(payload: Uint8Array): void {
-    if (!this.#frames?.size || payload.byteLength > 10) return;
-    this.#frames.get(decoder.decode(payload))?.resolve();
+    const frames = this.#frames;
+    if (!frames?.length) return;
+    const seq = parseSeq(payload);
+    for (const probe of frames) {
+      if (probe.seq === seq) return probe.resolve();
+    }
   }
 
   /**
@@ -121,12 +138,12 @@ export class Probes {
     const reply = this.#reply;
     const pending = this.#messages;
     if (reply === undefined) {
-      if (pending) { for (const probe of [...pending.values()]) probe.resolve(); }
+      if (pending) { for (const probe of [...pending]) probe.resolve(); }
       return false;
     }
     if (typeof reply === "function") {
       if (!pending) return false;
-      for (const probe of pending.values()) {
+      for (const probe of pending) {
         let match = false;
         try {
           match = reply(message, probe.seq);
@@ -144,7 +161,7 @@ export class Probes {
       ? message === reply
       : typeof message !== "string" && sameBytes(message, reply);
     if (!match) return false;
-    pending?.values().next().value?.resolve();
+    pending?.[0]?.resolve();
     return true;
   }
 
@@ -154,8 +171,8 @@ export class Probes {
    * @param error What they reject with.
    */
   rejectAll(error: unknown): void {
-    for (const map of [this.#frames, this.#messages]) {
-      if (map) { for (const probe of [...map.values()]) probe.reject(error); }
+    for (const list of [this.#frames, this.#messages]) {
+      if (list) { for (const probe of [...list]) probe.abandon(error); }
     }
   }
 
@@ -168,7 +185,7 @@ export class Probes {
     let sum = 0;
     for (const rtt of sorted) sum += rtt;
     return {
-      last: this.#rtts[(count - 1) % LATENCY_WINDOW]!,
+      last: this.#lastRtt,
       min: sorted[0]!,
       avg: sum / samples,
       p99: sorted[Math.min(samples - 1, Math.ceil(samples * 0.99) - 1)]!,
@@ -176,45 +193,90 @@ export class Probes {
     };
   }
 
-  #track<K>(
-    seq: number,
-    map: Map<K, Pending>,
-    key: K,
-    signal: AbortSignal | undefined,
-    send: () => void,
-  ): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const sentAt = performance.now();
-      const settle = () => {
-        map.delete(key);
-        signal?.removeEventListener("abort", onAbort);
-      };
-      const onAbort = () => {
-        settle();
-        reject(signal!.reason);
-      };
-      const pending: Pending = {
-        seq,
-        sentAt,
-        resolve: () => {
-          settle();
-          const rtt = performance.now() - sentAt;
-          this.#rtts ??= new Float64Array(LATENCY_WINDOW);
-          this.#rtts[this.#rttCount++ % LATENCY_WINDOW] = rtt;
-          resolve(rtt);
-        },
-        reject: (error) => {
-          settle();
-          reject(error);
-        },
-      };
-      map.set(key, pending);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      try {
-        send();
-      } catch (error) {
-        pending.reject(error);
-      }
+  #track(seq: number, list: Outstanding[], send: () => void): Probe {
+    const probe = new Outstanding(seq, list, this);
+    list.push(probe);
+    try {
+      send();
+    } catch (error) {
+      probe.abandon(error);
+    }
+    return probe;
+  }
+
+  /**
+   * Records a round-trip time in the window.
+   *
+   * @param rtt Milliseconds.
+   */
+  record(rtt: number): void {
+    this.#rtts ??= new Float32Array(LATENCY_WINDOW);
+    this.#rtts[this.#rttCount++ % LATENCY_WINDOW] = rtt;
+    this.#lastRtt = rtt;
+  }
+}
+
+/** A probe awaiting its reply, in its connection's list of them until settled. */
+class Outstanding implements Probe {
+  readonly reply: Promise<number>;
+  readonly seq: number;
+  #sentAt = performance.now();
+  #list: Outstanding[] | undefined;
+  #probes: Probes;
+  #resolve!: (rtt: number) => void;
+  #reject!: (error: unknown) => void;
+
+  constructor(seq: number, list: Outstanding[], probes: Probes) {
+    this.seq = seq;
+    this.#list = list;
+    this.#probes = probes;
+    this.reply = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
     });
   }
+
+  /** The reply came: record the round trip and resolve. */
+  resolve(): void {
+    if (!this.#leave()) return;
+    const rtt = performance.now() - this.#sentAt;
+    this.#probes.record(rtt);
+    this.#resolve(rtt);
+  }
+
+  /** Gives up (or the connection ended): reject with `reason`. */
+  abandon = (reason: unknown): void => {
+    if (this.#leave()) this.#reject(reason);
+  };
+
+  /** Leaves the list; false if it had already. */
+  #leave(): boolean {
+    const list = this.#list;
+    if (!list) return false;
+    this.#list = undefined;
+    const i = list.indexOf(this);
+    if (i >= 0) list.splice(i, 1);
+    return true;
+  }
+}
+
+/**
+ * Waits for a probe's reply until `signal` aborts: the probe is then
+ * abandoned with the signal's reason.
+ *
+ * @param probe The probe.
+ * @param signal Abandons it.
+ * @returns The round-trip time in milliseconds.
+ */
+export function untilAborted(probe: Probe, signal: AbortSignal | undefined): Promise<number> {
+  if (!signal) return probe.reply;
+  if (signal.aborted) {
+    probe.abandon(signal.reason);
+    return probe.reply;
+  }
+  const onAbort = () => probe.abandon(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  const settle = () => signal.removeEventListener("abort", onAbort);
+  probe.reply.then(settle, settle);
+  return probe.reply;
 }
