@@ -10,7 +10,7 @@
  */
 
 import { ProtocolError } from "./errors.ts";
-import { OP_CONTINUATION, unmaskInto } from "./frames.ts";
+import { OP_BINARY, OP_CONTINUATION, OP_PING, OP_PONG, unmaskInto } from "./frames.ts";
 
 /**
  * One frame as read from the wire, payload already unmasked.
@@ -79,8 +79,9 @@ export interface FrameReaderOptions {
  * into a 64 KiB slab shared with other small payloads, of every reader
  * (saving an allocation per frame, and a slab per connection), and are views
  * of it; nothing writes to them afterwards, but
- * `payload.slice()` one to keep it without the slab. Larger payloads get a
- * buffer of their own.
+ * `payload.slice()` one to keep it without the slab. Larger payloads, and
+ * those that are kept in a buffer of their own anyway (a whole binary
+ * message, a ping, a pong), get a buffer of their own.
  *
  * @example Frames split across pushes
  * ```ts
@@ -241,7 +242,13 @@ export class FrameReader {
     if (this.#payload === undefined) {
       const whole = chunk.length - at >= length;
       if (whole && length <= SLAB_ITEM_MAX) {
-        this.#complete(this.#copy(chunk.subarray(at, at + length), slabPayload(length)));
+        // A whole binary message, a ping or a pong is handed on in a buffer of its own anyway
+        // (see `own` in message_assembly.ts): copy it there at once rather than twice.
+        const opcode = this.#opcode;
+        const owned = (opcode === OP_BINARY && this.#fin) || opcode === OP_PING ||
+          opcode === OP_PONG;
+        const target = owned ? new Uint8Array(length) : slabPayload(length);
+        this.#complete(this.#copy(chunk.subarray(at, at + length), target));
         return at + length;
       }
       try {
