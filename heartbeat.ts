@@ -12,7 +12,10 @@
  * {@linkcode failAfter} and {@linkcode sleep} are the two timing primitives,
  * usable on their own; {@linkcode heartbeat} is the loop. It works with any
  * object that has a `ping({ signal })` method resolving when the peer answers,
- * such as {@linkcode WebSocketClient}. Normally you do not call it yourself:
+ * such as {@linkcode WebSocketClient}. Inside, the loop is `HeartbeatLoop`, the
+ * same steps as a small state machine whose timeouts and sleeps wait on one
+ * clock shared by every heartbeat in the process (`alarms.ts`), so that
+ * thousands of beating connections cost one runtime timer. Normally you do not call it yourself:
  * pass `heartbeat` to {@linkcode connect} and the client runs it, stops it when
  * the connection closes, and closes the connection when it fails.
  *
