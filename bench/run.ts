@@ -302,8 +302,9 @@ ${startupTable(startup)}
 \`wsbeat serve\` (\`serve()\` on wsbeat's protocol core over \`Deno.listen\`, bench/_serve.ts) against
 the same echo written with \`Deno.serve\` + \`Deno.upgradeWebSocket\` (bench/_deno_serve.ts), each in
 a process of its own kept to the last core with \`taskset\`, with the same client: the raw native
-\`WebSocket\`. The client takes turns between the two servers chunk by chunk (the order
-alternates), ${ECHO_REPS} chunks each after two warm-up chunks each; sequential: 4 000 round trips
+\`WebSocket\`. Each server first echoes one uncounted chunk of every row (so that no row measures
+V8 still compiling wsbeat serve's JavaScript). The client takes turns between the two servers chunk
+by chunk (the order alternates), ${ECHO_REPS} chunks each after two warm-up chunks each; sequential: 4 000 round trips
 a server (2 000 for 64 KiB), pipelined: a window of 64, 40 000 messages a server (10 000 for 64
 KiB). Server CPU is the server process's user + system time (\`/proc/PID/stat\`, all its threads,
 10 ms ticks) per message. Idle memory: each server in a fresh process; a client process opens 100

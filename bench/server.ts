@@ -113,7 +113,10 @@ export interface ServerEchoOptions {
   servers: Record<ServerName, ServerProcess>;
   /** The rows; by default {@linkcode SERVER_CASES}. */
   cases?: EchoCase[];
-  /** Measured chunks per server and row, after two warm-up chunks each. */
+  /**
+   * Measured chunks per server and row, after two warm-up chunks each (and one uncounted chunk of
+   * every row on each server before the first row).
+   */
   reps?: number;
   /** Sequential round trips per server and row, per size. */
   roundTrips?: (size: number) => number;
@@ -151,15 +154,24 @@ export async function serverEcho(options: ServerEchoOptions): Promise<ServerRow[
     budget = 1000,
   } = options;
   const rows: ServerRow[] = [];
+  const specOf = ({ size, binary, mode }: EchoCase): ChunkSpec => ({
+    payload: payloadOf(size, binary),
+    size,
+    n: Math.max(1, Math.ceil((mode === "sequential" ? roundTrips(size) : pipelined(size)) / reps)),
+    window,
+    budget,
+  });
+  // Warm-up: one uncounted chunk of every row on each server first, so that no row measures V8
+  // still compiling wsbeat serve's JavaScript (Deno.serve's WebSocket is in Rust, with no warm-up).
+  for (const c of cases) {
+    for (const name of SERVERS) {
+      const client = await openRaw(servers[name].url);
+      await client[c.mode](specOf(c));
+      await client.close();
+    }
+  }
   for (const { size, binary, mode } of cases) {
-    const per = mode === "sequential" ? roundTrips(size) : pipelined(size);
-    const spec: ChunkSpec = {
-      payload: payloadOf(size, binary),
-      size,
-      n: Math.max(1, Math.ceil(per / reps)),
-      window,
-      budget,
-    };
+    const spec = specOf({ size, binary, mode });
     const clients = {} as Record<ServerName, Client>;
     for (const name of SERVERS) clients[name] = await openRaw(servers[name].url);
     const chunks: Record<ServerName, Chunk[]> = { deno: [], wsbeat: [] };
