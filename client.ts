@@ -56,16 +56,11 @@ import {
   type SendData,
   type SignalOptions,
 } from "./client_options.ts";
-import { ConnectError, ConnectionClosedError } from "./errors.ts";
+import { ConnectError, ConnectionClosedError, TooSlowError } from "./errors.ts";
 import { checkClientClose, closeInfoOf, describeClose, isNormalClose } from "./close_info.ts";
 import { Flow } from "./flow.ts";
-import {
-  DEFAULT_INTERVAL,
-  DEFAULT_TIMEOUT,
-  HeartbeatLoop,
-  type Probe,
-  TooSlowError,
-} from "./heartbeat.ts";
+import { DEFAULT_INTERVAL, DEFAULT_TIMEOUT } from "./heartbeat.ts";
+import { HeartbeatLoop, type Probe } from "./heartbeat_loop.ts";
 import { byteLength, Inbox } from "./inbox.ts";
 import { Probes, untilAborted } from "./probes.ts";
 import { StaleFeedError, StaleWatch } from "./stale.ts";

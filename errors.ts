@@ -2,9 +2,10 @@
  * The error classes every layer of wsbeat may throw, in one small file that
  * each layer imports: {@linkcode ConnectError} (the opening failed),
  * {@linkcode ConnectionClosedError} (the connection is closed) and
- * {@linkcode ProtocolError} (the peer broke RFC 6455). The heartbeat's
- * `TooSlowError` stays with the heartbeat, and `ReconnectError` with
- * `reconnecting()`.
+ * {@linkcode ProtocolError} (the peer broke RFC 6455) and
+ * {@linkcode TooSlowError} (a heartbeat reply, or `failAfter` work, was late:
+ * thrown by `heartbeat.ts` and `heartbeat_loop.ts`). `ReconnectError` stays
+ * with `reconnecting()`.
  *
  * @module
  */
@@ -157,5 +158,38 @@ export class ProtocolError extends Error {
     super(`Protocol error: ${rule}`, options);
     this.name = "ProtocolError";
     this.closeCode = closeCode;
+  }
+}
+
+/**
+ * Rejected by {@linkcode failAfter} (and so by {@linkcode heartbeat}) when
+ * the work did not settle in time. Named after trio's `TooSlowError`.
+ *
+ * @example Tell a timeout from other failures
+ * ```ts
+ * import { failAfter, sleep, TooSlowError } from "@wsbeat/wsbeat";
+ * import assert from "node:assert/strict";
+ *
+ * const error = await failAfter(10, (signal) => sleep(1_000, { signal }))
+ *   .catch((e) => e);
+ * assert.ok(error instanceof TooSlowError);
+ * assert.equal(error.timeout, 10);
+ * ```
+ */
+export class TooSlowError extends Error {
+  /** The bound that was exceeded, in milliseconds. */
+  readonly timeout: number;
+
+  /**
+   * Constructs a new instance.
+   *
+   * @param timeout The bound that was exceeded, in milliseconds.
+   * @param message What was too slow; defaults to a sentence naming the bound.
+   * @param options Standard error options, such as `cause`.
+   */
+  constructor(timeout: number, message?: string, options?: ErrorOptions) {
+    super(message ?? `Operation did not finish within ${timeout} ms`, options);
+    this.name = "TooSlowError";
+    this.timeout = timeout;
   }
 }

@@ -12,8 +12,8 @@
  * {@linkcode failAfter} and {@linkcode sleep} are the two timing primitives,
  * usable on their own; {@linkcode heartbeat} is the loop. It works with any
  * object that has a `ping({ signal })` method resolving when the peer answers,
- * such as {@linkcode WebSocketClient}. Inside, the loop is `HeartbeatLoop`, the
- * same steps as a small state machine whose timeouts and sleeps wait on one
+ * such as {@linkcode WebSocketClient}. Inside, the loop is `HeartbeatLoop`
+ * (`heartbeat_loop.ts`), the same steps as a small state machine whose timeouts and sleeps wait on one
  * clock shared by every heartbeat in the process (`alarms.ts`), so that
  * thousands of beating connections cost one runtime timer. Normally you do not call it yourself:
  * pass `heartbeat` to {@linkcode connect} and the client runs it, stops it when
@@ -37,43 +37,11 @@
  * @module
  */
 
-import { type Alarm, setAlarm } from "./alarms.ts";
+import { TooSlowError } from "./errors.ts";
+import { HeartbeatLoop, type Probe } from "./heartbeat_loop.ts";
 
 /** The largest delay `setTimeout` accepts without firing at once. */
 const MAX_DELAY = 2 ** 31 - 1;
-
-/**
- * Rejected by {@linkcode failAfter} (and so by {@linkcode heartbeat}) when
- * the work did not settle in time. Named after trio's `TooSlowError`.
- *
- * @example Tell a timeout from other failures
- * ```ts
- * import { failAfter, sleep, TooSlowError } from "@wsbeat/wsbeat";
- * import assert from "node:assert/strict";
- *
- * const error = await failAfter(10, (signal) => sleep(1_000, { signal }))
- *   .catch((e) => e);
- * assert.ok(error instanceof TooSlowError);
- * assert.equal(error.timeout, 10);
- * ```
- */
-export class TooSlowError extends Error {
-  /** The bound that was exceeded, in milliseconds. */
-  readonly timeout: number;
-
-  /**
-   * Constructs a new instance.
-   *
-   * @param timeout The bound that was exceeded, in milliseconds.
-   * @param message What was too slow; defaults to a sentence naming the bound.
-   * @param options Standard error options, such as `cause`.
-   */
-  constructor(timeout: number, message?: string, options?: ErrorOptions) {
-    super(message ?? `Operation did not finish within ${timeout} ms`, options);
-    this.name = "TooSlowError";
-    this.timeout = timeout;
-  }
-}
 
 /** Options for {@linkcode sleep}. */
 export interface SleepOptions {
@@ -353,183 +321,5 @@ export async function heartbeat(ws: Pingable, options: HeartbeatOptions = {}): P
     await beating.done;
   } finally {
     signal?.removeEventListener("abort", onAbort);
-  }
-}
-
-/** One probe in flight, as {@linkcode HeartbeatLoop} sends it. */
-export interface Probe {
-  /** Resolves with the round-trip time in milliseconds when the reply comes. */
-  reply: Promise<number>;
-  /** Gives up on the reply: `reply` then rejects with `reason` (if still pending). */
-  abandon(reason: unknown): void;
-}
-
-/** What {@linkcode HeartbeatLoop} needs to know, already checked. */
-export interface HeartbeatSettings {
-  /** Milliseconds to sleep after a reply (`Infinity`: one beat only). */
-  interval: number;
-  /** Milliseconds to wait for a reply (`Infinity`: for ever). */
-  timeout: number;
-  /** Called with each round-trip time; if it throws, the heartbeat fails with that. */
-  onBeat?: (rtt: number) => void;
-  /** See {@linkcode HeartbeatOptions.excuseLate}. */
-  excuseLate?: () => Promise<void> | undefined;
-}
-
-/**
- * The heartbeat itself, for an owner that can send a probe and abandon it
- * without a signal (the client does; {@linkcode heartbeat} wraps any
- * {@linkcode Pingable} in it): send a probe at once, fail after `timeout`
- * unless its reply comes (the probe is then abandoned), sleep `interval`,
- * and again, until {@linkcode HeartbeatLoop.stop}. A late reply the owner
- * excuses (`excuseLate`) is abandoned, and the beat is tried again once the
- * excuse's promise resolves.
- *
- * It is trio's loop written as a small state machine on the shared clock
- * (`alarms.ts`): between beats a connection keeps this object and one
- * alarm, a few hundred bytes, and no runtime timer, listener or suspended
- * async function of its own. Its owner ends it: `stop()` settles `done` at
- * once, abandons the probe in flight and cancels the alarm, so nothing of it
- * is left behind.
- *
- * @example A probe answered at once, three beats
- * ```ts
- * import { HeartbeatLoop } from "./heartbeat.ts";
- * import assert from "node:assert/strict";
- *
- * let beats = 0;
- * const loop: HeartbeatLoop = new HeartbeatLoop(
- *   () => ({ reply: Promise.resolve(1), abandon() {} }),
- *   { interval: 1, timeout: 100, onBeat: () => ++beats === 3 && loop.stop("done") },
- * );
- * await loop.done;
- * assert.equal(beats, 3);
- * ```
- */
-export class HeartbeatLoop {
-  /** Resolves when the loop is stopped; rejects with what failed it. */
-  readonly done: Promise<void>;
-  #probe: () => Probe;
-  #settings: HeartbeatSettings;
-  #resolve!: () => void;
-  #reject!: (error: unknown) => void;
-  #ended = false;
-  #reason: unknown; // what stopped or failed it
-  #sent: Probe | undefined; // the probe awaiting its reply
-  #alarm: Alarm | undefined; // the reply's deadline, or the end of the sleep
-
-  /**
-   * Starts beating: the first probe is sent before the constructor returns.
-   *
-   * @param probe Sends one probe.
-   * @param settings Interval, timeout and callbacks.
-   */
-  constructor(probe: () => Probe, settings: HeartbeatSettings) {
-    this.#probe = probe;
-    this.#settings = settings;
-    this.done = new Promise((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
-    this.#beat();
-  }
-
-  /** Whether the loop has ended: stopped or failed. */
-  get ended(): boolean {
-    return this.#ended;
-  }
-
-  /**
-   * Ends the loop: the probe in flight is abandoned with `reason`, the alarm
-   * cancelled, and `done` resolves. Calling it again, or after a failure,
-   * does nothing.
-   *
-   * @param reason What the probe in flight is abandoned with.
-   */
-  stop(reason: unknown): void {
-    if (this.#ended) return;
-    this.#finish(reason);
-    this.#resolve();
-  }
-
-  #beat = (): void => {
-    this.#alarm = undefined;
-    if (this.#ended) return;
-    let sent: Probe;
-    try {
-      sent = this.#probe();
-    } catch (error) {
-      this.#fail(error);
-      return;
-    }
-    if (this.#ended) { // the probe stopped the loop (say, by closing the connection)
-      sent.abandon(this.#reason);
-      sent.reply.catch(() => {});
-      return;
-    }
-    this.#sent = sent;
-    const { timeout } = this.#settings;
-    if (timeout !== Infinity) this.#alarm = setAlarm(timeout, this.#late);
-    sent.reply.then(
-      (rtt) => this.#replied(sent, rtt),
-      (error) => {
-        if (sent === this.#sent) this.#fail(error);
-      },
-    );
-  };
-
-  #replied(sent: Probe, rtt: number): void {
-    if (sent !== this.#sent) return; // abandoned: late, or stopped
-    this.#sent = undefined;
-    this.#alarm?.cancel();
-    this.#alarm = undefined;
-    try {
-      this.#settings.onBeat?.(rtt);
-    } catch (error) {
-      this.#fail(error);
-      return;
-    }
-    const { interval } = this.#settings;
-    if (!this.#ended && interval !== Infinity) this.#alarm = setAlarm(interval, this.#beat);
-  }
-
-  #late = (): void => {
-    this.#alarm = undefined;
-    const sent = this.#sent!;
-    this.#sent = undefined;
-    const { timeout, excuseLate } = this.#settings;
-    const error = new TooSlowError(
-      timeout,
-      `Heartbeat reply not received within ${timeout} ms (timeout); the peer is not responding`,
-    );
-    sent.abandon(error);
-    let excused: Promise<void> | undefined;
-    try {
-      excused = excuseLate?.();
-    } catch (thrown) {
-      this.#fail(thrown);
-      return;
-    }
-    if (!excused) {
-      this.#fail(error);
-      return;
-    }
-    excused.then(this.#beat, (thrown) => this.#ended || this.#fail(thrown));
-  };
-
-  #fail(error: unknown): void {
-    if (this.#ended) return;
-    this.#finish(error);
-    this.#reject(error);
-  }
-
-  #finish(reason: unknown): void {
-    this.#ended = true;
-    this.#reason = reason;
-    this.#alarm?.cancel();
-    this.#alarm = undefined;
-    const sent = this.#sent;
-    this.#sent = undefined;
-    sent?.abandon(reason);
   }
 }

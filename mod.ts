@@ -73,6 +73,7 @@ export {
   type ConnectErrorKind,
   ConnectionClosedError,
   ProtocolError,
+  TooSlowError,
 } from "./errors.ts";
 export type { Transport, TransportEnd, TransportHandler, TransportName } from "./transport.ts";
 export {
@@ -83,7 +84,6 @@ export {
   type Pingable,
   sleep,
   type SleepOptions,
-  TooSlowError,
 } from "./heartbeat.ts";
 export { StaleFeedError } from "./stale.ts";
 export { backoffDelay, type BackoffOptions, checkBackoff, MIN_RETRY_DELAY } from "./backoff.ts";

@@ -12,7 +12,7 @@
  */
 
 import type { LatencyStats, Message, ProbeOptions } from "./client_options.ts";
-import type { Probe } from "./heartbeat.ts";
+import type { Probe } from "./heartbeat_loop.ts";
 
 /** Round trips kept for the latency figures: enough for a p99, 400 bytes a connection. */
 const LATENCY_WINDOW = 100;

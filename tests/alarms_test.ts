@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ALARM_GRID, pendingAlarms, setAlarm } from "../alarms.ts";
-import { HeartbeatLoop, type Probe, TooSlowError } from "../heartbeat.ts";
+import { TooSlowError } from "../errors.ts";
+import { HeartbeatLoop, type Probe } from "../heartbeat_loop.ts";
 
 /** A probe whose reply the test settles. */
 function manualProbe() {
