@@ -9,6 +9,7 @@
  * @module
  */
 
+import { takeBuffer } from "./buffer_pool.ts";
 import { ProtocolError } from "./errors.ts";
 import { OP_BINARY, OP_CONTINUATION, OP_PING, OP_PONG, unmaskInto } from "./frames.ts";
 
@@ -58,7 +59,9 @@ export interface FrameReaderOptions {
    * (those over 4 KiB), so that a header can be written there and the
    * payload sent back without a copy (`encodeFrameInPlace` in `frames.ts`).
    * With room, a payload starts at the same offset modulo 8 as the bytes it
-   * is read from, so that it is unmasked word by word as it is copied.
+   * is read from, so that it is unmasked word by word as it is copied; and
+   * its buffer comes from `buffer_pool.ts`, to be given back once the echo
+   * was written.
    * @default {0}
    */
   headerRoom?: number;
@@ -280,7 +283,7 @@ export class FrameReader {
   #ownBuffer(length: number, from: number): Uint8Array {
     if (this.#headerRoom === 0) return new Uint8Array(length);
     const room = this.#headerRoom + ((from - this.#headerRoom) & 7);
-    return new Uint8Array(room + length).subarray(room);
+    return takeBuffer(room + length).subarray(room, room + length);
   }
 
   /** Copies (part of) a payload into `target`, unmasking it in the same pass. */

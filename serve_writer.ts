@@ -4,10 +4,13 @@
  * write (joined into one buffer up to 64 KiB, larger ones written as they
  * are), and {@linkcode FrameWriter.unsent} counts the bytes not yet taken by
  * the socket, which `maxUnsentBytes` bounds (`serve_connection.ts` stops
- * reading past it).
+ * reading past it). A frame that is a received message's echo written in
+ * place gives its buffer back to `buffer_pool.ts` once written.
  *
  * @module
  */
+
+import { giveBack } from "./buffer_pool.ts";
 
 /** What the writer tells its connection. */
 export interface WriterHooks {
@@ -90,8 +93,13 @@ export class FrameWriter {
           for (const frame of frames) {
             await writeAll(this.#conn, frame);
             this.#inFlight -= frame.byteLength;
+            giveBack(frame.buffer); // an echo's buffer (buffer_pool.ts); others are ignored
           }
-        } else await writeAll(this.#conn, join(frames, total));
+        } else {
+          const joined = join(frames, total);
+          for (const frame of frames) giveBack(frame.buffer);
+          await writeAll(this.#conn, joined);
+        }
         this.#inFlight = 0;
         this.#hooks.onWritten();
       }

@@ -304,7 +304,7 @@ Deno.test("FrameReader.push() unmasks a large payload split at every offset, at 
       const { byteOffset } = frame.payload;
       if (headerRoom === 0) assert.equal(byteOffset, 0, where);
       else assert.ok(byteOffset >= headerRoom && byteOffset < headerRoom + 8, where);
-      assert.equal(frame.payload.buffer.byteLength, byteOffset + payload.length, where);
+      assert.ok(frame.payload.buffer.byteLength >= byteOffset + payload.length, where);
     }
     for (const size of [1, 7, 1000, 3001]) {
       const reader = new FrameReader({ expectMasked: true, maxFrameSize: 1 << 20, headerRoom });
