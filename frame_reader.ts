@@ -11,7 +11,7 @@
 
 import { takeBuffer } from "./buffer_pool.ts";
 import { ProtocolError } from "./errors.ts";
-import { OP_BINARY, OP_CONTINUATION, OP_PING, OP_PONG, unmaskInto } from "./frames.ts";
+import { OP_BINARY, OP_CONTINUATION, OP_PING, unmaskInto } from "./frames.ts";
 
 /**
  * One frame as read from the wire, payload already unmasked.
@@ -245,11 +245,11 @@ export class FrameReader {
     if (this.#payload === undefined) {
       const whole = chunk.length - at >= length;
       if (whole && length <= SLAB_ITEM_MAX) {
-        // A whole binary message, a ping or a pong is handed on in a buffer of its own anyway
-        // (see `own` in message_assembly.ts): copy it there at once rather than twice.
+        // A whole binary message or a ping is handed on in a buffer of its own anyway (see `own`
+        // in message_assembly.ts): copy it there at once rather than twice. A pong stays in the
+        // slab: it is only read, to match it to its ping.
         const opcode = this.#opcode;
-        const owned = (opcode === OP_BINARY && this.#fin) || opcode === OP_PING ||
-          opcode === OP_PONG;
+        const owned = (opcode === OP_BINARY && this.#fin) || opcode === OP_PING;
         const target = owned ? new Uint8Array(length) : slabPayload(length);
         this.#complete(this.#copy(chunk.subarray(at, at + length), target));
         return at + length;

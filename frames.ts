@@ -24,6 +24,8 @@
  * @module
  */
 
+import { takeBuffer } from "./buffer_pool.ts";
+
 /** Opcode 0x0: a continuation frame, the next fragment of a message. */
 export const OP_CONTINUATION = 0x0;
 /** Opcode 0x1: a text frame, UTF-8 payload. */
@@ -47,9 +49,11 @@ export interface EncodeFrameOptions {
   rsv?: number;
   /**
    * Write a small frame into a slab shared with other frames instead of a
-   * buffer of its own (one allocation per many frames, not per frame); the
-   * result is then a view of a larger buffer, whose bytes no other frame
-   * ever uses. @default {false}
+   * buffer of its own (one allocation per many frames, not per frame), and a
+   * larger one into a buffer from `buffer_pool.ts` (a writer gives it back
+   * with `giveBack` once it is written; one never given back is collected).
+   * The result is then a view of a larger buffer, whose bytes no other frame
+   * uses. @default {false}
    */
   slab?: boolean;
 }
@@ -58,7 +62,7 @@ export interface EncodeFrameOptions {
 export interface EncodeTextFrameOptions {
   /** Mask the payload with a fresh random key, as a client must. @default {false} */
   mask?: boolean;
-  /** Write a small frame into a shared slab, as {@linkcode EncodeFrameOptions.slab}. @default {false} */
+  /** Write into a shared slab or a pooled buffer, as {@linkcode EncodeFrameOptions.slab}. @default {false} */
   slab?: boolean;
 }
 
@@ -221,12 +225,12 @@ export function encodeFrame(
   const start = mask ? (align + 1 - (headerSize & align)) & align : 0;
   const size = start + headerSize + n;
   const base = slab ? reserve(size) : -1;
-  const out = base < 0 ? new Uint8Array(size) : outSlab;
+  const out = base >= 0 ? outSlab : slab ? takeBuffer(size) : new Uint8Array(size);
   const at = base < 0 ? 0 : base;
   writeHeader(out, at + start, first, mask, n);
   if (mask) maskAligned(out, at + start + headerSize, n, payload);
   else out.set(payload, at + start + headerSize);
-  return base < 0 && start === 0 ? out : out.subarray(at + start, at + size);
+  return base < 0 && start === 0 && out.length === size ? out : out.subarray(at + start, at + size);
 }
 
 /** Strings up to this many UTF-16 units get a buffer for their worst case. */
@@ -265,7 +269,7 @@ export function encodeTextFrame(text: string, options: EncodeTextFrameOptions = 
   // ones are tried as ASCII first, and only grow when they are not.
   const size = TEXT_PAYLOAD_AT + (text.length <= WORST_CASE_TEXT ? 3 : 1) * text.length;
   const base = options.slab ? reserve(size) : -1;
-  let buffer = base < 0 ? new Uint8Array(size) : outSlab;
+  let buffer = base >= 0 ? outSlab : options.slab ? takeBuffer(size) : new Uint8Array(size);
   let at = (base < 0 ? 0 : base) + TEXT_PAYLOAD_AT;
   let read = 0;
   let written = 0;

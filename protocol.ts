@@ -62,8 +62,10 @@ export type Role = "client" | "server";
 /**
  * What {@linkcode Protocol.events} returns: a whole message, a ping (already
  * answered by a queued pong unless a close was sent), a pong, or the peer's
- * close frame (code 1005 when it had no code). Binary data is always in a
- * buffer of its own.
+ * close frame (code 1005 when it had no code). A binary message's and a
+ * ping's data are always in a buffer of their own; a pong's (at most 125
+ * bytes, read to match it to its ping) may be a view of a buffer shared with
+ * other payloads, whose bytes nothing else changes: slice it to keep it apart.
  *
  * @example
  * ```ts
@@ -485,7 +487,7 @@ export class Protocol {
         }
         return;
       case OP_PONG:
-        this.#events.push({ type: "pong", data: own(frame.payload) });
+        this.#events.push({ type: "pong", data: frame.payload });
         return;
       default:
         throw new ProtocolError(1002, `unknown opcode ${frame.opcode}`);

@@ -18,6 +18,7 @@
  * @module
  */
 
+import { giveBack } from "./buffer_pool.ts";
 import { ConnectError, type ProtocolError } from "./errors.ts";
 import { acceptKey, buildClientRequest, checkResponse, generateKey } from "./handshake.ts";
 import { MAX_HEAD_BYTES, parseHttpHead } from "./http.ts";
@@ -430,6 +431,9 @@ export class TcpTransport implements Transport {
           // One await when the socket takes it all, as it nearly always does.
           const written = await conn.write(batch);
           if (written < total) await writeAll(conn, batch.subarray(written));
+          // A large frame's buffer came from buffer_pool.ts (the protocol's `slab`); the others
+          // are ignored. Nothing else holds a frame once it is written.
+          for (let f = i; f < end; f++) giveBack(frames[f]!.buffer);
           this.#buffered -= total;
           this.#handler?.onDrain?.();
           i = end;

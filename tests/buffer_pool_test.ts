@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { giveBack, POOL_BYTES, POOLED_MAX, pooledBytes, takeBuffer } from "../buffer_pool.ts";
+import { FrameReader } from "../frame_reader.ts";
+import { encodeFrame, encodeTextFrame, OP_BINARY } from "../frames.ts";
 import { connect } from "../mod.ts";
 import { serve } from "../serve.ts";
+import { closePayload, OP, rawServer } from "./_raw_server.ts";
 
 /** Empties the pool (it is process-wide) by taking every free buffer of the classes used here. */
 function drain(): void {
@@ -61,4 +64,49 @@ Deno.test("serve() echoes large messages of one size class from buffers it reuse
   }
   assert.ok(pooledBytes() > 0, "the echoes' buffers went back to the pool");
   await Promise.all(clients.map((client) => client.close()));
+});
+
+Deno.test("encodeFrame() and encodeTextFrame() with slab put a large frame in a pooled buffer", () => {
+  drain();
+  const payload = new Uint8Array(40_000).fill(9);
+  for (const mask of [false, true]) {
+    const frame = encodeFrame(OP_BINARY, payload, { mask, slab: true });
+    assert.ok(frame.buffer.byteLength > frame.length, "a view of a larger buffer");
+    assert.equal(giveBack(frame.buffer), true, "the pool's");
+    // Taken again (stale bytes in it), the next frame is still exactly right.
+    const next = encodeFrame(OP_BINARY, payload.subarray(0, 35_000), { mask, slab: true });
+    assert.equal(next.buffer, frame.buffer);
+    const reader = new FrameReader({ expectMasked: mask, maxFrameSize: 1 << 20 });
+    reader.push(next);
+    assert.deepEqual(reader.next()?.payload, payload.subarray(0, 35_000));
+  }
+  const text = encodeTextFrame("x".repeat(20_000), { mask: true, slab: true });
+  assert.equal(giveBack(text.buffer), true);
+  assert.equal(giveBack(encodeFrame(OP_BINARY, payload).buffer), false, "without slab: its own");
+  drain();
+});
+
+Deno.test("a client's large frames are written from the pool and given back once written", async () => {
+  drain();
+  const sent = [1, 2, 3, 4].map((i) => new Uint8Array(30_000 + i * 1000).fill(i));
+  const text = "é".repeat(10_000); // 20 000 bytes of UTF-8
+  // A scripted server (it uses no pool): what is in the pool afterwards is the client's.
+  await using server = rawServer(async (peer) => {
+    for (const bytes of sent) {
+      const message = await peer.readMessage();
+      assert.deepEqual(message?.payload, bytes);
+    }
+    const message = await peer.readMessage();
+    assert.equal(new TextDecoder().decode(message?.payload), text);
+    await peer.sendFrame({ opcode: OP.CLOSE, payload: closePayload(1000) });
+    await peer.expectClose();
+    peer.close();
+  });
+  const client = await connect(server.url, { transport: "wsbeat" });
+  for (const bytes of sent) await client.send(bytes);
+  await client.send(text);
+  await client.closed;
+  await server.done;
+  // The 32 KiB class (31 000 bytes), the 64 KiB class (the others) and the text's frame.
+  assert.ok(pooledBytes() >= 32 * 1024 + 64 * 1024, `${pooledBytes()} bytes pooled`);
 });
