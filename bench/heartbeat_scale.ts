@@ -36,10 +36,13 @@ export interface ScaleOptions {
  * What each side is: `raw`, native WebSockets, idle; `idle`, wsbeat clients
  * on the wsbeat transport, idle; `ping`, the same beating with ping frames;
  * `probe`, wsbeat clients on the native transport beating with an
- * application probe.
+ * application probe; `floor`, no wsbeat code at all: WebSocket connections
+ * opened by hand on `Deno.connect`, each writing a masked ping frame, reading
+ * its pong and sleeping with a `setTimeout` (what the runtime itself costs a
+ * beat, the least any heartbeat in JavaScript can cost).
  */
-export type SideName = "raw" | "idle" | "ping" | "probe";
-const SIDES: readonly SideName[] = ["raw", "idle", "ping", "probe"];
+export type SideName = "raw" | "idle" | "ping" | "probe" | "floor";
+const SIDES: readonly SideName[] = ["raw", "idle", "ping", "probe", "floor"];
 
 /** What one side measured, in a process of its own. */
 export interface Side {
@@ -97,8 +100,67 @@ interface Conn {
   close(): Promise<string | undefined>;
 }
 
+/** A bare beating connection for the `floor` side: see {@linkcode SideName}. */
+async function openFloor(url: string, interval: number, onBeat: () => void): Promise<Conn> {
+  const { hostname, port } = new URL(url);
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  conn.setNoDelay(true);
+  const request = `GET / HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\n` +
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+    "Sec-WebSocket-Version: 13\r\n\r\n";
+  await conn.write(new TextEncoder().encode(request));
+  const buffer = new Uint8Array(1024);
+  let head = "";
+  for (let reads = 0; !head.includes("\r\n\r\n"); reads++) {
+    const n = await conn.read(buffer);
+    if (n === null || reads > 100) throw new Error("the server did not answer the upgrade");
+    head += new TextDecoder().decode(buffer.subarray(0, n));
+  }
+  if (!head.startsWith("HTTP/1.1 101")) {
+    throw new Error(`upgrade refused: ${head.split("\r\n")[0]}`);
+  }
+  // A masked ping with a 1-byte payload; the server's pong is 3 bytes. Keys come in batches, as
+  // in frames.ts.
+  const ping = new Uint8Array([0x89, 0x81, 0, 0, 0, 0, 0x31]);
+  const keys = new Uint8Array(1024);
+  let open = true;
+  let beats = 0;
+  const loop = (async () => {
+    try {
+      while (open) {
+        const key = (beats * 4) % keys.length;
+        if (key === 0) crypto.getRandomValues(keys);
+        ping.set(keys.subarray(key, key + 4), 2);
+        ping[6] = 0x31 ^ ping[2]!;
+        await conn.write(ping);
+        for (let got = 0; got < 3;) {
+          const n = await conn.read(buffer);
+          if (n === null) return;
+          got += n;
+        }
+        beats++;
+        onBeat();
+        await new Promise((resolve) => setTimeout(resolve, interval));
+      }
+    } catch {
+      open = false; // closed under the loop
+    }
+  })();
+  return {
+    isOpen: () => open,
+    beats: () => beats,
+    close: async () => {
+      open = false;
+      conn.close();
+      await loop;
+      return undefined;
+    },
+  };
+}
+
 /** How one side opens a connection; `onBeat` counts beats. */
 function opener(side: SideName, url: string, interval: number, onBeat: () => void) {
+  if (side === "floor") return () => openFloor(url, interval, onBeat);
   if (side === "raw") {
     return async (): Promise<Conn> => {
       const ws = new WebSocket(url);
@@ -293,6 +355,18 @@ export function beatCost(r: ScaleResult, beating: SideName, baseline: SideName):
 }
 
 /**
+ * The floor side's cost: its CPU per beat as it is (its idle sockets cost no
+ * CPU, so there is no baseline to take off).
+ */
+export function floorCost(r: ScaleResult): Pick<BeatCost, "cpuPerBeatUs" | "corePer1000"> {
+  const { cpuMs, beats } = r.sides.floor;
+  return {
+    cpuPerBeatUs: beats ? (cpuMs * 1000) / beats : NaN,
+    corePer1000: (cpuMs / r.window) * 100 * (1000 / r.connections) * (r.interval / 1000),
+  };
+}
+
+/**
  * What a beating connection keeps over an idle one: JS heap and ArrayBuffers
  * (a negative ArrayBuffer figure is noise, counted as 0). RSS is not used:
  * it also grows with V8's young generation, sized by the allocation rate.
@@ -344,6 +418,22 @@ export function heartbeatTable(results: ScaleResult[]): string {
           : "for comparison",
       ]);
     }
+  }
+  for (const r of results) {
+    const floor = r.sides.floor;
+    if (!floor) continue;
+    rows.push([
+      r.connections,
+      "runtime floor: no wsbeat code (a masked ping written on `Deno.connect`, its pong read, a `setTimeout` a beat)",
+      floor.beats,
+      floorCost(r).cpuPerBeatUs.toFixed(1),
+      `${floorCost(r).corePer1000.toFixed(2)} %`,
+      "-",
+      "-",
+      floor.open === r.connections && floor.everyOneBeat ? "yes" : "**no**",
+      "-",
+      "what the runtime costs",
+    ]);
   }
   return table(
     [

@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { echoBench, type EchoRow, echoTable, verdict, WS_CASES, wsPeerTable } from "./echo.ts";
 import {
   beatCost,
+  floorCost,
   heartbeatScale,
   heartbeatTable,
   idleMet,
@@ -193,7 +194,11 @@ const summary = table([
     "ping-frame heartbeat, 1 000 connections at 1 s: ≤ 2.5 % of one core",
     `${pingCost.corePer1000.toFixed(2)} % (${
       pingCost.cpuPerBeatUs.toFixed(1)
-    } µs a beat); application probe on the native transport: ${probeCost.corePer1000.toFixed(2)} %`,
+    } µs a beat); application probe on the native transport: ${
+      probeCost.corePer1000.toFixed(2)
+    } %; runtime floor (no wsbeat code): ${floorCost(beat).corePer1000.toFixed(2)} % (${
+      floorCost(beat).cpuPerBeatUs.toFixed(1)
+    } µs a beat)`,
     yes(pingTargets.cpu),
   ],
   [
@@ -271,7 +276,10 @@ The same K connections, now beating every second, each kind in a fresh process: 
 the wsbeat transport with \`heartbeat: { interval: 1000 }\` (protocol ping frames), measured against
 the idle wsbeat clients; beside them, for comparison, the application probe on the native transport
 (\`heartbeat: { interval: 1000, reply: "pong" }\`, the only heartbeat that transport can send),
-measured against the raw native sockets. CPU per beat is the client's CPU time over 5 s of beating,
+measured against the raw native sockets; and the runtime floor, a beat with no wsbeat code at all
+(hand-opened connections on \`Deno.connect\`, each writing a masked ping, reading its pong and
+sleeping with a \`setTimeout\`): no heartbeat written in JavaScript on this runtime can cost less,
+so it shows how much of a beat is wsbeat's. CPU per beat is the client's CPU time over 5 s of beating,
 less the baseline's over the same time, divided by the beats; the core share is for 1 000
 connections at a 1 s interval. Memory over idle: the JS heap and ArrayBuffers a beating connection
 keeps (the heartbeat's state: the target is about this), and the RSS difference, which also counts

@@ -57,7 +57,7 @@ Deno.test("bench/heartbeat_scale.ts measures every side and keeps every connecti
     interval: 100,
     parallel: true,
   });
-  for (const side of ["ping", "probe"] as const) {
+  for (const side of ["ping", "probe", "floor"] as const) {
     assert.equal(result.sides[side].falseTimeouts, 0, side);
     assert.equal(result.sides[side].open, 20, side);
     assert.equal(result.sides[side].everyOneBeat, true, side);
@@ -65,6 +65,7 @@ Deno.test("bench/heartbeat_scale.ts measures every side and keeps every connecti
   assert.equal(result.sides.idle.open, 20);
   assert.match(idleTable([result]), /\| 20 \|/);
   assert.match(heartbeatTable([result]), /\| 20 \| ping frames/);
+  assert.match(heartbeatTable([result]), /\| 20 \| runtime floor: no wsbeat code/);
 });
 
 Deno.test("bench/detect.ts finds every stall with a TooSlowError, for both probes", async () => {
