@@ -39,6 +39,12 @@ export interface Frame {
    * room before it, that nothing else uses: a header may be written there.
    */
   room?: true;
+  /**
+   * Present when `payload`'s buffer came from `buffer_pool.ts`: whoever is
+   * last done with it may give it back (`protocol.ts` once it decoded or
+   * copied it; an echo server's writer once it wrote the echo).
+   */
+  pooled?: true;
 }
 
 /** Options for {@linkcode FrameReader}. */
@@ -120,6 +126,7 @@ export class FrameReader {
   #payload: Uint8Array | undefined;
   #payloadFilled = 0;
   #room = false;
+  #pooled = false;
   #messageBytes = 0;
 
   /**
@@ -281,7 +288,14 @@ export class FrameReader {
    * room, and then at the offset modulo 8 of the bytes it is read from.
    */
   #ownBuffer(length: number, from: number): Uint8Array {
-    if (this.#headerRoom === 0) return new Uint8Array(length);
+    if (this.#headerRoom === 0) {
+      // Only a whole binary message is handed on as it is; any other payload is decoded or
+      // copied by the protocol, which then gives its buffer back.
+      if (this.#opcode === OP_BINARY && this.#fin) return new Uint8Array(length);
+      this.#pooled = true;
+      return takeBuffer(length).subarray(0, length);
+    }
+    this.#pooled = true;
     const room = this.#headerRoom + ((from - this.#headerRoom) & 7);
     return takeBuffer(room + length).subarray(room, room + length);
   }
@@ -299,6 +313,10 @@ export class FrameReader {
     if (this.#room) {
       frame.room = true;
       this.#room = false;
+    }
+    if (this.#pooled) {
+      frame.pooled = true;
+      this.#pooled = false;
     }
     this.#frames.push(frame);
   }

@@ -28,6 +28,7 @@
  * @module
  */
 
+import { giveBack } from "./buffer_pool.ts";
 import { ProtocolError } from "./errors.ts";
 export { ProtocolError } from "./errors.ts";
 import { cutUtf8, decodeClosePayload, encodeClosePayload } from "./close_payload.ts";
@@ -465,16 +466,20 @@ export class Protocol {
           throw new ProtocolError(1002, "new message inside a fragmented message");
         }
         if (frame.fin) {
-          return void this.#events.push(
-            this.#messages.whole(frame.opcode, frame.payload, frame.room),
-          );
+          this.#events.push(this.#messages.whole(frame.opcode, frame.payload, frame.room));
+          // Decoded text: nothing refers to its bytes any more (an echo's go to the writer).
+          if (frame.pooled && !frame.room) giveBack(frame.payload.buffer);
+          return;
         }
-        return this.#messages.start(frame.opcode, frame.payload);
+        this.#messages.start(frame.opcode, frame.payload);
+        if (frame.pooled) giveBack(frame.payload.buffer); // decoded or copied
+        return;
       case OP_CONTINUATION: {
         if (!this.#messages.open) {
           throw new ProtocolError(1002, "continuation frame without a message to continue");
         }
         const message = this.#messages.add(frame.payload, frame.fin);
+        if (frame.pooled) giveBack(frame.payload.buffer); // decoded or copied
         if (message) this.#events.push(message);
         return;
       }

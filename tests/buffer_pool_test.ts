@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { giveBack, POOL_BYTES, POOLED_MAX, pooledBytes, takeBuffer } from "../buffer_pool.ts";
 import { FrameReader } from "../frame_reader.ts";
-import { encodeFrame, encodeTextFrame, OP_BINARY } from "../frames.ts";
+import { encodeFrame, encodeTextFrame, OP_BINARY, OP_CONTINUATION, OP_TEXT } from "../frames.ts";
+import { Protocol } from "../protocol.ts";
 import { connect } from "../mod.ts";
 import { serve } from "../serve.ts";
 import { closePayload, OP, rawServer } from "./_raw_server.ts";
@@ -110,3 +111,46 @@ Deno.test("a client's large frames are written from the pool and given back once
   // The 32 KiB class (31 000 bytes), the 64 KiB class (the others) and the text's frame.
   assert.ok(pooledBytes() >= 32 * 1024 + 64 * 1024, `${pooledBytes()} bytes pooled`);
 });
+
+Deno.test("Protocol gives back the buffers of text and fragments it decoded or copied, never a binary message's", () => {
+  drain();
+  const client = new Protocol({ role: "client" });
+  const receive = (bytes: Uint8Array) => {
+    // Split across pushes, so that each payload gets a buffer of its own.
+    for (let at = 0; at < bytes.length; at += 3000) {
+      client.receiveData(bytes.subarray(at, at + 3000));
+    }
+    return client.events();
+  };
+  const long = "€".repeat(20_000); // 60 000 bytes of UTF-8
+  const short = "ab".repeat(20_000); // 40 000: the same class, stale bytes after it
+  for (const text of [long, short]) {
+    const events = receive(encodeFrame(OP_TEXT, new TextEncoder().encode(text)));
+    assert.deepEqual(events, [{ type: "text", data: text }]);
+    assert.equal(pooledBytes(), 64 * 1024 + 32, "the text's buffer is back in the pool");
+  }
+  const binary = new Uint8Array(50_000).fill(7);
+  const [whole] = receive(encodeFrame(OP_BINARY, binary));
+  assert.deepEqual(whole, { type: "binary", data: binary });
+  assert.equal((whole as { data: Uint8Array }).data.buffer.byteLength, 50_000, "its own buffer");
+  const parts = [binary.subarray(0, 20_000), binary.subarray(20_000)];
+  const fragmented = receive(
+    concatBytes([
+      encodeFrame(OP_BINARY, parts[0]!, { fin: false }),
+      encodeFrame(OP_CONTINUATION, parts[1]!),
+    ]),
+  );
+  assert.deepEqual(fragmented, [{ type: "binary", data: binary }]);
+  assert.ok(pooledBytes() > 64 * 1024 + 32, "the fragments' buffers too");
+  drain();
+});
+
+function concatBytes(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}
