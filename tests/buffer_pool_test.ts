@@ -5,7 +5,7 @@ import { encodeFrame, encodeTextFrame, OP_BINARY, OP_CONTINUATION, OP_TEXT } fro
 import { Protocol } from "../protocol.ts";
 import { connect } from "../mod.ts";
 import { serve } from "../serve.ts";
-import { closePayload, OP, rawServer } from "./_raw_server.ts";
+import { closePayload, concat, OP, rawServer } from "./_raw_server.ts";
 
 /** Empties the pool (it is process-wide) by taking every free buffer of the classes used here. */
 function drain(): void {
@@ -135,7 +135,7 @@ Deno.test("Protocol gives back the buffers of text and fragments it decoded or c
   assert.equal((whole as { data: Uint8Array }).data.buffer.byteLength, 50_000, "its own buffer");
   const parts = [binary.subarray(0, 20_000), binary.subarray(20_000)];
   const fragmented = receive(
-    concatBytes([
+    concat([
       encodeFrame(OP_BINARY, parts[0]!, { fin: false }),
       encodeFrame(OP_CONTINUATION, parts[1]!),
     ]),
@@ -144,13 +144,3 @@ Deno.test("Protocol gives back the buffers of text and fragments it decoded or c
   assert.ok(pooledBytes() > 64 * 1024 + 32, "the fragments' buffers too");
   drain();
 });
-
-function concatBytes(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
-}
