@@ -60,7 +60,7 @@ import { ConnectError, ConnectionClosedError, TooSlowError } from "./errors.ts";
 import { checkClientClose, closeInfoOf, describeClose, isNormalClose } from "./close_info.ts";
 import { Flow } from "./flow.ts";
 import { DEFAULT_INTERVAL, DEFAULT_TIMEOUT } from "./heartbeat.ts";
-import { HeartbeatLoop, type Probe } from "./heartbeat_loop.ts";
+import { HeartbeatLoop, type Probe, type ProbeListener } from "./heartbeat_loop.ts";
 import { byteLength, Inbox } from "./inbox.ts";
 import { Probes, untilAborted } from "./probes.ts";
 import { StaleFeedError, StaleWatch } from "./stale.ts";
@@ -348,7 +348,10 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
    */
   ping(options: SignalOptions = {}): Promise<number> {
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
-    return untilAborted(this.#probe(!this.#transport.canPing), options.signal);
+    if (this.#info !== undefined || !this.#isOpen || this.#closing) {
+      return Promise.reject(this.#notOpen("ping"));
+    }
+    return untilAborted(this.#probes.awaited(!this.#transport.canPing), options.signal);
   }
 
   /**
@@ -438,12 +441,10 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     );
   }
 
-  /** One probe: a ping frame, or an application message when `application`. */
-  #probe(application: boolean): Probe {
-    if (this.#info !== undefined || !this.#isOpen || this.#closing) {
-      return { reply: Promise.reject(this.#notOpen("ping")), abandon() {} };
-    }
-    return application ? this.#probes.probeMessage() : this.#probes.pingFrame();
+  /** One heartbeat probe: a ping frame, or an application message when `application`. */
+  #probe(application: boolean, listener: ProbeListener): Probe {
+    if (this.#info !== undefined || !this.#isOpen || this.#closing) throw this.#notOpen("ping");
+    return application ? this.#probes.probeMessage(listener) : this.#probes.pingFrame(listener);
   }
 
   #onOpen(): void {
@@ -467,7 +468,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     const application = !this.#transport.canPing || beat.message !== undefined ||
       beat.reply !== undefined;
     const timeout = beat.timeout ?? DEFAULT_TIMEOUT;
-    this.#beats = new HeartbeatLoop(() => this.#probe(application), {
+    this.#beats = new HeartbeatLoop((listener) => this.#probe(application, listener), {
       interval: beat.interval ?? DEFAULT_INTERVAL,
       timeout,
       onBeat: beat.onBeat,

@@ -38,7 +38,7 @@
  */
 
 import { TooSlowError } from "./errors.ts";
-import { HeartbeatLoop, type Probe } from "./heartbeat_loop.ts";
+import { HeartbeatLoop, type Probe, type ProbeListener } from "./heartbeat_loop.ts";
 
 /** The largest delay `setTimeout` accepts without firing at once. */
 const MAX_DELAY = 2 ** 31 - 1;
@@ -304,15 +304,15 @@ export async function heartbeat(ws: Pingable, options: HeartbeatOptions = {}): P
   };
   const { signal } = options;
   if (signal?.aborted) return;
-  const probe = (): Probe => {
+  const probe = (listener: ProbeListener): Probe => {
     const abandon = new AbortController();
-    let reply: Promise<number>;
-    try {
-      reply = Promise.resolve(ws.ping({ signal: abandon.signal }));
-    } catch (error) {
-      reply = Promise.reject(error);
-    }
-    return { reply, abandon: (reason) => abandon.abort(reason) };
+    const sent: Probe = { abandon: (reason) => abandon.abort(reason) };
+    // A ping() that throws fails the loop at once; its promise reports when it settles.
+    Promise.resolve(ws.ping({ signal: abandon.signal })).then(
+      (rtt) => listener.replied(sent, rtt),
+      (error) => listener.failed(sent, error),
+    );
+    return sent;
   };
   const beating = new HeartbeatLoop(probe, settings);
   const onAbort = () => beating.stop(signal!.reason);

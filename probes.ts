@@ -12,7 +12,13 @@
  */
 
 import type { LatencyStats, Message, ProbeOptions } from "./client_options.ts";
-import type { Probe } from "./heartbeat_loop.ts";
+import type { Probe, ProbeListener } from "./heartbeat_loop.ts";
+
+/** A probe whose reply is awaited as a promise: what `ping()` returns. */
+export interface AwaitedProbe extends Probe {
+  /** Resolves with the round-trip time in milliseconds; rejects when abandoned or failed. */
+  reply: Promise<number>;
+}
 
 /** Round trips kept for the latency figures: enough for a p99, 400 bytes a connection. */
 const LATENCY_WINDOW = 100;
@@ -92,26 +98,46 @@ export class Probes {
   }
 
   /**
-   * Sends a ping frame; its reply resolves with the round trip when the pong
-   * with the same payload comes.
+   * Sends a ping frame, for a heartbeat: `listener` hears of it when the pong
+   * with the same payload comes, or when the connection ends.
    *
-   * @returns The probe, to wait for or abandon.
+   * @param listener The heartbeat loop.
+   * @returns The probe, to abandon.
+   * @throws {Error} When it cannot be sent.
    */
-  pingFrame(): Probe {
+  pingFrame(listener: ProbeListener): Probe {
     const seq = ++this.#seq;
-    return this.#track(seq, this.#frames ??= [], () => this.#sender.ping(seqBytes(seq)));
+    return this.#track(seq, this.#frames ??= [], () => this.#sender.ping(seqBytes(seq)), listener);
   }
 
   /**
-   * Sends an application probe; its reply resolves with the round trip when
-   * the reply message comes.
+   * Sends an application probe, for a heartbeat: `listener` hears of it when
+   * the reply message comes, or when the connection ends.
    *
-   * @returns The probe, to wait for or abandon.
+   * @param listener The heartbeat loop.
+   * @returns The probe, to abandon.
+   * @throws {Error} When it cannot be sent.
    */
-  probeMessage(): Probe {
+  probeMessage(listener: ProbeListener): Probe {
     const seq = ++this.#seq;
     const message = typeof this.#message === "function" ? this.#message(seq) : this.#message;
-    return this.#track(seq, this.#messages ??= [], () => this.#sender.send(message));
+    return this.#track(seq, this.#messages ??= [], () => this.#sender.send(message), listener);
+  }
+
+  /**
+   * Sends one probe whose reply is a promise (for `ping()`): a ping frame, or
+   * an application probe when `application`.
+   *
+   * @param application Whether to send an application probe.
+   * @returns The probe; its `reply` rejects if it could not be sent.
+   */
+  awaited(application: boolean): AwaitedProbe {
+    const seq = ++this.#seq;
+    if (application) {
+      const message = typeof this.#message === "function" ? this.#message(seq) : this.#message;
+      return this.#track(seq, this.#messages ??= [], () => this.#sender.send(message));
+    }
+    return this.#track(seq, this.#frames ??= [], () => this.#sender.ping(seqBytes(seq)));
   }
 
   /**
@@ -172,7 +198,7 @@ export class Probes {
    */
   rejectAll(error: unknown): void {
     for (const list of [this.#frames, this.#messages]) {
-      if (list) { for (const probe of [...list]) probe.abandon(error); }
+      if (list) { for (const probe of [...list]) probe.fail(error); }
     }
   }
 
@@ -193,13 +219,19 @@ export class Probes {
     };
   }
 
-  #track(seq: number, list: Outstanding[], send: () => void): Probe {
-    const probe = new Outstanding(seq, list, this);
+  #track(seq: number, list: Outstanding[], send: () => void): AwaitedProbe;
+  #track(seq: number, list: Outstanding[], send: () => void, listener: ProbeListener): Probe;
+  #track(seq: number, list: Outstanding[], send: () => void, listener?: ProbeListener): Probe {
+    const probe = new Outstanding(seq, list, this, listener);
     list.push(probe);
     try {
       send();
     } catch (error) {
-      probe.abandon(error);
+      if (listener) {
+        probe.abandon(error); // out of the list; the loop hears it as the throw
+        throw error;
+      }
+      probe.fail(error);
     }
     return probe;
   }
@@ -216,38 +248,54 @@ export class Probes {
   }
 }
 
-/** A probe awaiting its reply, in its connection's list of them until settled. */
+/**
+ * A probe awaiting its reply, in its connection's list of them until
+ * settled: it reports to its listener (a heartbeat), or else settles its
+ * `reply` promise (`ping()`).
+ */
 class Outstanding implements Probe {
-  readonly reply: Promise<number>;
   readonly seq: number;
+  readonly reply: Promise<number> | undefined;
   #sentAt = performance.now();
   #list: Outstanding[] | undefined;
   #probes: Probes;
-  #resolve!: (rtt: number) => void;
-  #reject!: (error: unknown) => void;
+  #listener: ProbeListener | undefined;
+  #resolve: ((rtt: number) => void) | undefined;
+  #reject: ((error: unknown) => void) | undefined;
 
-  constructor(seq: number, list: Outstanding[], probes: Probes) {
+  constructor(seq: number, list: Outstanding[], probes: Probes, listener?: ProbeListener) {
     this.seq = seq;
     this.#list = list;
     this.#probes = probes;
-    this.reply = new Promise((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
+    if (listener) this.#listener = listener;
+    else {
+      this.reply = new Promise((resolve, reject) => {
+        this.#resolve = resolve;
+        this.#reject = reject;
+      });
+    }
   }
 
-  /** The reply came: record the round trip and resolve. */
+  /** The reply came: record the round trip and report it. */
   resolve(): void {
     if (!this.#leave()) return;
     const rtt = performance.now() - this.#sentAt;
     this.#probes.record(rtt);
-    this.#resolve(rtt);
+    if (this.#listener) this.#listener.replied(this, rtt);
+    else this.#resolve!(rtt);
   }
 
-  /** Gives up (or the connection ended): reject with `reason`. */
-  abandon = (reason: unknown): void => {
-    if (this.#leave()) this.#reject(reason);
-  };
+  /** No reply will come (the connection ended, or the send failed): report `error`. */
+  fail(error: unknown): void {
+    if (!this.#leave()) return;
+    if (this.#listener) this.#listener.failed(this, error);
+    else this.#reject!(error);
+  }
+
+  /** Its owner gives up: `reply` rejects with `reason`; a listener hears nothing more. */
+  abandon(reason: unknown): void {
+    if (this.#leave() && !this.#listener) this.#reject!(reason);
+  }
 
   /** Leaves the list; false if it had already. */
   #leave(): boolean {
@@ -268,7 +316,10 @@ class Outstanding implements Probe {
  * @param signal Abandons it.
  * @returns The round-trip time in milliseconds.
  */
-export function untilAborted(probe: Probe, signal: AbortSignal | undefined): Promise<number> {
+export function untilAborted(
+  probe: AwaitedProbe,
+  signal: AbortSignal | undefined,
+): Promise<number> {
   if (!signal) return probe.reply;
   if (signal.aborted) {
     probe.abandon(signal.reason);

@@ -1,26 +1,33 @@
 import assert from "node:assert/strict";
 import { ALARM_GRID, pendingAlarms, setAlarm } from "../alarms.ts";
 import { TooSlowError } from "../errors.ts";
-import { HeartbeatLoop, type Probe } from "../heartbeat_loop.ts";
+import { HeartbeatLoop, type Probe, type ProbeListener } from "../heartbeat_loop.ts";
 
-/** A probe whose reply the test settles. */
-function manualProbe() {
-  let answer!: (rtt: number) => void;
-  let fail!: (error: unknown) => void;
-  const reply = new Promise<number>((resolve, reject) => {
-    answer = resolve;
-    fail = reject;
-  });
-  const probe = {
-    reply,
-    answer,
-    abandoned: undefined as unknown,
-    abandon(reason: unknown) {
-      probe.abandoned = reason;
-      fail(reason);
-    },
+/** A probe sender whose probes the test answers; each probe records what abandoned it. */
+function manualProbes() {
+  const sent: { abandoned: unknown; answer(rtt: number): void; fail(error: unknown): void }[] = [];
+  const send = (listener: ProbeListener): Probe => {
+    const probe = {
+      abandoned: undefined as unknown,
+      abandon(reason: unknown) {
+        probe.abandoned = reason;
+      },
+      answer: (rtt: number) => listener.replied(probe, rtt),
+      fail: (error: unknown) => listener.failed(probe, error),
+    };
+    sent.push(probe);
+    return probe;
   };
-  return probe;
+  return { send, sent };
+}
+
+/** A probe sender whose every probe is answered (with `rtt`) as soon as the send returned. */
+function answeredProbes(rtt = 1): (listener: ProbeListener) => Probe {
+  return (listener) => {
+    const probe = { abandon() {} };
+    queueMicrotask(() => listener.replied(probe, rtt));
+    return probe;
+  };
 }
 
 Deno.test("alarms fire in deadline order, never early, and share one timer", async () => {
@@ -86,33 +93,36 @@ Deno.test("an alarm that throws does not keep the others from firing", async () 
 });
 
 Deno.test("HeartbeatLoop: stop() abandons the probe in flight with the reason and resolves done", async () => {
-  const probe = manualProbe();
-  const loop = new HeartbeatLoop(() => probe, { interval: 10, timeout: 60_000 });
+  const { send, sent } = manualProbes();
+  const loop = new HeartbeatLoop(send, { interval: 10, timeout: 60_000 });
   const reason = new Error("closing");
   loop.stop(reason);
   await loop.done;
-  assert.equal(probe.abandoned, reason);
+  assert.equal(sent[0]!.abandoned, reason);
   assert.ok(loop.ended);
   assert.equal(pendingAlarms(), 0);
 });
 
 Deno.test("HeartbeatLoop: a late reply abandons the probe with the TooSlowError it fails with", async () => {
-  const probe = manualProbe();
-  const loop = new HeartbeatLoop(() => probe, { interval: 10, timeout: 15 });
+  const { send, sent } = manualProbes();
+  const loop = new HeartbeatLoop(send, { interval: 10, timeout: 15 });
   const error = await loop.done.catch((e) => e);
   assert.ok(error instanceof TooSlowError);
   assert.equal(error.timeout, 15);
-  assert.equal(probe.abandoned, error);
-  probe.answer(1); // a reply after the failure changes nothing
+  assert.equal(sent[0]!.abandoned, error);
+  sent[0]!.answer(1); // a reply after the failure changes nothing
+  sent[0]!.fail(new Error("late")); // nor does a failure
+  assert.equal(sent.length, 1);
   assert.equal(pendingAlarms(), 0);
 });
 
 Deno.test("HeartbeatLoop: sleeps interval between a reply and the next probe", async () => {
   const sent: number[] = [];
-  const probe = (): Probe => {
+  const answered = answeredProbes(0);
+  const probe = (listener: ProbeListener): Probe => {
     sent.push(performance.now());
     if (sent.length === 3) queueMicrotask(() => loop.stop("done"));
-    return { reply: Promise.resolve(0), abandon() {} };
+    return answered(listener);
   };
   const loop: HeartbeatLoop = new HeartbeatLoop(probe, { interval: 25, timeout: 1_000 });
   await loop.done;
@@ -122,7 +132,7 @@ Deno.test("HeartbeatLoop: sleeps interval between a reply and the next probe", a
 
 Deno.test("HeartbeatLoop: an onBeat that throws fails the heartbeat with its error", async () => {
   const boom = new Error("onBeat failed");
-  const loop = new HeartbeatLoop(() => ({ reply: Promise.resolve(1), abandon() {} }), {
+  const loop = new HeartbeatLoop(answeredProbes(1), {
     interval: 10,
     timeout: 100,
     onBeat: () => {
@@ -134,12 +144,11 @@ Deno.test("HeartbeatLoop: an onBeat that throws fails the heartbeat with its err
 });
 
 Deno.test("HeartbeatLoop: an excused late reply is retried with a fresh probe when the excuse resolves", async () => {
-  const probes = [manualProbe(), manualProbe()];
-  let n = 0;
+  const { send, sent: probes } = manualProbes();
   let excuse!: () => void;
   let excused = 0;
   const beats: number[] = [];
-  const loop = new HeartbeatLoop(() => probes[n++]!, {
+  const loop = new HeartbeatLoop(send, {
     interval: 60_000,
     timeout: 10,
     excuseLate: () => {
@@ -150,14 +159,29 @@ Deno.test("HeartbeatLoop: an excused late reply is retried with a fresh probe wh
   });
   while (excused === 0) await new Promise((r) => setTimeout(r, 5));
   assert.ok(probes[0]!.abandoned instanceof TooSlowError);
-  assert.equal(n, 1, "no new probe while excused");
+  assert.equal(probes.length, 1, "no new probe while excused");
   excuse();
   await Promise.resolve();
-  assert.equal(n, 2);
+  assert.equal(probes.length, 2);
   probes[1]!.answer(7);
   await new Promise((r) => setTimeout(r, 0));
   assert.deepEqual(beats, [7]);
   loop.stop("done");
   await loop.done;
+  assert.equal(pendingAlarms(), 0);
+});
+
+Deno.test("HeartbeatLoop: a probe that fails, or cannot be sent, fails the loop with that error", async () => {
+  const { send, sent } = manualProbes();
+  const loop = new HeartbeatLoop(send, { interval: 10, timeout: 60_000 });
+  const closed = new Error("connection closed");
+  sent[0]!.fail(closed);
+  await assert.rejects(loop.done, (e) => e === closed);
+  assert.equal(pendingAlarms(), 0);
+  const refused = new Error("not open");
+  const unsent = new HeartbeatLoop(() => {
+    throw refused;
+  }, { interval: 10, timeout: 60_000 });
+  await assert.rejects(unsent.done, (e) => e === refused);
   assert.equal(pendingAlarms(), 0);
 });
