@@ -86,6 +86,8 @@ export class TcpTransport implements Transport {
   #batchBuffer: Uint8Array | undefined;
   #buffered = 0;
   #writing = false;
+  /** The frame `#writeOne` is writing. */
+  #inFlight: Uint8Array | undefined;
   /** The pump waits for the next task before its first write (see `#burst`). */
   #deferred = false;
   /** The latest read delivered more than one message: answers are likely to follow in a burst. */
@@ -377,8 +379,48 @@ export class TcpTransport implements Transport {
       this.#outbox.push(frame);
       this.#buffered += frame.byteLength;
     }
-    if (!this.#writing) this.#writePump = this.#pump(this.#burst);
+    if (this.#writing) return;
+    if (!this.#burst && this.#outbox.length === 1) this.#writeOne(this.#outbox.pop()!);
+    else this.#writePump = this.#pump(this.#burst);
   }
+
+  /**
+   * Writes one frame on an idle pump (a heartbeat's ping, a lone message)
+   * without an async function: the pump's work, for the common case.
+   */
+  #writeOne(frame: Uint8Array): void {
+    this.#writing = true;
+    this.#inFlight = frame;
+    this.#writePump = this.#conn!.write(frame).then(this.#wroteOne, this.#writeFailed);
+  }
+
+  #wroteOne = (written: number): void => {
+    const frame = this.#inFlight!;
+    this.#inFlight = undefined;
+    if (written < frame.byteLength) { // rare: the rest, and what queued meanwhile, by the pump
+      this.#outbox.unshift(frame.subarray(written));
+      this.#buffered -= written;
+      this.#writePump = this.#pump(false);
+      return;
+    }
+    this.#buffered -= frame.byteLength;
+    giveBack(frame.buffer);
+    this.#handler?.onDrain?.();
+    if (this.#outbox.length > 0 && !this.#ended) {
+      this.#writePump = this.#pump(true); // queued during the write: together, next task
+      return;
+    }
+    this.#writing = false;
+    if (this.#closeWhenFlushed) this.#release();
+  };
+
+  #writeFailed = (error: unknown): void => {
+    this.#inFlight = undefined;
+    this.#writing = false;
+    if (this.#ended) return;
+    this.#networkError ??= error instanceof Error ? error : new Error(String(error));
+    this.#release();
+  };
 
   /**
    * Joins `chunks[from..to)` (`total` bytes) for one write: in a buffer kept
