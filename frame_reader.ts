@@ -11,6 +11,7 @@
 
 import { takeBuffer } from "./buffer_pool.ts";
 import { ProtocolError } from "./errors.ts";
+import { Fifo } from "./fifo.ts";
 import { OP_BINARY, OP_CONTINUATION, OP_PING, unmaskInto } from "./frames.ts";
 
 /**
@@ -111,8 +112,7 @@ export class FrameReader {
   readonly #maxFrameSize: number;
   readonly #maxMessageSize: number;
   readonly #headerRoom: number;
-  #frames: Frame[] = [];
-  #nextFrame = 0;
+  readonly #frames = new Fifo<Frame>(); // whole frames not yet taken
   #error: ProtocolError | undefined;
   #header: Uint8Array | undefined; // only for a header split across pushes
   #headerFilled = 0;
@@ -167,14 +167,8 @@ export class FrameReader {
    * and on every call after.
    */
   next(): Frame | undefined {
-    if (this.#nextFrame < this.#frames.length) {
-      const frame = this.#frames[this.#nextFrame++]!;
-      if (this.#nextFrame === this.#frames.length) {
-        this.#frames = [];
-        this.#nextFrame = 0;
-      }
-      return frame;
-    }
+    const frame = this.#frames.shift();
+    if (frame !== undefined) return frame;
     if (this.#error !== undefined) throw this.#error;
     return undefined;
   }

@@ -44,6 +44,7 @@ import {
   OP_PONG,
   OP_TEXT,
 } from "./frames.ts";
+import { Fifo } from "./fifo.ts";
 import { type Frame, FrameReader } from "./frame_reader.ts";
 import { MessageAssembler, own } from "./message_assembly.ts";
 
@@ -165,8 +166,8 @@ export class Protocol {
   readonly #role: Role;
   readonly #mask: boolean;
   readonly #reader: FrameReader;
-  #events: ProtocolEvent[] = [];
-  #output: Uint8Array[] = [];
+  readonly #events = new Fifo<ProtocolEvent>();
+  readonly #output = new Fifo<Uint8Array>();
   #pendingBytes = 0;
   #state: ProtocolState = "open";
   #closeSent: CloseFrame | undefined;
@@ -289,9 +290,22 @@ export class Protocol {
    * @returns The events, in order.
    */
   events(): ProtocolEvent[] {
-    const events = this.#events;
-    this.#events = [];
-    return events;
+    return this.#events.takeAll();
+  }
+
+  /**
+   * Takes the next event received, as {@linkcode Protocol.events} would
+   * return it, without an array: for an I/O loop that runs per packet.
+   *
+   * @returns The oldest event not yet taken, or `undefined`.
+   */
+  nextEvent(): ProtocolEvent | undefined {
+    return this.#events.shift();
+  }
+
+  /** How many received events wait to be taken. */
+  get pendingEvents(): number {
+    return this.#events.size;
   }
 
   /**
@@ -301,10 +315,20 @@ export class Protocol {
    * @returns The frames' bytes, in order.
    */
   dataToSend(): Uint8Array[] {
-    const output = this.#output;
-    this.#output = [];
     this.#pendingBytes = 0;
-    return output;
+    return this.#output.takeAll();
+  }
+
+  /**
+   * Takes the next frame to write, as {@linkcode Protocol.dataToSend} would
+   * return it, without an array.
+   *
+   * @returns The oldest frame not yet taken, or `undefined`.
+   */
+  nextData(): Uint8Array | undefined {
+    const frame = this.#output.shift();
+    if (frame !== undefined) this.#pendingBytes -= frame.byteLength;
+    return frame;
   }
 
   /**

@@ -22,7 +22,7 @@ import { giveBack } from "./buffer_pool.ts";
 import { ConnectError, type ProtocolError } from "./errors.ts";
 import { acceptKey, buildClientRequest, checkResponse, generateKey } from "./handshake.ts";
 import { MAX_HEAD_BYTES, parseHttpHead } from "./http.ts";
-import { Protocol, type ProtocolEvent } from "./protocol.ts";
+import { Protocol } from "./protocol.ts";
 import { openTunnel } from "./proxy.ts";
 import { classify, connectTcp, denoNet, writeAll } from "./tcp_connect.ts";
 import type { Transport, TransportEnd, TransportHandler } from "./transport.ts";
@@ -339,10 +339,10 @@ export class TcpTransport implements Transport {
 
   /** Hands the protocol's events to the handler, then writes what it queued. */
   #dispatch(): void {
-    const events: ProtocolEvent[] = this.#protocol.events();
+    const protocol = this.#protocol;
     const handler = this.#handler!;
-    this.#burst = events.length > 1;
-    for (const event of events) {
+    this.#burst = protocol.pendingEvents > 1;
+    for (let event; (event = protocol.nextEvent()) !== undefined;) {
       switch (event.type) {
         case "text":
         case "binary":
@@ -375,7 +375,7 @@ export class TcpTransport implements Transport {
 
   #flush(): void {
     if (this.#protocol.pendingBytes === 0 || this.#ended) return;
-    for (const frame of this.#protocol.dataToSend()) {
+    for (let frame; (frame = this.#protocol.nextData()) !== undefined;) {
       this.#outbox.push(frame);
       this.#buffered += frame.byteLength;
     }
