@@ -48,7 +48,7 @@ Deno.test("alarms fire in deadline order, never early, and share one timer", asy
   assert.equal(pendingAlarms(), 0); // and no runtime timer left: the op sanitizer checks
 });
 
-Deno.test("a cancelled alarm never fires, from any place in the heap", async () => {
+Deno.test("a cancelled alarm never fires, from any place in its slot", async () => {
   const fired: number[] = [];
   const alarms = Array.from({ length: 40 }, (_, i) => setAlarm(i % 7, () => fired.push(i)));
   for (let i = 0; i < alarms.length; i += 3) alarms[i]!.cancel();
@@ -59,6 +59,23 @@ Deno.test("a cancelled alarm never fires, from any place in the heap", async () 
     fired.sort((a, b) => a - b),
     alarms.map((_, i) => i).filter((i) => i % 3 !== 0),
   );
+  assert.equal(pendingAlarms(), 0);
+});
+
+Deno.test("an alarm cancelled or set by another firing at the same time is handled in order", async () => {
+  const fired: string[] = [];
+  await new Promise<void>((resolve) => {
+    let victim: ReturnType<typeof setAlarm> | undefined = undefined;
+    setAlarm(2, () => {
+      fired.push("first");
+      victim!.cancel(); // same grid time, not fired yet
+      setAlarm(0, () => fired.push("set while firing")); // due now: fired in this round or next
+    });
+    victim = setAlarm(2, () => fired.push("victim"));
+    setAlarm(2, () => fired.push("third"));
+    setAlarm(2 + 2 * ALARM_GRID, resolve);
+  });
+  assert.deepEqual(fired, ["first", "third", "set while firing"]);
   assert.equal(pendingAlarms(), 0);
 });
 
