@@ -325,12 +325,11 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
         const message = this.#inbox.shift();
         if (message !== undefined) return Promise.resolve({ value: message, done: false });
         if (this.#end) return this.#quiet ? Promise.resolve(done) : Promise.reject(this.#end);
-        return this.#inbox.wait().then(
-          (value) => ({ value, done: false }),
-          (error) => {
-            if (error === this.#end && this.#quiet) return done;
-            throw error;
-          },
+        return new Promise((resolve, reject) =>
+          this.#inbox.waitWith(
+            (value) => resolve({ value, done: false }),
+            (error) => error === this.#end && this.#quiet ? resolve(done) : reject(error),
+          )
         );
       },
     };

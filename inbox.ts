@@ -159,6 +159,19 @@ export class Inbox {
   }
 
   /**
+   * Waits for the next message pushed with callbacks instead of a promise
+   * (call only when the queue is empty): for a reader that makes its own
+   * promise, such as an async iterator's `next()`, saving a promise and a
+   * microtask turn a message.
+   *
+   * @param resolve Called with the next message.
+   * @param reject Called with the error the connection ended with.
+   */
+  waitWith(resolve: (message: Message) => void, reject: (error: unknown) => void): void {
+    this.#waiters.push({ resolve, reject });
+  }
+
+  /**
    * Rejects every waiting reader, when the connection has ended.
    *
    * @param error What they reject with.
