@@ -1,19 +1,20 @@
 /**
  * Layer 1 (protocol, sans-I/O), a helper: {@linkcode Fifo}, a first-in
- * first-out queue that keeps its array between batches. The protocol's
- * queues (frames read, events, frames to send) fill and empty once per read
- * or write; a new array for each batch was a fifth of what a heartbeat's beat
- * allocated, for thousands of connections a second.
+ * first-out queue for the protocol's queues (frames read, events, frames to
+ * send), which fill and empty once per read or write, mostly with a single
+ * item. A new array for each batch was a fifth of what a heartbeat's beat
+ * allocated, for thousands of connections a second; an array kept between
+ * batches would stay with every connection.
  *
  * @module
  */
 
-/** Slots kept when the queue empties; an array grown past this by a burst is let go. */
-const KEEP_SLOTS = 16;
-
 /**
- * A first-in first-out queue whose array is reused: emptied, it starts again
- * at the front of the same array (unless a burst grew it past 16 slots).
+ * A first-in first-out queue that makes no array for a single item: the
+ * oldest item is held in a field of its own, and only the ones after it go
+ * to an array, dropped whenever it empties. A heartbeat's ping, pong and
+ * event then pass through without an allocation and leave nothing behind,
+ * while a burst is queued as usual.
  *
  * @example
  * ```ts
@@ -30,13 +31,14 @@ const KEEP_SLOTS = 16;
  * ```
  */
 export class Fifo<T> {
-  #items: (T | undefined)[] = [];
-  #head = 0;
-  #tail = 0;
+  #size = 0;
+  #front: T | undefined; // the oldest item, when there is one
+  #rest: (T | undefined)[] = []; // the items after it, from #restHead
+  #restHead = 0;
 
   /** How many items wait. */
   get size(): number {
-    return this.#tail - this.#head;
+    return this.#size;
   }
 
   /**
@@ -45,7 +47,8 @@ export class Fifo<T> {
    * @param item The item.
    */
   push(item: T): void {
-    this.#items[this.#tail++] = item;
+    if (this.#size++ === 0) this.#front = item;
+    else this.#rest.push(item);
   }
 
   /**
@@ -54,15 +57,22 @@ export class Fifo<T> {
    * @returns The item, or `undefined` when the queue is empty.
    */
   shift(): T | undefined {
-    if (this.#head === this.#tail) return undefined;
-    const item = this.#items[this.#head];
-    this.#items[this.#head++] = undefined; // not kept alive by the queue
-    if (this.#head === this.#tail) this.#reset();
-    else if (this.#head > KEEP_SLOTS && this.#head * 2 > this.#tail) {
+    if (this.#size === 0) return undefined;
+    const item = this.#front;
+    if (--this.#size === 0) {
+      this.#front = undefined;
+      return item;
+    }
+    const rest = this.#rest;
+    this.#front = rest[this.#restHead];
+    rest[this.#restHead++] = undefined; // not kept alive by the queue
+    if (this.#restHead === rest.length) {
+      this.#rest = []; // a burst's array is not kept
+      this.#restHead = 0;
+    } else if (this.#restHead > 1024 && this.#restHead * 2 > rest.length) {
       // Never empty for long (a steady producer): drop the taken slots in front.
-      this.#items = this.#items.slice(this.#head, this.#tail);
-      this.#tail -= this.#head;
-      this.#head = 0;
+      this.#rest = rest.slice(this.#restHead);
+      this.#restHead = 0;
     }
     return item;
   }
@@ -73,14 +83,8 @@ export class Fifo<T> {
    * @returns The items, oldest first.
    */
   takeAll(): T[] {
-    const items = this.#items.slice(this.#head, this.#tail) as T[];
-    this.#items.fill(undefined, this.#head, this.#tail);
-    this.#reset();
+    const items: T[] = [];
+    while (this.#size > 0) items.push(this.shift()!);
     return items;
-  }
-
-  #reset(): void {
-    this.#head = this.#tail = 0;
-    if (this.#items.length > KEEP_SLOTS) this.#items = [];
   }
 }

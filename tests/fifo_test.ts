@@ -19,4 +19,12 @@ Deno.test("Fifo keeps order across refills, bursts and a producer that never let
   assert.equal(queue.size, 1);
   assert.deepEqual(queue.takeAll(), [10_000]);
   assert.deepEqual(queue.takeAll(), []);
+  // A deep queue that is never emptied: its array is compacted as it goes, order kept.
+  for (let i = 0; i < 3000; i++) queue.push(i);
+  for (let i = 0; i < 5000; i++) {
+    queue.push(3000 + i);
+    assert.equal(queue.shift(), i);
+  }
+  assert.equal(queue.size, 3000);
+  assert.deepEqual(queue.takeAll(), Array.from({ length: 3000 }, (_, i) => 5000 + i));
 });
