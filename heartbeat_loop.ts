@@ -82,7 +82,7 @@ export interface HeartbeatSettings {
  * assert.equal(beats, 3);
  * ```
  */
-export class HeartbeatLoop {
+export class HeartbeatLoop implements ProbeListener {
   /** Resolves when the loop is stopped; rejects with what failed it. */
   readonly done: Promise<void>;
   #probe: SendProbe;
@@ -137,7 +137,7 @@ export class HeartbeatLoop {
     if (timeout !== Infinity) this.#alarm = setAlarm(timeout, this.#late);
     let sent: Probe;
     try {
-      sent = this.#probe(this.#listener);
+      sent = this.#probe(this);
     } catch (error) {
       this.#fail(error);
       return;
@@ -149,15 +149,14 @@ export class HeartbeatLoop {
     this.#sent = sent;
   };
 
-  /** What every probe of this loop reports to; a probe it gave up on is ignored. */
-  #listener: ProbeListener = {
-    replied: (probe, rtt) => this.#replied(probe, rtt),
-    failed: (probe, error) => {
-      if (probe === this.#sent) this.#fail(error);
-    },
-  };
-
-  #replied(sent: Probe, rtt: number): void {
+  /**
+   * A probe of this loop got its reply (the loop is its probes' listener; a
+   * probe it gave up on is ignored).
+   *
+   * @param sent The probe.
+   * @param rtt Its round trip in milliseconds.
+   */
+  replied(sent: Probe, rtt: number): void {
     if (sent !== this.#sent) return; // abandoned: late, or stopped
     this.#sent = undefined;
     this.#alarm?.cancel();
@@ -170,6 +169,17 @@ export class HeartbeatLoop {
     }
     const { interval } = this.#settings;
     if (!this.#ended && interval !== Infinity) this.#alarm = setAlarm(interval, this.#beat);
+  }
+
+  /**
+   * A probe of this loop failed: the loop fails with `error`, unless it had
+   * given up on that probe.
+   *
+   * @param sent The probe.
+   * @param error Why no reply will come.
+   */
+  failed(sent: Probe, error: unknown): void {
+    if (sent === this.#sent) this.#fail(error);
   }
 
   #late = (): void => {

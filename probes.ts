@@ -237,6 +237,17 @@ export class Probes {
   }
 
   /**
+   * Forgets a list of outstanding probes that emptied, so that a connection
+   * between beats keeps no array (the next probe makes a new one).
+   *
+   * @param list The list.
+   */
+  emptied(list: Outstanding[]): void {
+    if (this.#frames === list) this.#frames = undefined;
+    else if (this.#messages === list) this.#messages = undefined;
+  }
+
+  /**
    * Records a round-trip time in the window.
    *
    * @param rtt Milliseconds.
@@ -304,6 +315,7 @@ class Outstanding implements Probe {
     this.#list = undefined;
     const i = list.indexOf(this);
     if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.#probes.emptied(list);
     return true;
   }
 }
