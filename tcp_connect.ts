@@ -1,16 +1,18 @@
 /**
  * Layer 2: the socket side of opening wsbeat's own transport. Feature
  * detection of `Deno.connect` (the only way this module touches `Deno.*`),
- * the TCP connection (to the server, or to an HTTP proxy), writing a buffer
- * whole, and naming a failure: every error of the socket, TLS or the
- * handshake becomes a {@linkcode ConnectError} whose `kind` says why.
+ * the connection (TCP to the server or through an HTTP proxy, then TLS),
+ * reading the server's handshake answer, writing a buffer whole, and naming
+ * a failure: every error of the socket, TLS or the handshake becomes a
+ * {@linkcode ConnectError} whose `kind` says why.
  *
  * @module
  */
 
 import { ConnectError } from "./errors.ts";
-import { HandshakeError } from "./handshake.ts";
-import { proxyAddress } from "./proxy.ts";
+import { checkResponse, HandshakeError } from "./handshake.ts";
+import { MAX_HEAD_BYTES, parseHttpHead } from "./http.ts";
+import { openTunnel, proxyAddress } from "./proxy.ts";
 import { maskUrl } from "./url.ts";
 
 export interface DenoNet {
@@ -96,5 +98,125 @@ export async function connectTcp(
 export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   for (let offset = 0; offset < data.byteLength;) {
     offset += await conn.write(offset === 0 ? data : data.subarray(offset));
+  }
+}
+
+/** Where and how {@linkcode openConnection} connects. */
+export interface OpenOptions {
+  /** The server's URL (`ws:` or `wss:`). */
+  url: URL;
+  /** The URL as errors show it, credentials masked. */
+  displayUrl: string;
+  /** Extra CA certificates (PEM) for TLS. */
+  caCerts: string[] | undefined;
+  /** An HTTP proxy to tunnel through with CONNECT. */
+  proxy?: URL | undefined;
+  /** A client certificate and key (PEM) for TLS. */
+  clientCert?: { cert: string; key: string } | undefined;
+  /** Aborts the connecting. */
+  signal: AbortSignal;
+}
+
+/**
+ * Opens the connection a WebSocket handshake is then written on: TCP (with
+ * `TCP_NODELAY`), to the server or through the proxy, and TLS for `wss:`
+ * (ALPN `http/1.1`). `onConn` is told of each socket as it opens, so that an
+ * abort can close it.
+ */
+export async function openConnection(
+  net: DenoNet,
+  options: OpenOptions,
+  onConn: (conn: Deno.Conn) => void,
+): Promise<Deno.Conn> {
+  const { url, displayUrl, proxy, clientCert, caCerts, signal } = options;
+  const tls = url.protocol === "wss:";
+  const hostname = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+  const port = Number(url.port) || (tls ? 443 : 80);
+  // Only connectTls can present a client certificate (startTls cannot).
+  const withCert = tls && clientCert !== undefined && !proxy;
+  let conn: Deno.Conn;
+  if (withCert) {
+    conn = await net.connectTls({
+      hostname,
+      port,
+      caCerts,
+      alpnProtocols: ["http/1.1"],
+      ...clientCert,
+    });
+    onConn(conn);
+    if (signal.aborted) throw signal.reason;
+    await (conn as Deno.TlsConn).handshake();
+    return conn;
+  }
+  const tcp = await connectTcp(net, hostname, port, signal, proxy, displayUrl);
+  conn = tcp;
+  onConn(conn);
+  if (signal.aborted) throw signal.reason;
+  tcp.setNoDelay(true);
+  if (proxy) await openTunnel(conn, proxy, { hostname, port }, displayUrl);
+  if (!tls) return conn;
+  conn = await net.startTls(conn, { hostname, caCerts, alpnProtocols: ["http/1.1"] });
+  onConn(conn);
+  if (signal.aborted) throw signal.reason;
+  await (conn as Deno.TlsConn).handshake();
+  return conn;
+}
+
+/** What the server's handshake answer said, and the bytes that came after it. */
+export interface HandshakeAnswer {
+  /** The subprotocol it chose, or "". */
+  protocol: string;
+  /** The extensions it named, or "". */
+  extensions: string;
+  /** Bytes read past the answer's head: the first frames. */
+  rest: Uint8Array;
+}
+
+/** Reads the server's answer to the opening handshake and checks it. */
+export async function readHandshakeAnswer(
+  conn: Deno.Conn,
+  options: { accept: string; tls: boolean; displayUrl: string; protocols: string[] },
+): Promise<HandshakeAnswer> {
+  const { accept, tls, displayUrl, protocols } = options;
+  let buffer = new Uint8Array(4096);
+  let used = 0;
+  while (true) {
+    if (used === buffer.length) {
+      const bigger = new Uint8Array(Math.min(buffer.length * 2, MAX_HEAD_BYTES + 4096));
+      bigger.set(buffer);
+      buffer = bigger;
+    }
+    const n = await conn.read(buffer.subarray(used));
+    if (n === null) {
+      throw new ConnectError(
+        displayUrl,
+        "network",
+        used === 0
+          ? "the server closed the connection without answering the handshake"
+          : "the server closed the connection in the middle of its handshake answer",
+      );
+    }
+    if (used === 0 && !tls && (buffer[0] === 0x15 || buffer[0] === 0x16)) {
+      throw new ConnectError(
+        displayUrl,
+        "tls", // like the reverse mix-up: retrying cannot help
+        "the server answered with TLS: use wss://",
+      );
+    }
+    used += n;
+    let parsed;
+    try {
+      parsed = parseHttpHead(buffer.subarray(0, used), MAX_HEAD_BYTES);
+    } catch (error) {
+      throw new ConnectError(
+        displayUrl,
+        "handshake",
+        (error as Error).message.replace(/^Protocol error: /, ""),
+        { cause: error },
+      );
+    }
+    if (!parsed) continue;
+    const result = checkResponse(parsed.head, { accept, protocols });
+    return { ...result, rest: buffer.slice(parsed.length, used) };
   }
 }

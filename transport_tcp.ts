@@ -19,12 +19,10 @@
  */
 
 import { giveBack } from "./buffer_pool.ts";
-import { ConnectError, type ProtocolError } from "./errors.ts";
-import { acceptKey, buildClientRequest, checkResponse, generateKey } from "./handshake.ts";
-import { MAX_HEAD_BYTES, parseHttpHead } from "./http.ts";
+import type { ProtocolError } from "./errors.ts";
+import { acceptKey, buildClientRequest, generateKey } from "./handshake.ts";
 import { Protocol } from "./protocol.ts";
-import { openTunnel } from "./proxy.ts";
-import { classify, connectTcp, denoNet, writeAll } from "./tcp_connect.ts";
+import { classify, denoNet, openConnection, readHandshakeAnswer, writeAll } from "./tcp_connect.ts";
 import type { Transport, TransportEnd, TransportHandler } from "./transport.ts";
 
 /** Settings for {@linkcode TcpTransport}. */
@@ -203,51 +201,26 @@ export class TcpTransport implements Transport {
     const net = denoNet();
     if (!net) throw new TypeError("Cannot use the wsbeat transport as Deno.connect is missing");
     const tls = url.protocol === "wss:";
-    const hostname = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
-    const port = Number(url.port) || (tls ? 443 : 80);
     const signal = this.#connecting!.signal;
-    const { proxy, clientCert } = this.#options;
-    // Only connectTls can present a client certificate (startTls cannot).
-    const withCert = tls && clientCert !== undefined && !proxy;
     try {
-      let conn: Deno.Conn;
-      if (withCert) {
-        conn = await net.connectTls({
-          hostname,
-          port,
-          caCerts: this.#options.caCerts,
-          alpnProtocols: ["http/1.1"],
-          ...clientCert,
-        });
-        this.#conn = conn;
-        if (signal.aborted) throw signal.reason;
-        await (conn as Deno.TlsConn).handshake();
-      } else {
-        const tcp = await connectTcp(net, hostname, port, signal, proxy, displayUrl);
-        conn = tcp;
-        this.#conn = conn;
-        if (signal.aborted) throw signal.reason;
-        tcp.setNoDelay(true);
-        if (proxy) await openTunnel(conn, proxy, { hostname, port }, displayUrl);
-      }
-      if (tls && !withCert) {
-        conn = await net.startTls(conn, {
-          hostname,
-          caCerts: this.#options.caCerts,
-          alpnProtocols: ["http/1.1"],
-        });
-        this.#conn = conn;
-        if (signal.aborted) throw signal.reason;
-        await (conn as Deno.TlsConn).handshake();
-      }
+      const conn = await openConnection(net, { ...this.#options, signal }, (opened) => {
+        this.#conn = opened; // closed by #release if connecting is aborted
+      });
       const accept = await acceptKey(this.#key);
       if (signal.aborted) throw signal.reason;
       await writeAll(conn, this.#request!);
       this.#request = undefined;
-      const rest = await this.#readResponse(conn, accept, tls);
+      const answer = await readHandshakeAnswer(conn, {
+        accept,
+        tls,
+        displayUrl,
+        protocols: this.#options.protocols,
+      });
+      this.#protocolName = answer.protocol;
+      this.#extensions = answer.extensions;
       this.#open = true;
       this.#connecting = undefined;
-      if (rest.byteLength > 0) this.#protocol.receiveData(rest);
+      if (answer.rest.byteLength > 0) this.#protocol.receiveData(answer.rest);
     } catch (error) {
       const reason = signal.aborted ? signal.reason : classify(displayUrl, error, tls);
       this.#abortError ??= reason;
@@ -259,53 +232,6 @@ export class TcpTransport implements Transport {
       this.#dispatch();
       if (!this.#ended) this.#readLoop = this.#read();
     });
-  }
-
-  /** Reads the response head, checks it, and returns the bytes that followed it. */
-  async #readResponse(conn: Deno.Conn, accept: string, tls: boolean): Promise<Uint8Array> {
-    let buffer = new Uint8Array(4096);
-    let used = 0;
-    while (true) {
-      if (used === buffer.length) {
-        const bigger = new Uint8Array(Math.min(buffer.length * 2, MAX_HEAD_BYTES + 4096));
-        bigger.set(buffer);
-        buffer = bigger;
-      }
-      const n = await conn.read(buffer.subarray(used));
-      if (n === null) {
-        throw new ConnectError(
-          this.#options.displayUrl,
-          "network",
-          used === 0
-            ? "the server closed the connection without answering the handshake"
-            : "the server closed the connection in the middle of its handshake answer",
-        );
-      }
-      if (used === 0 && !tls && (buffer[0] === 0x15 || buffer[0] === 0x16)) {
-        throw new ConnectError(
-          this.#options.displayUrl,
-          "tls", // like the reverse mix-up: retrying cannot help
-          "the server answered with TLS: use wss://",
-        );
-      }
-      used += n;
-      let parsed;
-      try {
-        parsed = parseHttpHead(buffer.subarray(0, used), MAX_HEAD_BYTES);
-      } catch (error) {
-        throw new ConnectError(
-          this.#options.displayUrl,
-          "handshake",
-          (error as Error).message.replace(/^Protocol error: /, ""),
-          { cause: error },
-        );
-      }
-      if (!parsed) continue;
-      const result = checkResponse(parsed.head, { accept, protocols: this.#options.protocols });
-      this.#protocolName = result.protocol;
-      this.#extensions = result.extensions;
-      return buffer.slice(parsed.length, used);
-    }
   }
 
   // --- reading ---------------------------------------------------------------
