@@ -13,14 +13,14 @@
  * - One write pump (`serve_writer.ts`) writing every frame queued since its
  *   last write at once.
  * - Every fault is a step of this loop: what the client sent after the
- *   stall or drop point, even in the same read, gets no reply at all.
+ *   stall or drop point, even in the same read, gets no reply at all
+ *   (delayed and fragmented replies: `serve_replies.ts`).
  * - Once a close frame went out, `closeTimeout` bounds the wait for the
  *   client's; then the socket is closed whatever the client does.
  *
  * @module
  */
 
-import { encodeFrame, OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT } from "./frames.ts";
 import { Protocol } from "./protocol.ts";
 import {
   acceptHandshake,
@@ -29,6 +29,7 @@ import {
   refuseConnection,
 } from "./serve_handshake.ts";
 import { type ConnectionInfo, faultCount, type ServeSettings } from "./serve_options.ts";
+import { DelayedReplies, fragmentFrames, type Reply } from "./serve_replies.ts";
 import { closeReport } from "./serve_report.ts";
 import { FrameWriter } from "./serve_writer.ts";
 
@@ -59,21 +60,8 @@ export interface ConnectionStart {
  */
 const READ_SMALL = 1024;
 const READ_LARGE = 64 * 1024;
-const encoder = new TextEncoder();
 
 type Timer = ReturnType<typeof setTimeout>;
-
-/** A reply waiting for `echoDelay`, or to be sent now. */
-interface Reply {
-  due: number;
-  data: string | Uint8Array;
-  /** The message's payload to send back as it is (`Protocol.sendEcho`), when it has one. */
-  echo?: Uint8Array;
-  /** Cut TCP once it is written (`dropAfter`). */
-  cut: boolean;
-  /** Close with `closeWith` after it. */
-  close: boolean;
-}
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -120,9 +108,7 @@ export class ServerConnection {
   #stallAt = Infinity;
   #dropAt = Infinity;
   #stalled = false;
-  #delayed: Reply[] = [];
-  #delayedBytes = 0;
-  #delayTimer: Timer | undefined;
+  readonly #delayed = new DelayedReplies((reply) => this.#send(reply), () => this.#ended);
   #lastMessageAt = 0;
   #idleTimer: Timer | undefined;
   #pingTimer: Timer | undefined;
@@ -179,10 +165,7 @@ export class ServerConnection {
       return this.#release();
     }
     if (this.#closeWhenFlushed) return; // a cut or a close is already under way, and bounded
-    this.#delayed = [];
-    this.#delayedBytes = 0;
-    clearTimeout(this.#delayTimer);
-    this.#delayTimer = undefined;
+    this.#delayed.clear();
     this.#sendClose(1001, "server shutting down");
   }
 
@@ -355,8 +338,6 @@ export class ServerConnection {
     if (this.#protocol!.state !== "open" && !reply.cut) return false; // closing: no reply
     if (echoDelay === 0 && this.#delayed.length === 0) return this.#send(reply);
     this.#delayed.push(reply);
-    this.#delayedBytes += size(reply.data);
-    if (this.#delayTimer === undefined) this.#armDelay();
     return false;
   }
 
@@ -404,8 +385,9 @@ export class ServerConnection {
     if (this.#ended) return false;
     const { fragment, closeWith } = this.#settings;
     const open = p.state === "open";
-    if (open && fragment > 1) this.#queueFragments(reply.data, fragment);
-    else if (open) {
+    if (open && fragment > 1) {
+      for (const frame of fragmentFrames(reply.data, fragment)) this.#queue(frame);
+    } else if (open) {
       if (reply.echo) p.sendEcho(typeof reply.data === "string" ? "text" : "binary", reply.echo);
       else if (typeof reply.data === "string") p.sendText(reply.data);
       else p.sendBinary(reply.data);
@@ -429,20 +411,6 @@ export class ServerConnection {
     return false;
   }
 
-  /** A message as `n` frames, split by bytes, with an empty ping between each two. */
-  #queueFragments(data: string | Uint8Array, n: number): void {
-    const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    const first = typeof data === "string" ? OP_TEXT : OP_BINARY;
-    for (let i = 0; i < n; i++) {
-      const part = bytes.subarray(
-        Math.floor((i * bytes.length) / n),
-        Math.floor(((i + 1) * bytes.length) / n),
-      );
-      if (i > 0) this.#queue(encodeFrame(OP_PING, new Uint8Array(0)));
-      this.#queue(encodeFrame(i === 0 ? first : OP_CONTINUATION, part, { fin: i === n - 1 }));
-    }
-  }
-
   #sendClose(code: number, reason: string): void {
     const p = this.#protocol!;
     if (p.state === "open") {
@@ -453,22 +421,6 @@ export class ServerConnection {
     }
     this.#resume?.(); // read the client's answer even if reading was paused
     this.#armCloseTimer();
-  }
-
-  #armDelay(): void {
-    const head = this.#delayed[0];
-    if (head === undefined) return;
-    this.#delayTimer = setTimeout(() => {
-      this.#delayTimer = undefined;
-      const now = performance.now();
-      while (this.#delayed.length > 0 && this.#delayed[0]!.due <= now + 1) {
-        const reply = this.#delayed.shift()!;
-        this.#delayedBytes -= size(reply.data);
-        this.#send(reply);
-        if (this.#ended) return;
-      }
-      this.#armDelay();
-    }, Math.max(0, head.due - performance.now()));
   }
 
   #armIdle(idleTimeout: number): void {
@@ -501,7 +453,7 @@ export class ServerConnection {
 
   /** Bytes of replies not yet taken by the socket: queued, being written, or delayed. */
   #backlog(): number {
-    return this.#writer.unsent + this.#delayedBytes;
+    return this.#writer.unsent + this.#delayed.bytes;
   }
 
   #queue(frame: Uint8Array): void {
@@ -524,11 +476,9 @@ export class ServerConnection {
   #release(): void {
     if (this.#ended) return;
     this.#ended = true;
-    for (const timer of [this.#delayTimer, this.#idleTimer, this.#closeTimer]) {
-      clearTimeout(timer);
-    }
+    for (const timer of [this.#idleTimer, this.#closeTimer]) clearTimeout(timer);
     clearInterval(this.#pingTimer);
-    this.#delayed = [];
+    this.#delayed.clear();
     this.#writer.stop();
     try {
       this.#conn.close();
@@ -553,8 +503,4 @@ export class ServerConnection {
     this.#hooks.log(`${this.#tag} ${line}`);
     this.#hooks.onClose(this.#info!, code, reason);
   }
-}
-
-function size(data: string | Uint8Array): number {
-  return typeof data === "string" ? data.length : data.byteLength;
 }
