@@ -9,22 +9,11 @@
  *
  * ## Close semantics
  *
- * - Iteration (`for await (const msg of ws)`) ends quietly on a normal close:
- *   code 1000 (normal), 1001 (going away) or 1005 (no code given).
- * - Any other close makes iteration and {@linkcode WebSocketClient.receive}
- *   reject with {@linkcode ConnectionClosedError}, carrying the `code`, the
- *   `reason` and, as `cause`, the error behind it (a heartbeat's
- *   {@linkcode TooSlowError}, a `ProtocolError`, a network error).
- *   `receive()` also rejects after a normal close, once the queue is drained,
- *   since it has no message to give.
- * - Messages received before the close are delivered first.
- * - A server that breaks RFC 6455 gets the connection failed with 1002, 1007
- *   or 1009 (the code is reported, initiator `"client"`, error a
- *   `ProtocolError`).
- * - A connection that ended without a closing handshake is reported as 1006.
- * - {@linkcode WebSocketClient.closed} never rejects, and resolves only once
- *   the transport has released the socket (on the native transport, which
- *   cannot release a dead socket, once the client has given up on it).
+ * As `close_info.ts` states them: iteration ends quietly on a normal close
+ * (1000, 1001, 1005) and rejects with {@linkcode ConnectionClosedError} on
+ * any other, after the messages received before the close;
+ * {@linkcode WebSocketClient.closed} never rejects, and resolves once the
+ * socket is released.
  *
  * This module does not touch `Deno.*`: it runs on every runtime.
  *
@@ -100,7 +89,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   static {
     endIterationQuietly = (ws) => {
       ws.#alwaysQuiet = true;
-      if (ws.#info) ws.#quiet = true;
+      if (ws.#info) ws.#inbox.quiet = true;
     };
     unreadCount = (ws) => ws.#inbox.length;
   }
@@ -121,7 +110,6 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #forced: Error | undefined; // why wsbeat ended the connection itself (reported as 1006)
   #info: CloseInfo | undefined;
   #end: ConnectionClosedError | undefined;
-  #quiet = false;
   #closed: Promise<CloseInfo>;
   #resolveClosed!: (info: CloseInfo) => void;
   #beats: HeartbeatLoop | undefined; // the heartbeat's scope, when there is a heartbeat
@@ -307,10 +295,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
    *   queued message has been read, whatever the close code.
    */
   receive(options: SignalOptions = {}): Promise<Message> {
-    const message = this.#inbox.shift();
-    if (message !== undefined) return Promise.resolve(message);
-    if (this.#end) return Promise.reject(this.#end);
-    return this.#inbox.wait(options.signal);
+    return this.#inbox.receive(options.signal);
   }
 
   /**
@@ -319,20 +304,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
    * loop early (`break`) does not close the connection.
    */
   [Symbol.asyncIterator](): AsyncIterator<Message> {
-    const done = { value: undefined, done: true } as const;
-    return {
-      next: (): Promise<IteratorResult<Message>> => {
-        const message = this.#inbox.shift();
-        if (message !== undefined) return Promise.resolve({ value: message, done: false });
-        if (this.#end) return this.#quiet ? Promise.resolve(done) : Promise.reject(this.#end);
-        return new Promise((resolve, reject) =>
-          this.#inbox.waitWith(
-            (value) => resolve({ value, done: false }),
-            (error) => error === this.#end && this.#quiet ? resolve(done) : reject(error),
-          )
-        );
-      },
-    };
+    return { next: () => this.#inbox.next() };
   }
 
   /**
@@ -538,7 +510,6 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     clearTimeout(this.#connectTimer);
     this.#info = info;
     this.#endAt = performance.now();
-    this.#quiet = this.#alwaysQuiet || isNormalClose(info);
     this.#end = info.error instanceof ConnectionClosedError
       ? info.error
       : new ConnectionClosedError(info.code, info.reason, describeClose(info), {
@@ -548,7 +519,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     this.#stale?.stop();
     this.#beats?.stop(this.#end);
     this.#flow.end();
-    this.#inbox.end(this.#end);
+    this.#inbox.end(this.#end, this.#alwaysQuiet || isNormalClose(info));
     this.#probes.rejectAll(this.#end);
     this.#resolveClosed(info);
   }

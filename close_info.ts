@@ -9,6 +9,14 @@
  *   for a protocol error (1002, 1007, 1009), and 1006 when no close frame came
  *   back: a dropped connection, or one wsbeat ended itself (a failed
  *   heartbeat, a consumer that fell behind on the native transport).
+ * - The error a rejection carries as `cause` is what ended the connection:
+ *   a heartbeat's `TooSlowError`, a `ProtocolError`, a network error.
+ * - Messages received before the close are delivered first. `receive()`
+ *   rejects after any close, normal or not, once they are read, since it has
+ *   no message to give.
+ * - A client's `closed` promise never rejects, and resolves only once the
+ *   transport has released the socket (on the native transport, which cannot
+ *   release a dead socket, once the client has given up on it).
  *
  * @module
  */

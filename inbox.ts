@@ -3,7 +3,10 @@
  * application, bounded in messages and in bytes. When it reaches either
  * bound it calls `onFull` (the client stops reading, or on the native
  * transport gives up); when the consumer has read it down to half of both
- * bounds it calls `onRoom` (the client reads again).
+ * bounds it calls `onRoom` (the client reads again). It also serves the
+ * client's reading: {@linkcode Inbox.receive} and {@linkcode Inbox.next}
+ * give the queued messages first, then wait, and once the connection ended
+ * reject with its error (iteration ends quietly after a normal close).
  *
  * @module
  */
@@ -16,6 +19,7 @@ interface Waiter {
 }
 
 const encoder = new TextEncoder();
+const DONE: IteratorResult<Message> = { value: undefined, done: true };
 // deno-lint-ignore no-control-regex
 const NON_ASCII = /[^\x00-\x7f]/;
 const SCRATCH_CHARS = 64 * 1024;
@@ -60,6 +64,10 @@ export class Inbox {
   #bytes = 0;
   #full = false;
   #waiters: Waiter[] = [];
+  #end: unknown; // the error readers get once the connection ended and the queue is empty
+  #ended = false;
+  /** Whether iteration ends quietly (done) rather than rejecting, once ended. */
+  quiet = false;
 
   /**
    * Creates an empty inbox.
@@ -159,24 +167,50 @@ export class Inbox {
   }
 
   /**
-   * Waits for the next message pushed with callbacks instead of a promise
-   * (call only when the queue is empty): for a reader that makes its own
-   * promise, such as an async iterator's `next()`, saving a promise and a
-   * microtask turn a message.
+   * The next message, queued or yet to come, for `receive()`.
    *
-   * @param resolve Called with the next message.
-   * @param reject Called with the error the connection ended with.
+   * @param signal Abandons the wait.
+   * @returns The message; rejects with the end's error once the connection
+   * ended and the queue is empty.
    */
-  waitWith(resolve: (message: Message) => void, reject: (error: unknown) => void): void {
-    this.#waiters.push({ resolve, reject });
+  receive(signal?: AbortSignal): Promise<Message> {
+    const message = this.shift();
+    if (message !== undefined) return Promise.resolve(message);
+    if (this.#ended) return Promise.reject(this.#end);
+    return this.wait(signal);
   }
 
   /**
-   * Rejects every waiting reader, when the connection has ended.
+   * The next step of message iteration: a message, or done after a quiet
+   * end; rejects with the end's error after any other. A reader that has to
+   * wait gets one promise, resolved by {@linkcode Inbox.push} directly.
    *
-   * @param error What they reject with.
+   * @returns The iterator result.
    */
-  end(error: unknown): void {
+  next(): Promise<IteratorResult<Message>> {
+    const message = this.shift();
+    if (message !== undefined) return Promise.resolve({ value: message, done: false });
+    if (this.#ended) return this.quiet ? Promise.resolve(DONE) : Promise.reject(this.#end);
+    return new Promise((resolve, reject) =>
+      this.#waiters.push({
+        resolve: (value) => resolve({ value, done: false }),
+        reject: (error) => this.quiet && error === this.#end ? resolve(DONE) : reject(error),
+      })
+    );
+  }
+
+  /**
+   * Ends reading, when the connection has ended: waiting readers reject with
+   * `error` (or, iterating after a quiet end, are done), and so do later
+   * ones once the queue is empty.
+   *
+   * @param error What readers reject with.
+   * @param quiet Whether iteration ends quietly.
+   */
+  end(error: unknown, quiet: boolean): void {
+    this.#end = error;
+    this.#ended = true;
+    this.quiet = quiet;
     for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
   }
 }
