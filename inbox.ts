@@ -13,10 +13,14 @@
 
 import type { Message } from "./client_options.ts";
 
-interface Waiter {
-  resolve(message: Message): void;
-  reject(error: unknown): void;
-}
+/** A waiting reader: `receive()`, or an iterator's `next()` (done after a quiet end). */
+type Waiter =
+  | { iterating: false; resolve(message: Message): void; reject(error: unknown): void }
+  | {
+    iterating: true;
+    resolve(result: IteratorResult<Message>): void;
+    reject(error: unknown): void;
+  };
 
 const encoder = new TextEncoder();
 const DONE: IteratorResult<Message> = { value: undefined, done: true };
@@ -97,7 +101,8 @@ export class Inbox {
   push(message: Message, bytes: number): void {
     const waiter = this.#waiters.shift();
     if (waiter) {
-      waiter.resolve(message);
+      if (waiter.iterating) waiter.resolve({ value: message, done: false });
+      else waiter.resolve(message);
       return;
     }
     this.#queue.push(message);
@@ -143,10 +148,11 @@ export class Inbox {
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
       if (!signal) {
-        this.#waiters.push({ resolve, reject });
+        this.#waiters.push({ iterating: false, resolve, reject });
         return;
       }
       const waiter: Waiter = {
+        iterating: false,
         resolve: (message) => {
           signal.removeEventListener("abort", onAbort);
           resolve(message);
@@ -192,10 +198,7 @@ export class Inbox {
     if (message !== undefined) return Promise.resolve({ value: message, done: false });
     if (this.#ended) return this.quiet ? Promise.resolve(DONE) : Promise.reject(this.#end);
     return new Promise((resolve, reject) =>
-      this.#waiters.push({
-        resolve: (value) => resolve({ value, done: false }),
-        reject: (error) => this.quiet && error === this.#end ? resolve(DONE) : reject(error),
-      })
+      this.#waiters.push({ resolve, reject, iterating: true })
     );
   }
 
@@ -211,6 +214,9 @@ export class Inbox {
     this.#end = error;
     this.#ended = true;
     this.quiet = quiet;
-    for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
+    for (const waiter of this.#waiters.splice(0)) {
+      if (waiter.iterating && quiet) waiter.resolve(DONE);
+      else waiter.reject(error);
+    }
   }
 }
