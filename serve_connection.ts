@@ -63,6 +63,9 @@ const READ_LARGE = 64 * 1024;
 
 type Timer = ReturnType<typeof setTimeout>;
 
+/** No automatic frames (pongs, close replies) to send: the common case. */
+const NO_FRAMES: readonly Uint8Array[] = [];
+
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -289,10 +292,10 @@ export class ServerConnection {
     const p = this.#protocol!;
     const closeSentBefore = p.closeSent !== undefined;
     p.receiveData(chunk);
-    const automatic = p.dataToSend();
+    const automatic = p.pendingBytes > 0 ? p.dataToSend() : NO_FRAMES;
     let next = 0;
     let ownClose = false;
-    for (const event of p.events()) {
+    for (let event; (event = p.nextEvent()) !== undefined;) {
       if (this.#stopped) break;
       switch (event.type) {
         case "ping":
@@ -313,7 +316,7 @@ export class ServerConnection {
     }
     if (!this.#stopped) {
       for (; next < automatic.length; next++) this.#queue(automatic[next]!); // a failure's close frame
-    }
+    } else while (p.nextEvent() !== undefined); // after the stall or drop point: no reply at all
     this.#startPump();
     this.#afterInput();
   }
@@ -391,7 +394,7 @@ export class ServerConnection {
       if (reply.echo) p.sendEcho(typeof reply.data === "string" ? "text" : "binary", reply.echo);
       else if (typeof reply.data === "string") p.sendText(reply.data);
       else p.sendBinary(reply.data);
-      for (const frame of p.dataToSend()) this.#queue(frame);
+      for (let frame; (frame = p.nextData()) !== undefined;) this.#queue(frame);
     }
     if (reply.cut) {
       // Cut even when the client closed meanwhile: what followed the n-th message is ignored.

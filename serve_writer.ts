@@ -33,6 +33,7 @@ export class FrameWriter {
   #queued = 0;
   #inFlight = 0;
   #pump: Promise<void> | undefined;
+  #single: Uint8Array | undefined; // the lone frame being written without the pump
   #stopped = false;
 
   /**
@@ -69,10 +70,43 @@ export class FrameWriter {
 
   /** Starts writing what is queued, unless a write is under way (it will take it). */
   flush(): void {
-    if (this.#pump === undefined && !this.#stopped && this.#outbox.length > 0) {
-      this.#pump = this.#write();
-    }
+    if (this.#pump !== undefined || this.#stopped || this.#outbox.length === 0) return;
+    if (this.#outbox.length === 1) {
+      // One frame (a lone echo): written without an async function, the common case.
+      const frame = this.#outbox.pop()!;
+      this.#queued = 0;
+      this.#inFlight = frame.byteLength;
+      this.#single = frame;
+      this.#pump = this.#conn.write(frame).then(this.#wroteSingle, this.#failed);
+    } else this.#pump = this.#write();
   }
+
+  #wroteSingle = (written: number): void => {
+    const frame = this.#single!;
+    this.#single = undefined;
+    if (written < frame.byteLength) { // rare: the rest, and what queued meanwhile, by the pump
+      this.#outbox.unshift(frame.subarray(written));
+      this.#queued += frame.byteLength - written;
+      this.#inFlight = 0;
+      this.#pump = this.#write();
+      return;
+    }
+    this.#inFlight = 0;
+    giveBack(frame.buffer);
+    this.#hooks.onWritten();
+    if (this.#outbox.length > 0 && !this.#stopped) {
+      this.#pump = this.#write();
+      return;
+    }
+    this.#pump = undefined;
+    if (!this.#stopped) this.#hooks.onIdle();
+  };
+
+  #failed = (error: unknown): void => {
+    this.#single = undefined;
+    this.#pump = undefined;
+    if (!this.#stopped) this.#hooks.onError(error);
+  };
 
   /** Forgets what is queued and writes nothing more (the socket is being closed). */
   stop(): void {
