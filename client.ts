@@ -234,9 +234,9 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       openedAt: this.#openedAt,
       uptimeMs: openAt === undefined ? 0 : (this.#endAt ?? performance.now()) - openAt,
       messagesSent: this.#messagesSent,
-      bytesSent: this.#bytesSent,
+      bytesSent: this.#transport.counted?.bytesSent ?? this.#bytesSent,
       messagesReceived: this.#messagesReceived,
-      bytesReceived: this.#bytesReceived,
+      bytesReceived: this.#transport.counted?.bytesReceived ?? this.#bytesReceived,
       latency: this.#probes.latency,
       readPaused: this.#flow.paused,
       readPauses: this.#flow.pauses,
@@ -271,7 +271,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       throw this.#notOpen("send", error);
     }
     this.#messagesSent++;
-    this.#bytesSent += byteLength(payload);
+    if (!this.#transport.counted) this.#bytesSent += byteLength(payload);
   }
 
   /**
@@ -384,13 +384,12 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #handler: TransportHandler = {
     onMessage: (data) => {
       if (this.#info) return;
-      const bytes = byteLength(data);
       this.#messagesReceived++;
-      this.#bytesReceived += bytes;
+      if (!this.#transport.counted) this.#bytesReceived += byteLength(data);
       const probes = this.#probes;
       if ((probes.hasReply || probes.awaitingMessage) && probes.onMessage(data)) return;
       this.#stale?.touch();
-      this.#inbox.push(data, bytes);
+      this.#inbox.push(data);
     },
     onPong: (payload) => this.#probes.onPong(payload),
     onDrain: () => this.#flow.written(),

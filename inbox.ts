@@ -96,15 +96,15 @@ export class Inbox {
    * Hands `message` to the oldest waiting reader, or queues it.
    *
    * @param message The message.
-   * @param bytes Its size in bytes.
    */
-  push(message: Message, bytes: number): void {
+  push(message: Message): void {
     const waiter = this.#waiters.shift();
     if (waiter) {
       if (waiter.iterating) waiter.resolve({ value: message, done: false });
       else waiter.resolve(message);
       return;
     }
+    const bytes = byteLength(message); // only what waits counts towards maxBytes
     this.#queue.push(message);
     this.#sizes.push(bytes);
     this.#bytes += bytes;

@@ -169,6 +169,8 @@ export class Protocol {
   readonly #events = new Fifo<ProtocolEvent>();
   readonly #output = new Fifo<Uint8Array>();
   #pendingBytes = 0;
+  #dataSent = 0;
+  #dataReceived = 0;
   #state: ProtocolState = "open";
   #closeSent: CloseFrame | undefined;
   #closeReceived: CloseFrame | undefined;
@@ -230,6 +232,16 @@ export class Protocol {
   /** The close frame received (code 1005 when it had no payload), or undefined. */
   get closeReceived(): { code: number; reason: string } | undefined {
     return this.#closeReceived;
+  }
+
+  /** Payload bytes of the data frames queued so far (text as UTF-8), for statistics. */
+  get bytesSent(): number {
+    return this.#dataSent;
+  }
+
+  /** Payload bytes of the data frames received so far (text as UTF-8), for statistics. */
+  get bytesReceived(): number {
+    return this.#dataReceived;
   }
 
   /** Bytes waiting in {@linkcode dataToSend}, for write batching. */
@@ -340,7 +352,9 @@ export class Protocol {
    */
   sendText(text: string): void {
     this.#checkCanSend("text");
-    this.#queue(encodeTextFrame(text, { mask: this.#mask, slab: true }));
+    const frame = encodeTextFrame(text, { mask: this.#mask, slab: true });
+    this.#dataSent += payloadLength(frame);
+    this.#queue(frame);
   }
 
   /**
@@ -352,6 +366,7 @@ export class Protocol {
    */
   sendBinary(data: Uint8Array): void {
     this.#checkCanSend("binary");
+    this.#dataSent += data.length;
     this.#queue(encodeFrame(OP_BINARY, data, { mask: this.#mask, slab: true }));
   }
 
@@ -367,6 +382,7 @@ export class Protocol {
   sendEcho(type: "text" | "binary", echo: Uint8Array): void {
     this.#checkCanSend(type);
     const opcode = type === "text" ? OP_TEXT : OP_BINARY;
+    this.#dataSent += echo.length;
     this.#queue(
       this.#mask ? encodeFrame(opcode, echo, { mask: true }) : encodeFrameInPlace(opcode, echo),
     );
@@ -483,6 +499,7 @@ export class Protocol {
 
   #handle(frame: Frame): void {
     if (frame.rsv !== 0) throw new ProtocolError(1002, "reserved bits set");
+    if (frame.opcode < 8) this.#dataReceived += frame.payload.length;
     switch (frame.opcode) {
       case OP_TEXT:
       case OP_BINARY:
@@ -536,4 +553,13 @@ export class Protocol {
     }
     this.#state = "closed";
   }
+}
+
+/** The payload length a serialised frame's header states (up to 2^53). */
+function payloadLength(frame: Uint8Array): number {
+  const n = frame[1]! & 0x7f;
+  if (n < 126) return n;
+  if (n === 126) return (frame[2]! << 8) | frame[3]!;
+  return new DataView(frame.buffer, frame.byteOffset + 2, 8).getUint32(0) * 0x1_0000_0000 +
+    new DataView(frame.buffer, frame.byteOffset + 6, 4).getUint32(0);
 }

@@ -138,6 +138,11 @@ export class TcpTransport implements Transport {
     return this.#buffered;
   }
 
+  /** The protocol counts the payload bytes it frames and parses. */
+  get counted(): Protocol {
+    return this.#protocol;
+  }
+
   attach(handler: TransportHandler): void {
     this.#handler = handler;
   }

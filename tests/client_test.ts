@@ -436,8 +436,27 @@ Deno.test("WebSocketClient.receive() rejects with the signal's reason and keeps 
   assert.equal(await ws.receive(), "kept");
 });
 
-Deno.test("WebSocketClient counts messages, bytes and timing", async () => {
+Deno.test("WebSocketClient counts messages, bytes and timing", async (t) => {
   await using server = serve();
+  // The native transport's bytes are counted by the client, the wsbeat transport's by its protocol.
+  await t.step("native transport", async () => {
+    await using ws = await connect(server.url, { transport: "native" });
+    for (const m of ["héllo", new Uint8Array(10), "€".repeat(30_000)]) {
+      ws.send(m);
+      await ws.receive();
+    }
+    assert.equal(ws.stats.bytesSent, 6 + 10 + 90_000);
+    assert.equal(ws.stats.bytesReceived, 6 + 10 + 90_000);
+  });
+  await t.step("wsbeat transport, lengths of every header size", async () => {
+    await using ws = await connect(server.url, { transport: "wsbeat" });
+    for (const m of ["é".repeat(60), "€".repeat(300), "€".repeat(30_000)]) {
+      ws.send(m);
+      await ws.receive();
+    }
+    assert.equal(ws.stats.bytesSent, 120 + 900 + 90_000);
+    assert.equal(ws.stats.bytesReceived, 120 + 900 + 90_000);
+  });
   const ws = await connect(server.url);
   ws.send("héllo"); // 6 UTF-8 bytes
   await ws.receive();
