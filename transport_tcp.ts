@@ -86,6 +86,8 @@ export class TcpTransport implements Transport {
   #writing = false;
   /** The frame `#writeOne` is writing. */
   #inFlight: Uint8Array | undefined;
+  /** Ends the pump's wait for more frames early (see `#gather`). */
+  #gathered: (() => void) | undefined;
   /** The pump waits for the next task before its first write (see `#burst`). */
   #deferred = false;
   /** The latest read delivered more than one message: answers are likely to follow in a burst. */
@@ -310,7 +312,17 @@ export class TcpTransport implements Transport {
       this.#outbox.push(frame);
       this.#buffered += frame.byteLength;
     }
-    if (this.#writing) return;
+    if (this.#writing) {
+      const gathered = this.#gathered;
+      if (
+        gathered !== undefined &&
+        (this.#buffered >= GATHER_BYTES || this.#outbox.length >= GATHER_FRAMES)
+      ) {
+        this.#gathered = undefined;
+        gathered();
+      }
+      return;
+    }
     if (!this.#burst && this.#outbox.length === 1) this.#writeOne(this.#outbox.pop()!);
     else this.#writePump = this.#pump(this.#burst);
   }
@@ -319,6 +331,20 @@ export class TcpTransport implements Transport {
    * Writes one frame on an idle pump (a heartbeat's ping, a lone message)
    * without an async function: the pump's work, for the common case.
    */
+  /**
+   * Waits while the application queues more frames: until the next task, or
+   * until {@linkcode GATHER_BYTES} are queued, whichever comes first.
+   */
+  #gather(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#gathered = resolve;
+      nextTask(() => {
+        if (this.#gathered === resolve) this.#gathered = undefined;
+        resolve();
+      });
+    });
+  }
+
   #writeOne(frame: Uint8Array): void {
     this.#writing = true;
     this.#inFlight = frame;
@@ -386,7 +412,7 @@ export class TcpTransport implements Transport {
     try {
       if (defer) {
         this.#deferred = true;
-        await nextTask();
+        await this.#gather();
         this.#deferred = false;
       }
       while (this.#outbox.length > 0 && !this.#ended) {
@@ -414,7 +440,7 @@ export class TcpTransport implements Transport {
         // Frames queued while that write was in flight: let the current task queue all it will
         // before writing them, so a burst goes out in one write (one loopback segment, one
         // syscall) instead of one per frame. A lone frame on an idle pump is written at once.
-        if (this.#outbox.length > 0) await nextTask();
+        if (this.#outbox.length > 0) await this.#gather();
       }
     } catch (error) {
       if (!this.#ended) {
@@ -475,8 +501,18 @@ export class TcpTransport implements Transport {
 }
 
 /** Resolves in a later task (after the microtasks queued now), cheaply where the runtime can. */
-function nextTask(): Promise<void> {
+function nextTask(resolve: () => void): void {
   const setImmediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
   // setTimeout(0) would wait about 2 ms here (Deno 2.9, nested timers).
-  return new Promise((resolve) => setImmediate ? setImmediate(resolve) : queueMicrotask(resolve));
+  if (setImmediate) setImmediate(resolve);
+  else queueMicrotask(resolve);
 }
+
+/**
+ * A burst's answers gathered for one write go out early once they reach this
+ * many bytes, so that the peer starts on them while the rest are made (the
+ * two ends then work at once instead of taking turns).
+ */
+const GATHER_BYTES = 16 * 1024;
+/** ... or this many frames. */
+const GATHER_FRAMES = 16;
