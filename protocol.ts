@@ -48,13 +48,7 @@ import { Fifo } from "./fifo.ts";
 import { type Frame, FrameReader } from "./frame_reader.ts";
 import { MessageAssembler, own } from "./message_assembly.ts";
 
-export {
-  DEFAULT_MAX_MESSAGE_SIZE,
-  type ProtocolEvent,
-  type ProtocolOptions,
-  type ProtocolState,
-  type Role,
-} from "./protocol_events.ts";
+export * from "./protocol_events.ts";
 import {
   DEFAULT_MAX_MESSAGE_SIZE,
   type ProtocolEvent,
