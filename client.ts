@@ -234,9 +234,9 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       openedAt: this.#openedAt,
       uptimeMs: openAt === undefined ? 0 : (this.#endAt ?? performance.now()) - openAt,
       messagesSent: this.#messagesSent,
-      bytesSent: this.#transport.counted?.bytesSent ?? this.#bytesSent,
+      bytesSent: this.#transport.bytesSent ?? this.#bytesSent,
       messagesReceived: this.#messagesReceived,
-      bytesReceived: this.#transport.counted?.bytesReceived ?? this.#bytesReceived,
+      bytesReceived: this.#transport.bytesReceived ?? this.#bytesReceived,
       latency: this.#probes.latency,
       readPaused: this.#flow.paused,
       readPauses: this.#flow.pauses,
@@ -271,7 +271,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       throw this.#notOpen("send", error);
     }
     this.#messagesSent++;
-    if (!this.#transport.counted) this.#bytesSent += byteLength(payload);
+    if (this.#transport.bytesSent === undefined) this.#bytesSent += byteLength(payload);
   }
 
   /**
@@ -385,7 +385,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     onMessage: (data) => {
       if (this.#info) return;
       this.#messagesReceived++;
-      if (!this.#transport.counted) this.#bytesReceived += byteLength(data);
+      if (this.#transport.bytesReceived === undefined) this.#bytesReceived += byteLength(data);
       const probes = this.#probes;
       if ((probes.hasReply || probes.awaitingMessage) && probes.onMessage(data)) return;
       this.#stale?.touch();

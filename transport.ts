@@ -62,10 +62,12 @@ export interface Transport {
   /** Whether `pause()` really stops reading (TCP flow control). */
   readonly canPause: boolean;
   /**
-   * Payload bytes of the messages sent and received so far (text as UTF-8),
-   * when the transport counts them; the client counts them itself otherwise.
+   * Payload bytes of the messages sent so far (text as UTF-8), when the
+   * transport counts them; the client counts them itself otherwise.
    */
-  readonly counted?: { readonly bytesSent: number; readonly bytesReceived: number };
+  readonly bytesSent?: number;
+  /** Payload bytes of the messages received so far, as {@linkcode Transport.bytesSent}. */
+  readonly bytesReceived?: number;
   /** Sets the handler; called once, before the event loop turns. */
   attach(handler: TransportHandler): void;
   /** Sends a text (string) or binary message. */

@@ -140,9 +140,14 @@ export class TcpTransport implements Transport {
     return this.#buffered;
   }
 
-  /** The protocol counts the payload bytes it frames and parses. */
-  get counted(): Protocol {
-    return this.#protocol;
+  /** Counted by the protocol, as it frames them. */
+  get bytesSent(): number {
+    return this.#protocol.bytesSent;
+  }
+
+  /** Counted by the protocol, as it parses them. */
+  get bytesReceived(): number {
+    return this.#protocol.bytesReceived;
   }
 
   attach(handler: TransportHandler): void {
