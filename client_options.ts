@@ -11,7 +11,13 @@ import type { TransportName } from "./transport.ts";
 
 export type { CloseInfo, CloseInitiator } from "./close_info.ts";
 
-/** A received message: text as `string`, binary as `Uint8Array`. */
+/**
+ * A received message: text as `string`, binary as `Uint8Array`. A small
+ * binary message may be a view of a larger buffer that other messages share
+ * (as Node's `Buffer` pool does): its bytes never change, but read them
+ * through the view (or `slice()` it to keep a buffer of its own), not through
+ * its `buffer`.
+ */
 export type Message = string | Uint8Array;
 
 /** What {@linkcode WebSocketClient.send} accepts. */

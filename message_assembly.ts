@@ -67,10 +67,10 @@ export class MessageAssembler {
    * A message in one frame.
    *
    * @param opcode OP_TEXT or OP_BINARY.
-   * @param payload The frame's payload.
-   * @param room Whether the payload has a buffer of its own with room for a
-   *   header before it: then it is the message's `echo` too (and binary data
-   *   is that payload, not a copy).
+   * @param payload The frame's payload; binary data is this payload, not a
+   *   copy (see `Frame.payload` in `frame_reader.ts`).
+   * @param room Whether the payload has room for a header before it (a
+   *   frame's `room`): then it is the message's `echo` too.
    * @returns The message.
    * @throws {ProtocolError} 1007 for text that is not UTF-8.
    */
@@ -78,7 +78,7 @@ export class MessageAssembler {
     if (opcode !== OP_TEXT) {
       return room
         ? { type: "binary", data: payload, echo: payload }
-        : { type: "binary", data: own(payload) };
+        : { type: "binary", data: payload };
     }
     // The lossy decoder is 2-6x faster than the fatal one (Deno 2.9: it skips a copy and the
     // error checks), and turns every invalid sequence into U+FFFD: only a message that holds

@@ -69,8 +69,10 @@ export interface ProtocolOptions {
    */
   maxMessageSize?: number;
   /**
-   * An echo server's mode: a message over 4 KiB in one frame comes with
-   * `echo`, its payload with room for a header, for `Protocol.sendEcho`.
+   * An echo server's mode: a message in one frame comes with `echo`, its
+   * payload with room for a header, for `Protocol.sendEcho`. Its binary
+   * `data` is that payload too: up to 4 KiB, a view of a slab shared with
+   * other payloads (never reused, so the view stays valid).
    * @default {false}
    */
   echo?: boolean;

@@ -80,18 +80,26 @@ Deno.test("Protocol.receiveData() delivers whole text and binary messages, both 
   }
 });
 
-Deno.test("Protocol.receiveData() gives binary data a buffer of its own", () => {
+Deno.test("Protocol.receiveData() hands out binary data whose bytes never change", () => {
   const client = new Protocol({ role: "client" });
-  client.receiveData(
-    concat(
-      encodeFrame(OP_BINARY, new Uint8Array([1])),
-      encodeFrame(OP_BINARY, new Uint8Array([2])),
-    ),
-  );
-  for (const event of client.events()) {
-    assert.equal(event.type, "binary");
-    if (event.type === "binary") assert.equal(event.data.buffer.byteLength, 1);
+  // 300 small messages fill several shared slabs; each chunk is zeroed once read, as the
+  // transport reuses its read buffer.
+  const sent = Array.from({ length: 300 }, (_, i) => new Uint8Array(100).fill(i % 256));
+  sent.push(new Uint8Array(5000).fill(9));
+  const received: Uint8Array[] = [];
+  for (const data of sent) {
+    const chunk = encodeFrame(OP_BINARY, data);
+    client.receiveData(chunk);
+    chunk.fill(0);
+    for (const event of client.events()) {
+      assert.equal(event.type, "binary");
+      if (event.type === "binary") received.push(event.data);
+    }
   }
+  assert.deepEqual(received, sent);
+  // A small message shares a buffer of at most 8 KiB (what a kept message keeps alive).
+  assert.ok(received[0]!.buffer.byteLength <= 8192, `${received[0]!.buffer.byteLength} bytes`);
+  assert.equal(received[300]!.buffer.byteLength, 5000, "a large one has a buffer of its own");
 });
 
 Deno.test("Protocol.receiveData() handles a frame split at every byte offset", () => {
@@ -401,7 +409,35 @@ Deno.test("Protocol.sendEcho() sends a message received with echo back as it cam
   assert.deepEqual(sent, [encodeTextFrame(text), encodeFrame(OP_BINARY, binary)]);
 });
 
-Deno.test("Protocol({ echo }) keeps every rule and gives echo only to large whole messages", async (t) => {
+Deno.test("Protocol.sendEcho() writes small echoes from the shared slab without touching each other", () => {
+  const server = new Protocol({ role: "server", echo: true });
+  const messages = ["a", "bé".repeat(60), "c".repeat(4096), "d".repeat(200)];
+  const blob = new Uint8Array(1000).map((_, i) => i % 7);
+  server.receiveData(concat(
+    ...messages.map((text) => peerFrame("server", OP_TEXT, text)),
+    peerFrame("server", OP_BINARY, blob),
+  ));
+  const events = server.events().filter((event) =>
+    event.type === "text" || event.type === "binary"
+  );
+  assert.deepEqual(events.map((event) => event.type === "text" ? event.data : "binary"), [
+    ...messages,
+    "binary",
+  ]);
+  const last = events[4]!;
+  assert.equal(last.type, "binary");
+  assert.equal(last.echo, last.data, "binary data is the payload itself");
+  // Each header goes into the room before its payload: none may overwrite another's bytes.
+  for (const event of events) server.sendEcho(event.type, event.echo!);
+  const sent = server.dataToSend();
+  assert.equal(sent[1]!.buffer, events[0]!.echo!.buffer, "one slab holds them");
+  assert.deepEqual(sent, [
+    ...messages.map((text) => encodeTextFrame(text)),
+    encodeFrame(OP_BINARY, blob),
+  ]);
+});
+
+Deno.test("Protocol({ echo }) keeps every rule and gives echo only to whole messages", async (t) => {
   await t.step("invalid UTF-8 in a large text frame fails 1007", () => {
     const server = new Protocol({ role: "server", echo: true });
     const bad = encoder.encode("x".repeat(5000));
@@ -410,7 +446,7 @@ Deno.test("Protocol({ echo }) keeps every rule and gives echo only to large whol
     assert.deepEqual(server.events(), []);
     assertFailed(server, 1007, "invalid UTF-8 in text message");
   });
-  await t.step("small and fragmented messages come without echo", () => {
+  await t.step("fragmented messages come without echo", () => {
     const server = new Protocol({ role: "server", echo: true });
     const large = "é".repeat(3000); // 6000 bytes, split inside a code point
     const bytes = encoder.encode(large);
@@ -420,7 +456,7 @@ Deno.test("Protocol({ echo }) keeps every rule and gives echo only to large whol
       peerFrame("server", OP_CONTINUATION, bytes.subarray(4999)),
     ));
     assert.deepEqual(server.events(), [
-      { type: "text", data: "small" },
+      { type: "text", data: "small", echo: encoder.encode("small") },
       { type: "text", data: large },
     ]);
   });
