@@ -98,9 +98,10 @@ export interface FrameReaderOptions {
  * into a 64 KiB slab shared with other small payloads, of every reader
  * (saving an allocation per frame, and a slab per connection), and are views
  * of it; nothing writes to them afterwards, but
- * `payload.slice()` one to keep it without the slab. Larger payloads, and
- * those that are kept in a buffer of their own anyway (a whole binary
- * message, a ping, a pong), get a buffer of their own.
+ * `payload.slice()` one to keep it without the slab. A whole binary message
+ * up to 4 KiB, which the application may keep, goes into a smaller slab of
+ * its own kind (8 KiB), so that a kept one keeps less alive. Larger
+ * payloads, and a ping's (sent back in a pong), get a buffer of their own.
  *
  * @example Frames split across pushes
  * ```ts
