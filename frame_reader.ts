@@ -126,6 +126,8 @@ export class FrameReader {
   #error: ProtocolError | undefined;
   #header: Uint8Array | undefined; // only for a header split across pushes
   #headerFilled = 0;
+  /** Where the chunk being pushed ends. */
+  #end = 0;
   #inPayload = false;
   #fin = false;
   #rsv = 0;
@@ -161,10 +163,13 @@ export class FrameReader {
    *
    * @param chunk The bytes; not kept after the call, so it may be a view of a
    * buffer that the caller reuses.
+   * @param end How many bytes of `chunk` to take (a read into a buffer kept
+   * for reading fills only its start).
    */
-  push(chunk: Uint8Array): void {
+  push(chunk: Uint8Array, end: number = chunk.length): void {
     let at = 0;
-    while (at < chunk.length && this.#error === undefined) {
+    this.#end = end;
+    while (at < end && this.#error === undefined) {
       at = this.#inPayload ? this.#readPayload(chunk, at) : this.#readHeader(chunk, at);
     }
   }
@@ -184,7 +189,7 @@ export class FrameReader {
   }
 
   #readHeader(chunk: Uint8Array, at: number): number {
-    const available = chunk.length - at;
+    const available = this.#end - at;
     if (this.#headerFilled === 0 && available >= 2) {
       const size = headerSize(chunk[at + 1]!);
       if (available >= size) {
@@ -194,7 +199,7 @@ export class FrameReader {
     }
     // Slow path: gather the header in #header across pushes.
     const header = this.#header ??= new Uint8Array(14);
-    while (at < chunk.length) {
+    while (at < this.#end) {
       header[this.#headerFilled++] = chunk[at++]!;
       if (this.#headerFilled >= 2 && this.#headerFilled === headerSize(header[1]!)) {
         this.#headerFilled = 0;
@@ -254,7 +259,7 @@ export class FrameReader {
   #readPayload(chunk: Uint8Array, at: number): number {
     const length = this.#length;
     if (this.#payload === undefined) {
-      const whole = chunk.length - at >= length;
+      const whole = this.#end - at >= length;
       if (whole && length <= SLAB_ITEM_MAX) {
         // A whole binary message or a ping is handed on in a buffer of its own anyway (see `own`
         // in message_assembly.ts): copy it there at once rather than twice. A pong stays in the
@@ -283,11 +288,11 @@ export class FrameReader {
         this.#payload = this.#ownBuffer(length, chunk.byteOffset + at);
       } catch {
         this.#fail(1009, `frame of ${length} bytes too large to buffer`);
-        return chunk.length;
+        return this.#end;
       }
       this.#room = this.#headerRoom > 0;
     }
-    const take = Math.min(length - this.#payloadFilled, chunk.length - at);
+    const take = Math.min(length - this.#payloadFilled, this.#end - at);
     const target = this.#payload.subarray(this.#payloadFilled, this.#payloadFilled + take);
     this.#copy(chunk.subarray(at, at + take), target, this.#payloadFilled & 3);
     this.#payloadFilled += take;

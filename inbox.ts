@@ -197,10 +197,16 @@ export class Inbox {
     const message = this.shift();
     if (message !== undefined) return Promise.resolve({ value: message, done: false });
     if (this.#ended) return this.quiet ? Promise.resolve(DONE) : Promise.reject(this.#end);
-    return new Promise((resolve, reject) =>
-      this.#waiters.push({ resolve, reject, iterating: true })
-    );
+    return new Promise(this.#waitIterating);
   }
+
+  /** The executor of {@linkcode Inbox.next}'s promise, made once rather than for each call. */
+  #waitIterating = (
+    resolve: (result: IteratorResult<Message>) => void,
+    reject: (error: unknown) => void,
+  ): void => {
+    this.#waiters.push({ resolve, reject, iterating: true });
+  };
 
   /**
    * Ends reading, when the connection has ended: waiting readers reject with

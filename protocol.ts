@@ -182,6 +182,7 @@ export class Protocol {
    *
    * @param chunk The bytes; not kept after the call, so it may be a view of
    * a buffer the caller reuses.
+   * @param length How many bytes of `chunk` to take.
    *
    * @example Reserved bits fail the connection with 1002
    * ```ts
@@ -194,9 +195,9 @@ export class Protocol {
    * assert.deepEqual(client.closeSent, { code: 1002, reason: "reserved bits set" });
    * ```
    */
-  receiveData(chunk: Uint8Array): void {
+  receiveData(chunk: Uint8Array, length: number = chunk.length): void {
     if (this.#failed || this.#eof || this.#closeReceived !== undefined) return;
-    this.#reader.push(chunk);
+    this.#reader.push(chunk, length);
     while (!this.#failed && this.#closeReceived === undefined) {
       try {
         const frame = this.#reader.next();

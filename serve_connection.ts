@@ -269,7 +269,7 @@ export class ServerConnection {
         if (this.#halfClosed && (this.#drained += n) > LINGER_BYTES) {
           return this.#release(); // still sending after it was failed: a flood, cut it
         }
-        this.#receive(buffer.subarray(0, n));
+        this.#receive(buffer, n);
         if (n === buffer.length && buffer.length < READ_LARGE) {
           buffer = new Uint8Array(Math.min(buffer.length * 4, READ_LARGE));
         }
@@ -288,10 +288,10 @@ export class ServerConnection {
    * close frame: they are taken one per such event, so that whatever
    * followed a stall or drop point is never sent.
    */
-  #receive(chunk: Uint8Array): void {
+  #receive(chunk: Uint8Array, length: number = chunk.length): void {
     const p = this.#protocol!;
     const closeSentBefore = p.closeSent !== undefined;
-    p.receiveData(chunk);
+    p.receiveData(chunk, length);
     const automatic = p.pendingBytes > 0 ? p.dataToSend() : NO_FRAMES;
     let next = 0;
     let ownClose = false;

@@ -262,7 +262,7 @@ export class TcpTransport implements Transport {
         const n = await conn.read(buffer);
         if (this.#ended) break;
         if (n === null) this.#protocol.receiveEof();
-        else this.#protocol.receiveData(buffer.subarray(0, n));
+        else this.#protocol.receiveData(buffer, n);
         this.#dispatch();
         if (n === null) break;
         if (n === buffer.length && n < READ_SIZE) buffer = new Uint8Array(2 * n);
