@@ -59,11 +59,17 @@ export class DelayedReplies {
   }
 
   /**
-   * Holds a reply until its `due` time.
+   * Holds a reply until its `due` time, with bytes of its own: a small
+   * message's bytes are a view of a slab that other messages share, which a
+   * held view would keep alive.
    *
    * @param reply The reply.
    */
   push(reply: Reply): void {
+    if (reply.echo !== undefined) {
+      reply.echo = undefined;
+      if (typeof reply.data !== "string") reply.data = reply.data.slice();
+    }
     this.#replies.push(reply);
     this.#bytes += size(reply.data);
     if (this.#timer === undefined) this.#arm();

@@ -7,10 +7,17 @@
  * reading past it). A frame that is a received message's echo written in
  * place gives its buffer back to `buffer_pool.ts` once written.
  *
+ * Small frames are often views of slabs shared with other connections
+ * (`frames.ts`, `frame_reader.ts`), which a held view keeps alive. So a
+ * frame that has to wait (queued while a write is under way, or the part a
+ * write left) is copied into a buffer of the connection's own: however
+ * slowly a client reads, what it holds is what `unsent` counts, not the
+ * slabs around it.
+ *
  * @module
  */
 
-import { giveBack } from "./buffer_pool.ts";
+import { giveBack, takeBuffer } from "./buffer_pool.ts";
 
 /** What the writer tells its connection. */
 export interface WriterHooks {
@@ -24,12 +31,17 @@ export interface WriterHooks {
 
 /** Batches of frames up to this size are joined into one write. */
 const JOIN_UP_TO = 64 * 1024;
+/** Frames up to this size that have to wait are copied into the connection's own buffer. */
+const COPY_UP_TO = 16 * 1024;
 
 /** One connection's write pump; see the module doc. */
 export class FrameWriter {
   readonly #conn: Deno.Conn;
   readonly #hooks: WriterHooks;
   #outbox: Uint8Array[] = [];
+  /** Small frames queued while a write is under way, copied (see the module doc). */
+  #tail: Uint8Array | undefined;
+  #tailUsed = 0;
   #queued = 0;
   #inFlight = 0;
   #pump: Promise<void> | undefined;
@@ -64,8 +76,28 @@ export class FrameWriter {
 
   /** Queues a frame; {@linkcode flush} starts writing. */
   queue(frame: Uint8Array): void {
-    this.#outbox.push(frame);
     this.#queued += frame.byteLength;
+    if (this.#pump === undefined || frame.byteLength > COPY_UP_TO) {
+      this.#closeTail(); // what was copied so far goes first
+      this.#outbox.push(frame);
+      return;
+    }
+    let tail = this.#tail;
+    if (tail === undefined || this.#tailUsed + frame.byteLength > tail.byteLength) {
+      this.#closeTail();
+      tail = this.#tail = takeBuffer(JOIN_UP_TO); // given back once written
+    }
+    tail.set(frame, this.#tailUsed);
+    this.#tailUsed += frame.byteLength;
+    giveBack(frame.buffer); // copied: an echo's pooled buffer can go back now
+  }
+
+  /** Moves the copied frames into the outbox, as one. */
+  #closeTail(): void {
+    if (this.#tail === undefined) return;
+    if (this.#tailUsed > 0) this.#outbox.push(this.#tail.subarray(0, this.#tailUsed));
+    this.#tail = undefined;
+    this.#tailUsed = 0;
   }
 
   /** Starts writing what is queued, unless a write is under way (it will take it). */
@@ -85,7 +117,8 @@ export class FrameWriter {
     const frame = this.#single!;
     this.#single = undefined;
     if (written < frame.byteLength) { // rare: the rest, and what queued meanwhile, by the pump
-      this.#outbox.unshift(frame.subarray(written));
+      this.#outbox.unshift(frame.slice(written)); // a copy: the frame may be a view of a slab
+      giveBack(frame.buffer);
       this.#queued += frame.byteLength - written;
       this.#inFlight = 0;
       this.#pump = this.#write();
@@ -94,7 +127,7 @@ export class FrameWriter {
     this.#inFlight = 0;
     giveBack(frame.buffer);
     this.#hooks.onWritten();
-    if (this.#outbox.length > 0 && !this.#stopped) {
+    if ((this.#outbox.length > 0 || this.#tailUsed > 0) && !this.#stopped) {
       this.#pump = this.#write();
       return;
     }
@@ -112,12 +145,15 @@ export class FrameWriter {
   stop(): void {
     this.#stopped = true;
     this.#outbox = [];
+    this.#tail = undefined;
+    this.#tailUsed = 0;
     this.#queued = 0;
   }
 
   async #write(): Promise<void> {
     try {
-      while (this.#outbox.length > 0 && !this.#stopped) {
+      while ((this.#outbox.length > 0 || this.#tailUsed > 0) && !this.#stopped) {
+        this.#closeTail();
         const frames = this.#outbox;
         const total = this.#queued;
         this.#outbox = [];
@@ -133,6 +169,7 @@ export class FrameWriter {
           const joined = join(frames, total);
           for (const frame of frames) giveBack(frame.buffer);
           await writeAll(this.#conn, joined);
+          giveBack(joined.buffer);
         }
         this.#inFlight = 0;
         this.#hooks.onWritten();
@@ -155,7 +192,7 @@ export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void>
 }
 
 function join(frames: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
+  const out = takeBuffer(total).subarray(0, total);
   let offset = 0;
   for (const frame of frames) {
     out.set(frame, offset);

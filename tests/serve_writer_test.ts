@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { DelayedReplies, type Reply } from "../serve_replies.ts";
+import { FrameWriter } from "../serve_writer.ts";
+
+/** A socket whose writes complete when the test says, taking `accept` bytes of each at most. */
+class ManualConn {
+  writes: { data: Uint8Array; copy: Uint8Array }[] = [];
+  accept = Infinity;
+  #pending: (() => void)[] = [];
+  write(data: Uint8Array): Promise<number> {
+    const n = Math.min(data.byteLength, this.accept);
+    this.writes.push({ data, copy: data.slice(0, n) });
+    return new Promise((resolve) => this.#pending.push(() => resolve(n)));
+  }
+  /** Completes the oldest write and lets the writer go on. */
+  async complete(): Promise<void> {
+    this.#pending.shift()!();
+    for (let i = 0; i < 50; i++) await Promise.resolve(); // the writer's awaits run on
+  }
+  get waiting(): number {
+    return this.#pending.length;
+  }
+}
+
+function writerOn(conn: ManualConn): { writer: FrameWriter; idle: () => boolean } {
+  let idle = false;
+  const writer = new FrameWriter(conn as unknown as Deno.Conn, {
+    onWritten: () => {},
+    onIdle: () => (idle = true),
+    onError: (error) => {
+      throw error;
+    },
+  });
+  return { writer, idle: () => idle };
+}
+
+Deno.test("FrameWriter copies small frames that wait for a write, instead of holding their buffers", async () => {
+  const conn = new ManualConn();
+  const { writer, idle } = writerOn(conn);
+  const slab = new Uint8Array(64 * 1024).map((_, i) => i % 251); // stands for a shared slab
+  writer.queue(slab.subarray(0, 10));
+  writer.flush();
+  assert.equal(conn.writes[0]!.data.buffer, slab.buffer, "a lone frame is written as it is");
+  // While that write is under way: two small frames and one over 16 KiB, in this order.
+  writer.queue(slab.subarray(100, 110));
+  writer.queue(slab.subarray(200, 200 + 20_000));
+  writer.queue(slab.subarray(300, 305));
+  assert.equal(writer.unsent, 10 + 10 + 20_000 + 5);
+  const small = [slab.slice(100, 110), slab.slice(300, 305)];
+  slab.fill(0); // a frame held as a view would now be written as zeros
+  for (let i = 0; i < 10 && conn.waiting > 0; i++) await conn.complete();
+  assert.equal(conn.writes.length, 2, "what waited goes out in one write");
+  const joined = new Uint8Array(20_015);
+  joined.set(small[0]!, 0); // copied when queued
+  joined.set(small[1]!, 20_010); // copied when queued; the large frame in between was not
+  assert.deepEqual(conn.writes[1]!.copy, joined);
+  assert.equal(writer.unsent, 0);
+  assert.ok(idle());
+});
+
+Deno.test("FrameWriter copies the part of a frame that a write left", async () => {
+  const conn = new ManualConn();
+  const { writer, idle } = writerOn(conn);
+  const slab = new Uint8Array(1000).map((_, i) => i % 251);
+  conn.accept = 3;
+  writer.queue(slab.subarray(10, 30));
+  writer.flush();
+  const rest = slab.slice(13, 30);
+  conn.accept = Infinity;
+  for (let i = 0; i < 10 && conn.waiting > 0; i++) await conn.complete();
+  assert.equal(conn.writes.length, 2);
+  assert.deepEqual(conn.writes[1]!.copy, rest);
+  assert.notEqual(conn.writes[1]!.data.buffer, slab.buffer, "the rest is a copy, not a view");
+  assert.equal(writer.unsent, 0);
+  assert.ok(idle());
+});
+
+Deno.test("DelayedReplies keeps a copy of a held reply, not a view of the slab it came in", async () => {
+  const slab = new Uint8Array(1000).map((_, i) => i % 251); // stands for a shared slab
+  const sent: Reply[] = [];
+  const { promise: due, resolve } = Promise.withResolvers<void>();
+  const replies = new DelayedReplies((reply) => {
+    sent.push(reply);
+    resolve();
+  }, () => false);
+  const view = slab.subarray(40, 48);
+  replies.push({ due: performance.now(), data: view, echo: view, cut: false, close: false });
+  replies.push({ due: performance.now(), data: "text", cut: false, close: false });
+  assert.equal(replies.bytes, 8 + 4);
+  await due;
+  const [binary] = sent;
+  assert.equal(binary!.echo, undefined, "sent from its copy, not echoed in place");
+  assert.deepEqual(binary!.data, slab.slice(40, 48));
+  assert.notEqual((binary!.data as Uint8Array).buffer, slab.buffer);
+  assert.equal(sent[1]!.data, "text");
+  replies.clear();
+});
