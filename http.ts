@@ -133,6 +133,85 @@ export function parseHttpHead(
   return { head: { startLine: lines[0]!, headers }, length };
 }
 
+/** What {@linkcode readHttpHead} reads from. */
+export interface HeadSource {
+  /** Reads into `buffer`; resolves with the count, or null at the end of the stream. */
+  read(buffer: Uint8Array): Promise<number | null>;
+}
+
+/** Options for {@linkcode readHttpHead}. */
+export interface ReadHttpHeadOptions {
+  /**
+   * The error to throw when the stream ends before the head is whole.
+   *
+   * @param received How many bytes of the head had arrived.
+   */
+  ended(received: number): Error;
+  /**
+   * Looks at the first bytes read, before they are parsed; may throw (say,
+   * for a TLS record where HTTP was expected).
+   */
+  first?(bytes: Uint8Array): void;
+  /** The largest head accepted. @default {MAX_HEAD_BYTES} */
+  maxBytes?: number;
+}
+
+/**
+ * Reads from `source` until a whole HTTP head has arrived and parses it: the
+ * read loop of a client that waits for an answer (the opening handshake, a
+ * proxy's answer to CONNECT). Memory is bounded by `maxBytes` and one read.
+ *
+ * @param source What to read from: a `Deno.Conn`, or anything with its `read`.
+ * @param options The error for an early end, and a look at the first bytes.
+ * @returns The head, and the bytes read past it (a copy).
+ * @throws {ProtocolError} 1002 from {@linkcode parseHttpHead}: no head within
+ * `maxBytes`, or a malformed header line.
+ *
+ * @example
+ * ```ts
+ * import { readHttpHead } from "./http.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = new TextEncoder().encode("HTTP/1.1 200 OK\r\nA: b\r\n\r\nrest");
+ * let at = 0;
+ * const source = {
+ *   read: (buffer: Uint8Array) => {
+ *     if (at === bytes.length) return Promise.resolve(null);
+ *     const n = Math.min(6, buffer.length, bytes.length - at); // a few bytes a read
+ *     buffer.set(bytes.subarray(at, at + n));
+ *     at += n;
+ *     return Promise.resolve(n);
+ *   },
+ * };
+ * const { head, rest } = await readHttpHead(source, { ended: () => new Error("ended") });
+ * assert.equal(head.startLine, "HTTP/1.1 200 OK");
+ * assert.equal(head.headers.get("a"), "b");
+ * assert.equal(new TextDecoder().decode(rest), "rest"); // came in the read that ended the head
+ * ```
+ */
+export async function readHttpHead(
+  source: HeadSource,
+  options: ReadHttpHeadOptions,
+): Promise<{ head: HttpHead; rest: Uint8Array }> {
+  const maxBytes = options.maxBytes ?? MAX_HEAD_BYTES;
+  let buffer = new Uint8Array(Math.min(4096, maxBytes));
+  let used = 0;
+  while (true) {
+    if (used === buffer.length) {
+      // parseHttpHead has thrown before the buffer outgrows maxBytes and one read.
+      const bigger = new Uint8Array(Math.min(buffer.length * 2, maxBytes + 4096));
+      bigger.set(buffer);
+      buffer = bigger;
+    }
+    const n = await source.read(buffer.subarray(used));
+    if (n === null) throw options.ended(used);
+    if (used === 0) options.first?.(buffer.subarray(0, n));
+    used += n;
+    const parsed = parseHttpHead(buffer.subarray(0, used), maxBytes);
+    if (parsed) return { head: parsed.head, rest: buffer.slice(parsed.length, used) };
+  }
+}
+
 const REASONS: Record<number, string> = {
   400: "Bad Request",
   401: "Unauthorized",

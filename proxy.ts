@@ -7,8 +7,8 @@
  * @module
  */
 
-import { ConnectError } from "./errors.ts";
-import { MAX_HEAD_BYTES, parseHttpHead } from "./http.ts";
+import { ConnectError, ProtocolError } from "./errors.ts";
+import { readHttpHead } from "./http.ts";
 import { maskUrl } from "./url.ts";
 
 /**
@@ -99,55 +99,48 @@ export async function openTunnel(
   const via = `the proxy ${maskUrl(proxy)}`;
   // Reading in chunks is safe: after its answer the proxy relays the server, which speaks
   // only after our opening handshake (or TLS hello), so no server byte can follow the head.
-  let buffer = new Uint8Array(1024);
-  let used = 0;
-  while (true) {
-    if (used === buffer.length) {
-      if (used >= MAX_HEAD_BYTES) {
-        throw new ConnectError(displayUrl, "network", `${via} sent an oversized answer`);
-      }
-      const bigger = new Uint8Array(used * 2);
-      bigger.set(buffer);
-      buffer = bigger;
-    }
-    const n = await conn.read(buffer.subarray(used));
-    if (n === null) {
-      throw new ConnectError(
-        displayUrl,
-        "network",
-        `${via} closed the connection without answering CONNECT`,
-      );
-    }
-    used += n;
-    let parsed;
-    try {
-      parsed = parseHttpHead(buffer.subarray(0, used), MAX_HEAD_BYTES);
-    } catch {
-      throw new ConnectError(displayUrl, "network", `${via} answered CONNECT with malformed HTTP`);
-    }
-    if (!parsed) continue;
-    const match = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(parsed.head.startLine);
-    if (!match) {
-      throw new ConnectError(displayUrl, "network", `${via} did not answer CONNECT with HTTP`);
-    }
-    const status = Number(match[1]);
-    if (status >= 200 && status < 300) {
-      if (parsed.length !== used) {
-        throw new ConnectError(displayUrl, "network", `${via} sent data before the tunnel opened`);
-      }
-      return;
-    }
-    const phrase = match[2] ? ` ${match[2]}` : "";
-    const hint = status === 407
-      ? proxy.username || proxy.password
-        ? ": the proxy refused its user name or password"
-        : ": the proxy wants a user name and password (http://user:password@host:port)"
-      : "";
+  let answer;
+  try {
+    answer = await readHttpHead(conn, {
+      ended: () =>
+        new ConnectError(
+          displayUrl,
+          "network",
+          `${via} closed the connection without answering CONNECT`,
+        ),
+    });
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) throw error;
     throw new ConnectError(
       displayUrl,
-      "status",
-      `${via} refused the tunnel with HTTP ${status}${phrase}${hint}`,
-      { status },
+      "network",
+      `${via} answered CONNECT with malformed HTTP (${
+        error.message.replace(/^Protocol error: /, "")
+      })`,
+      { cause: error },
     );
   }
+  const match = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(answer.head.startLine);
+  if (!match) {
+    throw new ConnectError(displayUrl, "network", `${via} did not answer CONNECT with HTTP`);
+  }
+  const status = Number(match[1]);
+  if (status >= 200 && status < 300) {
+    if (answer.rest.length > 0) {
+      throw new ConnectError(displayUrl, "network", `${via} sent data before the tunnel opened`);
+    }
+    return;
+  }
+  const phrase = match[2] ? ` ${match[2]}` : "";
+  const hint = status === 407
+    ? proxy.username || proxy.password
+      ? ": the proxy refused its user name or password"
+      : ": the proxy wants a user name and password (http://user:password@host:port)"
+    : "";
+  throw new ConnectError(
+    displayUrl,
+    "status",
+    `${via} refused the tunnel with HTTP ${status}${phrase}${hint}`,
+    { status },
+  );
 }

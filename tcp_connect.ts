@@ -9,9 +9,9 @@
  * @module
  */
 
-import { ConnectError } from "./errors.ts";
+import { ConnectError, ProtocolError } from "./errors.ts";
 import { checkResponse, HandshakeError } from "./handshake.ts";
-import { MAX_HEAD_BYTES, parseHttpHead } from "./http.ts";
+import { readHttpHead } from "./http.ts";
 import { openTunnel, proxyAddress } from "./proxy.ts";
 import { maskUrl } from "./url.ts";
 
@@ -178,45 +178,35 @@ export async function readHandshakeAnswer(
   options: { accept: string; tls: boolean; displayUrl: string; protocols: string[] },
 ): Promise<HandshakeAnswer> {
   const { accept, tls, displayUrl, protocols } = options;
-  let buffer = new Uint8Array(4096);
-  let used = 0;
-  while (true) {
-    if (used === buffer.length) {
-      const bigger = new Uint8Array(Math.min(buffer.length * 2, MAX_HEAD_BYTES + 4096));
-      bigger.set(buffer);
-      buffer = bigger;
-    }
-    const n = await conn.read(buffer.subarray(used));
-    if (n === null) {
-      throw new ConnectError(
-        displayUrl,
-        "network",
-        used === 0
-          ? "the server closed the connection without answering the handshake"
-          : "the server closed the connection in the middle of its handshake answer",
-      );
-    }
-    if (used === 0 && !tls && (buffer[0] === 0x15 || buffer[0] === 0x16)) {
-      throw new ConnectError(
-        displayUrl,
-        "tls", // like the reverse mix-up: retrying cannot help
-        "the server answered with TLS: use wss://",
-      );
-    }
-    used += n;
-    let parsed;
-    try {
-      parsed = parseHttpHead(buffer.subarray(0, used), MAX_HEAD_BYTES);
-    } catch (error) {
-      throw new ConnectError(
-        displayUrl,
-        "handshake",
-        (error as Error).message.replace(/^Protocol error: /, ""),
-        { cause: error },
-      );
-    }
-    if (!parsed) continue;
-    const result = checkResponse(parsed.head, { accept, protocols });
-    return { ...result, rest: buffer.slice(parsed.length, used) };
+  let answer;
+  try {
+    answer = await readHttpHead(conn, {
+      ended: (received) =>
+        new ConnectError(
+          displayUrl,
+          "network",
+          received === 0
+            ? "the server closed the connection without answering the handshake"
+            : "the server closed the connection in the middle of its handshake answer",
+        ),
+      first: (bytes) => {
+        if (!tls && (bytes[0] === 0x15 || bytes[0] === 0x16)) {
+          throw new ConnectError(
+            displayUrl,
+            "tls", // like the reverse mix-up: retrying cannot help
+            "the server answered with TLS: use wss://",
+          );
+        }
+      },
+    });
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) throw error;
+    throw new ConnectError(
+      displayUrl,
+      "handshake",
+      error.message.replace(/^Protocol error: /, ""),
+      { cause: error },
+    );
   }
+  return { ...checkResponse(answer.head, { accept, protocols }), rest: answer.rest };
 }
