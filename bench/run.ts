@@ -25,6 +25,7 @@ import {
   stateOverIdle,
 } from "./heartbeat_scale.ts";
 import { detectBench, detectTable } from "./detect.ts";
+import { burstBench, burstTable, congestionControl } from "./burst.ts";
 import { cliStartup, startupTable } from "./cli_startup.ts";
 import { startServer, startWsServer, table } from "./_server.ts";
 import {
@@ -61,6 +62,15 @@ let echo: EchoRow[];
   echo = await echoBench({ url: server.url, reps: ECHO_REPS });
 }
 console.log(echoTable(echo));
+
+log("a burst after a pause: the first echo of 64 KiB messages");
+const congestion = await congestionControl();
+let burst: Awaited<ReturnType<typeof burstBench>>;
+{
+  await using server = await startServer();
+  burst = await burstBench({ url: server.url, rounds: quick ? 10 : 30 });
+}
+console.log(burstTable(burst));
 
 log("echo against Node's ws: sequential 1 to 64 KiB");
 let wsPeer: EchoRow[];
@@ -251,6 +261,19 @@ The 4 KiB and 16 KiB rows show the delayed-ACK stall of the runtime's client: it
 \`TCP_NODELAY\` off and writes a frame's header and payload apart, so the payload waits for the
 server's delayed ACK (about 40 ms). A stalled chunk stops after 100 ms, so its round-trip count is
 low.
+
+### A burst after a pause (for the record)
+
+The 64 KiB pipelined rows swing from run to run where the kernel's TCP congestion control is BBR
+(here: ${congestion}). A loopback capture (tcpdump) showed why: the last segment of a burst's last
+echo is small (the loopback MSS is 65 483 bytes, a 64 KiB echo 65 546), the client's kernel ACKs it
+only when its delayed-ACK timer fires, and at the next burst the server's kernel sends one segment
+and then holds the rest of its echoes for about 40 ms, although the server's writes completed at
+once. It touches both clients, and with CUBIC it did not occur (README, Performance). Here each client waited 50 ms, then sent 64 messages of 64 KiB at once and kept 64
+in flight until 400 echoes were back, 30 rounds each after a warm-up round, taking turns
+(bench/burst.ts); the figure is the time to the first echo.
+
+${burstTable(burst)}
 
 ## 2. Sequential round trips against Node's \`ws\` server
 

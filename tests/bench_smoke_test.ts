@@ -4,6 +4,7 @@ import { startServer, startWsServer } from "../bench/_server.ts";
 import { echoBench, echoTable, IMPLS, wsPeerTable } from "../bench/echo.ts";
 import { heartbeatScale, heartbeatTable, idleTable } from "../bench/heartbeat_scale.ts";
 import { detectBench, detectTable } from "../bench/detect.ts";
+import { burstBench, burstTable, congestionControl } from "../bench/burst.ts";
 import { cliStartup, startupTable } from "../bench/cli_startup.ts";
 import {
   idleServer,
@@ -86,6 +87,23 @@ Deno.test("bench/detect.ts finds every stall with a TooSlowError, for both probe
     results.push(result);
   }
   assert.match(detectTable(results), /\| ping frames \| 2 \| 90 ms \|/);
+});
+
+Deno.test("bench/burst.ts times the first echo of bursts for both clients", async () => {
+  await using server = await startServer();
+  const results = await burstBench({
+    url: server.url,
+    rounds: 2,
+    pause: 5,
+    window: 4,
+    perRound: 8,
+  });
+  for (const name of ["raw", "wsbeat"] as const) {
+    assert.equal(results[name].firstEcho.length, 2, name);
+    for (const ms of results[name].firstEcho) assert.ok(ms > 0 && ms < 10_000, `${name}: ${ms}`);
+  }
+  assert.match(burstTable(results), /\| wsbeat transport \| 2 \|/);
+  assert.ok((await congestionControl()).length > 0);
 });
 
 Deno.test("bench/cli_startup.ts times the CLI", async () => {
