@@ -420,13 +420,10 @@ const keyBytes8 = new Uint8Array(8);
 const keyWord64 = new BigInt64Array(keyBytes8.buffer);
 const keyWord32 = new Int32Array(keyBytes8.buffer, 0, 1);
 
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
 /**
  * XORs `data` in place with the 4-byte masking key, key byte 0 on data byte 0
- * (masking and unmasking are the same operation). Works word-wise on the
- * 4-byte-aligned middle of the data and byte-wise on the at most 3 bytes at
- * either end.
+ * (masking and unmasking are the same operation): {@linkcode unmaskInto}
+ * with the data as both source and target.
  *
  * @param data The bytes to mask or unmask, changed in place.
  * @param key The 4-byte masking key.
@@ -451,18 +448,5 @@ export function applyMask(data: Uint8Array, key: Uint8Array): void {
       `Cannot mask with the key as it is not 4 bytes long: current value is ${key.length} bytes`,
     );
   }
-  const n = data.length;
-  const head = Math.min(n, (4 - (data.byteOffset & 3)) & 3);
-  const words = n < WORDWISE_FROM ? 0 : (n - head) >>> 2;
-  if (words > 0) {
-    const k0 = key[head & 3]!, k1 = key[(head + 1) & 3]!;
-    const k2 = key[(head + 2) & 3]!, k3 = key[(head + 3) & 3]!;
-    const word = LITTLE_ENDIAN
-      ? k0 | (k1 << 8) | (k2 << 16) | (k3 << 24)
-      : (k0 << 24) | (k1 << 16) | (k2 << 8) | k3;
-    const view = new Int32Array(data.buffer, data.byteOffset + head, words);
-    for (let i = 0; i < words; i++) view[i]! ^= word;
-    for (let i = 0; i < head; i++) data[i]! ^= key[i]!;
-  }
-  for (let i = words > 0 ? head + 4 * words : 0; i < n; i++) data[i]! ^= key[i & 3]!;
+  unmaskInto(data, data, key, 0);
 }

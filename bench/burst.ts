@@ -57,11 +57,12 @@ type Round = () => Promise<number>;
 
 function rawRound(ws: WebSocket, payload: string, window: number, n: number): Round {
   return () =>
-    new Promise<number>((resolve) => {
+    new Promise<number>((resolve, reject) => {
       const t0 = performance.now();
       let first = NaN;
       let sent = 0;
       let received = 0;
+      ws.onclose = (e) => reject(new Error(`the raw client closed during a round (${e.code})`));
       ws.onmessage = () => {
         if (received++ === 0) first = performance.now() - t0;
         if (received === n) resolve(first);
@@ -89,6 +90,7 @@ function wsbeatRound(ws: WebSocketClient, payload: string, window: number, n: nu
         sent++;
       }
     }
+    if (received < n) throw new Error(`the wsbeat client ended after ${received} of ${n} echoes`);
     return first;
   };
 }
@@ -109,16 +111,16 @@ export async function burstBench(
     raw.onopen = resolve;
     raw.onerror = reject;
   });
-  const ws = await connect(url, { transport: "wsbeat" });
-  const runs: Record<"raw" | "wsbeat", Round> = {
-    raw: rawRound(raw, payload, window, perRound),
-    wsbeat: wsbeatRound(ws, payload, window, perRound),
+  const results: Record<"raw" | "wsbeat", BurstResult> = {
+    raw: { firstEcho: [], held: 0 },
+    wsbeat: { firstEcho: [], held: 0 },
   };
-  const results = { raw: { firstEcho: [], held: 0 }, wsbeat: { firstEcho: [], held: 0 } } as Record<
-    "raw" | "wsbeat",
-    BurstResult
-  >;
   try {
+    await using ws = await connect(url, { transport: "wsbeat" });
+    const runs: Record<"raw" | "wsbeat", Round> = {
+      raw: rawRound(raw, payload, window, perRound),
+      wsbeat: wsbeatRound(ws, payload, window, perRound),
+    };
     for (let round = 0; round < rounds + 1; round++) {
       const order = round % 2 === 0 ? ["raw", "wsbeat"] as const : ["wsbeat", "raw"] as const;
       for (const name of order) {
@@ -130,10 +132,11 @@ export async function burstBench(
       }
     }
   } finally {
-    const closed = new Promise((resolve) => (raw.onclose = resolve));
-    raw.close();
-    await closed;
-    await ws.close();
+    if (raw.readyState !== WebSocket.CLOSED) {
+      const closed = new Promise((resolve) => (raw.onclose = resolve));
+      raw.close();
+      await closed;
+    }
   }
   return results;
 }

@@ -26,13 +26,11 @@ export interface EchoCase {
   mode: "sequential" | "pipelined";
 }
 
-/** Options for {@linkcode echoBench}. */
-export interface EchoBenchOptions {
-  /** The echo server's URL. */
-  url: string;
-  /** The rows; by default {@linkcode DEFAULT_CASES}. */
+/** How many messages a row sends and how: shared by {@linkcode echoBench} and `server.ts`. */
+export interface ChunkOptions {
+  /** The rows. */
   cases?: EchoCase[];
-  /** Measured chunks per client in each row, after a warm-up chunk; the order rotates. */
+  /** Measured chunks per client (or server) in each row, after warm-up chunks. */
   reps?: number;
   /** Sequential round trips per client and row (split into the chunks), per size. */
   roundTrips?: (size: number) => number;
@@ -46,6 +44,34 @@ export interface EchoBenchOptions {
    * otherwise take minutes.
    */
   budget?: number;
+}
+
+/** Options for {@linkcode echoBench}; `cases` by default {@linkcode DEFAULT_CASES}. */
+export interface EchoBenchOptions extends ChunkOptions {
+  /** The echo server's URL. */
+  url: string;
+}
+
+/** One chunk of a row: `total` messages split into `reps` chunks. */
+export function chunkSpec(
+  { size, binary }: EchoCase,
+  total: number,
+  reps: number,
+  window: number,
+  budget: number,
+): ChunkSpec {
+  return {
+    payload: payloadOf(size, binary),
+    size,
+    n: Math.max(1, Math.ceil(total / reps)),
+    window,
+    budget,
+  };
+}
+
+/** "32 B text", "64 KiB binary". */
+export function rowLabel({ size, binary }: EchoCase): string {
+  return `${sizeLabel(size)} ${binary ? "binary" : "text"}`;
 }
 
 /** The three clients compared: the raw native WebSocket, and wsbeat on each transport. */
@@ -291,14 +317,8 @@ export async function echoBench(options: EchoBenchOptions): Promise<EchoRow[]> {
   } = options;
   const rows: EchoRow[] = [];
   for (const { size, binary, mode } of cases) {
-    const per = mode === "sequential" ? roundTrips(size) : pipelined(size);
-    const spec: ChunkSpec = {
-      payload: payloadOf(size, binary),
-      size,
-      n: Math.max(1, Math.ceil(per / reps)),
-      window,
-      budget,
-    };
+    const messages = mode === "sequential" ? roundTrips(size) : pipelined(size);
+    const spec = chunkSpec({ size, binary, mode }, messages, reps, window, budget);
     const clients = {} as Record<Impl, Client>;
     for (const impl of IMPLS) clients[impl] = await OPEN[impl](url);
     const once = (impl: Impl) => clients[impl][mode](spec);
@@ -317,7 +337,7 @@ export async function echoBench(options: EchoBenchOptions): Promise<EchoRow[]> {
       size,
       binary,
       mode,
-      payload: `${sizeLabel(size)} ${binary ? "binary" : "text"}`,
+      payload: rowLabel({ size, binary, mode }),
       results: {
         raw: total(chunks.raw),
         native: total(chunks.native),

@@ -25,13 +25,13 @@
 import { parseArgs } from "node:util";
 import {
   type Chunk,
-  type ChunkSpec,
+  type ChunkOptions,
+  chunkSpec,
   type Client,
   type EchoCase,
   openRaw,
-  payloadOf,
+  rowLabel,
   type Sample,
-  sizeLabel,
   total,
 } from "./echo.ts";
 import {
@@ -107,25 +107,13 @@ export async function rssOf(pid: number): Promise<number> {
 
 // --- throughput ----------------------------------------------------------------------
 
-/** Options for {@linkcode serverEcho}. */
-export interface ServerEchoOptions {
+/**
+ * Options for {@linkcode serverEcho}: `cases` by default {@linkcode SERVER_CASES}; besides its
+ * two warm-up chunks, each server echoes one uncounted chunk of every row before the first row.
+ */
+export interface ServerEchoOptions extends ChunkOptions {
   /** The running servers. */
   servers: Record<ServerName, ServerProcess>;
-  /** The rows; by default {@linkcode SERVER_CASES}. */
-  cases?: EchoCase[];
-  /**
-   * Measured chunks per server and row, after two warm-up chunks each (and one uncounted chunk of
-   * every row on each server before the first row).
-   */
-  reps?: number;
-  /** Sequential round trips per server and row, per size. */
-  roundTrips?: (size: number) => number;
-  /** Pipelined messages per server and row, per size. */
-  pipelined?: (size: number) => number;
-  /** Messages in flight when pipelined. */
-  window?: number;
-  /** A sequential chunk stops after this many ms. */
-  budget?: number;
 }
 
 /** One server's totals in a row: the client's figures, and the server's CPU per message. */
@@ -154,13 +142,14 @@ export async function serverEcho(options: ServerEchoOptions): Promise<ServerRow[
     budget = 1000,
   } = options;
   const rows: ServerRow[] = [];
-  const specOf = ({ size, binary, mode }: EchoCase): ChunkSpec => ({
-    payload: payloadOf(size, binary),
-    size,
-    n: Math.max(1, Math.ceil((mode === "sequential" ? roundTrips(size) : pipelined(size)) / reps)),
-    window,
-    budget,
-  });
+  const specOf = (c: EchoCase) =>
+    chunkSpec(
+      c,
+      c.mode === "sequential" ? roundTrips(c.size) : pipelined(c.size),
+      reps,
+      window,
+      budget,
+    );
   // Warm-up: one uncounted chunk of every row on each server first, so that no row measures V8
   // still compiling wsbeat serve's JavaScript (Deno.serve's WebSocket is in Rust, with no warm-up).
   for (const c of cases) {
@@ -197,7 +186,7 @@ export async function serverEcho(options: ServerEchoOptions): Promise<ServerRow[
       size,
       binary,
       mode,
-      payload: `${sizeLabel(size)} ${binary ? "binary" : "text"}`,
+      payload: rowLabel({ size, binary, mode }),
       results,
     });
   }

@@ -1,16 +1,13 @@
 // Running the CLI as a subprocess, for the cli_* tests.
 
 import assert from "node:assert/strict";
+import { type CommandOutput, runCommand } from "./_command.ts";
 
 export const CLI = new URL("../cli.ts", import.meta.url).pathname;
 export const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 
 /** The result of a run: exit code, stdout, stderr. */
-export interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type Run = CommandOutput;
 
 /** Options for {@linkcode cli}. */
 export interface CliOptions {
@@ -35,25 +32,11 @@ export function denoArgs(args: string[], permissions: string[] = []): string[] {
 }
 
 /** Runs the CLI to the end. */
-export async function cli(args: string[], options: CliOptions = {}): Promise<Run> {
-  const child = new Deno.Command("deno", {
-    args: denoArgs(args, options.permissions),
-    stdin: options.input === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
+export function cli(args: string[], options: CliOptions = {}): Promise<Run> {
+  return runCommand("deno", denoArgs(args, options.permissions), {
+    input: options.input,
     env: { NO_COLOR: "1", ...options.env },
-  }).spawn();
-  if (options.input !== undefined) {
-    const writer = child.stdin.getWriter();
-    const bytes = typeof options.input === "string"
-      ? new TextEncoder().encode(options.input)
-      : options.input;
-    await writer.write(bytes).catch(() => {});
-    await writer.close().catch(() => {});
-  }
-  const { code, stdout, stderr } = await child.output();
-  const decoder = new TextDecoder();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+  });
 }
 
 /**

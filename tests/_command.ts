@@ -7,24 +7,39 @@ export interface CommandOutput {
   stderr: string;
 }
 
-/** Runs `command` with `args` (in `cwd`, with `input` on stdin if given) and collects its output. */
+/** Where and how {@linkcode runCommand} runs its command. */
+export interface CommandOptions {
+  /** Text or bytes for stdin; none: /dev/null. */
+  input?: string | Uint8Array;
+  /** The working directory. */
+  cwd?: string;
+  /** Environment variables added to the test's own. */
+  env?: Record<string, string>;
+}
+
+/**
+ * Runs `command` with `args` and collects its output. A child that exits
+ * before reading all of `input` is not an error: its exit code tells.
+ */
 export async function runCommand(
   command: string,
   args: string[],
-  options: { input?: string; cwd?: string } = {},
+  options: CommandOptions = {},
 ): Promise<CommandOutput> {
-  const { input, cwd } = options;
+  const { input, cwd, env } = options;
   const child = new Deno.Command(command, {
     args,
     ...(cwd === undefined ? {} : { cwd }),
+    ...(env === undefined ? {} : { env }),
     stdin: input === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
   if (input !== undefined) {
     const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(input));
-    await writer.close();
+    await writer.write(typeof input === "string" ? new TextEncoder().encode(input) : input)
+      .catch(() => {});
+    await writer.close().catch(() => {});
   }
   const { code, stdout, stderr } = await child.output();
   const decoder = new TextDecoder();

@@ -1,6 +1,8 @@
 // Runs every benchmark script with tiny counts, so that they cannot rot. Speed is not asserted here.
 import assert from "node:assert/strict";
 import { startServer, startWsServer } from "../bench/_server.ts";
+import { ConnectionClosedError } from "../mod.ts";
+import { serve } from "../serve.ts";
 import { echoBench, echoTable, IMPLS, wsPeerTable } from "../bench/echo.ts";
 import { heartbeatScale, heartbeatTable, idleTable } from "../bench/heartbeat_scale.ts";
 import { detectBench, detectTable } from "../bench/detect.ts";
@@ -104,6 +106,20 @@ Deno.test("bench/burst.ts times the first echo of bursts for both clients", asyn
   }
   assert.match(burstTable(results), /\| wsbeat transport \| 2 \|/);
   assert.ok((await congestionControl()).length > 0);
+});
+
+Deno.test("bench/burst.ts fails a round whose connection is dropped, for either client", async () => {
+  const options = { rounds: 2, pause: 1, window: 2, perRound: 2 };
+  {
+    await using server = serve({ dropAfter: 1 }); // the raw client goes first
+    await assert.rejects(burstBench({ url: server.url, ...options }), {
+      message: /^the raw client closed during a round \(0\)$/, // Deno reports an abrupt close as 0,
+    });
+  }
+  {
+    await using server = serve({ dropAfter: 3 }); // round 1: the wsbeat client goes first
+    await assert.rejects(burstBench({ url: server.url, ...options }), ConnectionClosedError);
+  }
 });
 
 Deno.test("bench/cli_startup.ts times the CLI", async () => {

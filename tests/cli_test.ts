@@ -4,27 +4,28 @@ import { serve } from "../serve.ts";
 import { InputFeed, type InputItem, readLines } from "../cli/stdin.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { closedPort, silentServer, statusServer } from "./_servers.ts";
+import { type CommandOutput as Run, runCommand } from "./_command.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 /** A host name no resolver can look up: its 64-character label is over the DNS limit. */
 const UNRESOLVABLE = `${"a".repeat(64)}.invalid`;
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
+/** The `deno run` arguments for the CLI with `args`. */
+function cliArgs(args: string[]): string[] {
+  return [
+    "run",
+    `--allow-net=127.0.0.1,localhost,${UNRESOLVABLE}`,
+    `--allow-read=${FIXTURES}`,
+    CLI,
+    ...args,
+  ];
 }
 
+/** The CLI as a command to spawn, for the tests that talk to it while it runs. */
 function command(args: string[], stdin: "piped" | "null" = "null"): Deno.Command {
   return new Deno.Command("deno", {
-    args: [
-      "run",
-      `--allow-net=127.0.0.1,localhost,${UNRESOLVABLE}`,
-      `--allow-read=${FIXTURES}`,
-      CLI,
-      ...args,
-    ],
+    args: cliArgs(args),
     stdin,
     stdout: "piped",
     stderr: "piped",
@@ -33,16 +34,8 @@ function command(args: string[], stdin: "piped" | "null" = "null"): Deno.Command
 }
 
 /** Runs the CLI to the end, with `input` on stdin (or none). */
-async function run(args: string[], input?: string): Promise<Run> {
-  const child = command(args, input === undefined ? "null" : "piped").spawn();
-  if (input !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(input));
-    await writer.close();
-  }
-  const { code, stdout, stderr } = await child.output();
-  const decoder = new TextDecoder();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+function run(args: string[], input?: string): Promise<Run> {
+  return runCommand("deno", cliArgs(args), { input, env: { NO_COLOR: "1" } });
 }
 
 /** Asserts a usage or connection error: exit code, one `error:` line, no stack trace. */
