@@ -8,9 +8,9 @@
  * The pool is opportunistic: a buffer that is never given back is collected
  * as any other, so a caller that loses track of one loses nothing but the
  * saving. A buffer may be given back only when nothing uses it any more:
- * the frame writers (`transport_tcp.ts`, `serve_writer.ts`) give back each
- * frame's buffer once the frame is written, and `giveBack` ignores buffers
- * that are not the pool's. Frames come from the pool through the `slab`
+ * the frame writer (`frame_writer.ts`) gives back each frame's buffer once
+ * the frame is written, and `giveBack` ignores buffers that are not the
+ * pool's. Frames come from the pool through the `slab`
  * option of `frames.ts`, an echo server's payloads through `headerRoom` in
  * `frame_reader.ts`.
  *

@@ -8,6 +8,7 @@
  */
 
 import { ConnectError, ProtocolError } from "./errors.ts";
+import { writeAll } from "./frame_writer.ts";
 import { readHttpHead } from "./http.ts";
 import { maskUrl } from "./url.ts";
 
@@ -94,7 +95,7 @@ export async function openTunnel(
   const lines = [`CONNECT ${authority} HTTP/1.1`, `Host: ${authority}`];
   if (proxy.username || proxy.password) lines.push(`Proxy-Authorization: ${basic(proxy)}`);
   const request = new TextEncoder().encode(lines.join("\r\n") + "\r\n\r\n");
-  for (let off = 0; off < request.length;) off += await conn.write(request.subarray(off));
+  await writeAll(conn, request);
 
   const via = `the proxy ${maskUrl(proxy)}`;
   // Reading in chunks is safe: after its answer the proxy relays the server, which speaks

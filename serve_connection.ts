@@ -10,7 +10,7 @@
  *   `maxUnsentBytes` of replies wait to be written (TCP flow control then
  *   holds the client back), and for good once `stallAfter` or `dropAfter`
  *   is reached.
- * - One write pump (`serve_writer.ts`) writing every frame queued since its
+ * - One write pump (`frame_writer.ts`) writing every frame queued since its
  *   last write at once.
  * - Every fault is a step of this loop: what the client sent after the
  *   stall or drop point, even in the same read, gets no reply at all
@@ -31,7 +31,7 @@ import {
 import { type ConnectionInfo, faultCount, type ServeSettings } from "./serve_options.ts";
 import { DelayedReplies, fragmentFrames, type Reply } from "./serve_replies.ts";
 import { closeReport } from "./serve_report.ts";
-import { FrameWriter } from "./serve_writer.ts";
+import { FrameWriter } from "./frame_writer.ts";
 
 /** What a connection tells the server about itself. */
 export interface ConnectionHooks {

@@ -15,7 +15,7 @@
 import { acceptKey, buildResponse, checkRequest, HandshakeError } from "./handshake.ts";
 import { buildErrorResponse, parseHttpHead } from "./http.ts";
 import type { ConnectionInfo, ServeSettings } from "./serve_options.ts";
-import { writeAll } from "./serve_writer.ts";
+import { writeAll } from "./frame_writer.ts";
 
 /** The socket and what the handshake needs around it. */
 export interface HandshakeContext {

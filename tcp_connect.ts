@@ -2,8 +2,7 @@
  * Layer 2: the socket side of opening wsbeat's own transport. Feature
  * detection of `Deno.connect` (the only way this module touches `Deno.*`),
  * the connection (TCP to the server or through an HTTP proxy, then TLS),
- * reading the server's handshake answer, writing a buffer whole, and naming
- * a failure: every error of the socket, TLS or the handshake becomes a
+ * reading the server's handshake answer, and naming a failure: every error of the socket, TLS or the handshake becomes a
  * {@linkcode ConnectError} whose `kind` says why.
  *
  * @module
@@ -92,12 +91,6 @@ export async function connectTcp(
       }`,
       { cause: error },
     );
-  }
-}
-
-export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  for (let offset = 0; offset < data.byteLength;) {
-    offset += await conn.write(offset === 0 ? data : data.subarray(offset));
   }
 }
 

@@ -6,9 +6,9 @@
  * - one read loop, feeding each chunk to the protocol and dispatching its
  *   events; paused while the client's queue is full, so TCP flow control
  *   holds the peer back instead of memory growing;
- * - one write pump that writes every frame queued since the last write in a
- *   single `write()` (with `TCP_NODELAY` on, so a frame never waits for the
- *   peer's delayed ACK);
+ * - one write pump (`frame_writer.ts`, gathering) that writes every frame
+ *   queued since the last write in a single `write()` (with `TCP_NODELAY`
+ *   on, so a frame never waits for the peer's delayed ACK);
  * - `abort()`, which closes the socket at once: a dead peer is released, not
  *   waited on.
  *
@@ -18,11 +18,11 @@
  * @module
  */
 
-import { giveBack } from "./buffer_pool.ts";
 import type { ProtocolError } from "./errors.ts";
+import { FrameWriter, writeAll } from "./frame_writer.ts";
 import { acceptKey, buildClientRequest, generateKey } from "./handshake.ts";
 import { Protocol } from "./protocol.ts";
-import { classify, denoNet, openConnection, readHandshakeAnswer, writeAll } from "./tcp_connect.ts";
+import { classify, denoNet, openConnection, readHandshakeAnswer } from "./tcp_connect.ts";
 import type { Transport, TransportEnd, TransportHandler } from "./transport.ts";
 
 /** Settings for {@linkcode TcpTransport}. */
@@ -54,8 +54,6 @@ export interface TcpTransportOptions {
 const READ_SIZE = 64 * 1024;
 /** The read buffer of a connection that has not yet received a burst that filled it. */
 const READ_SIZE_IDLE = 1024;
-/** Batches of frames up to this size are joined in a buffer the connection keeps. */
-const BATCH_BUFFER_MAX = 64 * 1024;
 
 /**
  * wsbeat's own transport: see the module doc. Created connecting; the
@@ -79,17 +77,8 @@ export class TcpTransport implements Transport {
   #networkError: Error | undefined;
   #firstClose: "local" | "remote" | undefined;
 
-  // Writing: frames wait in #outbox until the pump writes them in one write.
-  #outbox: Uint8Array[] = [];
-  #batchBuffer: Uint8Array | undefined;
-  #buffered = 0;
-  #writing = false;
-  /** The frame `#writeOne` is writing. */
-  #inFlight: Uint8Array | undefined;
-  /** Ends the pump's wait for more frames early (see `#gather`). */
-  #gathered: (() => void) | undefined;
-  /** The pump waits for the next task before its first write (see `#burst`). */
-  #deferred = false;
+  // Writing (frame_writer.ts): created once the connection is open.
+  #writer: FrameWriter | undefined;
   /** The latest read delivered more than one message: answers are likely to follow in a burst. */
   #burst = false;
   #closeWhenFlushed = false;
@@ -98,7 +87,6 @@ export class TcpTransport implements Transport {
   #paused = false;
   #resume: (() => void) | undefined;
   #readLoop: Promise<void> | undefined;
-  #writePump: Promise<void> | undefined;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
 
   #key = generateKey();
@@ -137,7 +125,7 @@ export class TcpTransport implements Transport {
   }
 
   get bufferedAmount(): number {
-    return this.#buffered;
+    return this.#writer?.unsent ?? 0;
   }
 
   /** Counted by the protocol, as it frames them. */
@@ -180,17 +168,12 @@ export class TcpTransport implements Transport {
       this.#release();
       return;
     }
-    // Best effort: the close frame goes out only if nothing is stuck ahead of it.
-    if ((!this.#writing || this.#deferred) && this.#protocol.state === "open") {
+    // Best effort: the close frame goes out only if no write is stuck ahead of it.
+    const writer = this.#writer!;
+    if (!writer.writing && this.#protocol.state === "open") {
       this.#firstClose ??= "local";
       this.#protocol.fail(code, reason.message.slice(0, 100));
-      const frames = [...this.#outbox, ...this.#protocol.dataToSend()];
-      let total = 0;
-      for (const frame of frames) total += frame.byteLength;
-      const batch = frames.length === 1
-        ? frames[0]!
-        : this.#concat(frames, 0, frames.length, total);
-      this.#conn!.write(batch).catch(() => {});
+      writer.abandon(this.#protocol.dataToSend());
     }
     this.#release();
   }
@@ -231,6 +214,16 @@ export class TcpTransport implements Transport {
       this.#protocolName = answer.protocol;
       this.#extensions = answer.extensions;
       this.#open = true;
+      this.#writer = new FrameWriter(conn, {
+        onWritten: () => this.#handler?.onDrain?.(),
+        onIdle: () => {
+          if (this.#closeWhenFlushed) this.#release();
+        },
+        onError: (error) => {
+          this.#networkError ??= error instanceof Error ? error : new Error(String(error));
+          this.#release();
+        },
+      }, { gather: true });
       this.#connecting = undefined;
       if (answer.rest.byteLength > 0) this.#protocol.receiveData(answer.rest);
     } catch (error) {
@@ -299,7 +292,7 @@ export class TcpTransport implements Transport {
     this.#flush();
     if (this.#protocol.closeExpected()) {
       this.#closeWhenFlushed = true;
-      if (!this.#writing) this.#release();
+      if (!this.#writer!.busy) this.#release();
     } else if (
       this.#protocol.closeSent && this.#protocol.closeReceived && !this.#lingerTimer &&
       this.#options.closeTimeout !== Infinity
@@ -311,152 +304,13 @@ export class TcpTransport implements Transport {
 
   // --- writing ---------------------------------------------------------------
 
+  /** Hands the protocol's frames to the writer and starts it. */
   #flush(): void {
     if (this.#protocol.pendingBytes === 0 || this.#ended) return;
-    for (let frame; (frame = this.#protocol.nextData()) !== undefined;) {
-      this.#outbox.push(frame);
-      this.#buffered += frame.byteLength;
-    }
-    if (this.#writing) {
-      const gathered = this.#gathered;
-      if (
-        gathered !== undefined &&
-        (this.#buffered >= GATHER_BYTES || this.#outbox.length >= GATHER_FRAMES)
-      ) {
-        this.#gathered = undefined;
-        gathered();
-      }
-      return;
-    }
-    if (!this.#burst && this.#outbox.length === 1) this.#writeOne(this.#outbox.pop()!);
-    else this.#writePump = this.#pump(this.#burst);
-  }
-
-  /**
-   * Writes one frame on an idle pump (a heartbeat's ping, a lone message)
-   * without an async function: the pump's work, for the common case.
-   */
-  /**
-   * Waits while the application queues more frames: until the next task, or
-   * until {@linkcode GATHER_BYTES} are queued, whichever comes first.
-   */
-  #gather(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#gathered = resolve;
-      nextTask(() => {
-        if (this.#gathered === resolve) this.#gathered = undefined;
-        resolve();
-      });
-    });
-  }
-
-  #writeOne(frame: Uint8Array): void {
-    this.#writing = true;
-    this.#inFlight = frame;
-    this.#writePump = this.#conn!.write(frame).then(this.#wroteOne, this.#writeFailed);
-  }
-
-  #wroteOne = (written: number): void => {
-    const frame = this.#inFlight!;
-    this.#inFlight = undefined;
-    if (written < frame.byteLength) { // rare: the rest, and what queued meanwhile, by the pump
-      this.#outbox.unshift(frame.subarray(written));
-      this.#buffered -= written;
-      this.#writePump = this.#pump(false);
-      return;
-    }
-    this.#buffered -= frame.byteLength;
-    giveBack(frame.buffer);
-    this.#handler?.onDrain?.();
-    if (this.#outbox.length > 0 && !this.#ended) {
-      this.#writePump = this.#pump(true); // queued during the write: together, next task
-      return;
-    }
-    this.#writing = false;
-    if (this.#closeWhenFlushed) this.#release();
-  };
-
-  #writeFailed = (error: unknown): void => {
-    this.#inFlight = undefined;
-    this.#writing = false;
-    if (this.#ended) return;
-    this.#networkError ??= error instanceof Error ? error : new Error(String(error));
-    this.#release();
-  };
-
-  /**
-   * Joins `chunks[from..to)` (`total` bytes) for one write: in a buffer kept
-   * for the next batch when they fit in it (the previous write has
-   * completed by then), else in a new one.
-   */
-  #concat(chunks: Uint8Array[], from: number, to: number, total: number): Uint8Array {
-    let out: Uint8Array;
-    if (total > BATCH_BUFFER_MAX) out = new Uint8Array(total);
-    else {
-      if (this.#batchBuffer === undefined || this.#batchBuffer.byteLength < total) {
-        this.#batchBuffer = new Uint8Array(Math.min(BATCH_BUFFER_MAX, Math.max(total * 2, 4096)));
-      }
-      out = this.#batchBuffer.subarray(0, total);
-    }
-    let offset = 0;
-    for (let i = from; i < to; i++) {
-      out.set(chunks[i]!, offset);
-      offset += chunks[i]!.byteLength;
-    }
-    return out;
-  }
-
-  /**
-   * Writes the outbox until it is empty. With `defer` (the application is
-   * answering a burst of messages) the first write waits for the next task,
-   * so that the answers go out together.
-   */
-  async #pump(defer: boolean): Promise<void> {
-    this.#writing = true;
-    const conn = this.#conn!;
-    try {
-      if (defer) {
-        this.#deferred = true;
-        await this.#gather();
-        this.#deferred = false;
-      }
-      while (this.#outbox.length > 0 && !this.#ended) {
-        const frames = this.#outbox;
-        this.#outbox = [];
-        // Small frames are joined, up to BATCH_BUFFER_MAX a write; a large one is written as it
-        // is, since copying it would cost more than the write it saves.
-        for (let i = 0; i < frames.length && !this.#ended;) {
-          let end = i + 1;
-          let total = frames[i]!.byteLength;
-          while (end < frames.length && total + frames[end]!.byteLength <= BATCH_BUFFER_MAX) {
-            total += frames[end++]!.byteLength;
-          }
-          const batch = end === i + 1 ? frames[i]! : this.#concat(frames, i, end, total);
-          // One await when the socket takes it all, as it nearly always does.
-          const written = await conn.write(batch);
-          if (written < total) await writeAll(conn, batch.subarray(written));
-          // A large frame's buffer came from buffer_pool.ts (the protocol's `slab`); the others
-          // are ignored. Nothing else holds a frame once it is written.
-          for (let f = i; f < end; f++) giveBack(frames[f]!.buffer);
-          this.#buffered -= total;
-          this.#handler?.onDrain?.();
-          i = end;
-        }
-        // Frames queued while that write was in flight: let the current task queue all it will
-        // before writing them, so a burst goes out in one write (one loopback segment, one
-        // syscall) instead of one per frame. A lone frame on an idle pump is written at once.
-        if (this.#outbox.length > 0) await this.#gather();
-      }
-    } catch (error) {
-      if (!this.#ended) {
-        this.#networkError ??= error instanceof Error ? error : new Error(String(error));
-        this.#writing = false;
-        this.#release();
-        return;
-      }
-    }
-    this.#writing = false;
-    if (this.#closeWhenFlushed) this.#release();
+    const writer = this.#writer;
+    if (writer === undefined) return; // opening: #dispatch flushes once open
+    for (let frame; (frame = this.#protocol.nextData()) !== undefined;) writer.queue(frame);
+    writer.flush(this.#burst);
   }
 
   // --- the end -----------------------------------------------------------------
@@ -466,14 +320,13 @@ export class TcpTransport implements Transport {
     if (this.#ended) return;
     this.#ended = true;
     clearTimeout(this.#lingerTimer);
-    this.#buffered = 0;
-    this.#outbox = [];
+    this.#writer?.stop();
     try {
       this.#conn?.close();
     } catch { /* already closed */ }
     this.#resume?.();
     if (!this.#open) return;
-    const loops = [this.#readLoop, this.#writePump].filter(Boolean);
+    const loops = [this.#readLoop, this.#writer?.pump].filter(Boolean);
     Promise.all(loops).then(() => this.#handler!.onClosed(this.#end()));
   }
 
@@ -504,20 +357,3 @@ export class TcpTransport implements Transport {
     return { code: 1006, reason: "", wasClean: false, firstClose: this.#firstClose, error };
   }
 }
-
-/** Resolves in a later task (after the microtasks queued now), cheaply where the runtime can. */
-function nextTask(resolve: () => void): void {
-  const setImmediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
-  // setTimeout(0) would wait about 2 ms here (Deno 2.9, nested timers).
-  if (setImmediate) setImmediate(resolve);
-  else queueMicrotask(resolve);
-}
-
-/**
- * A burst's answers gathered for one write go out early once they reach this
- * many bytes, so that the peer starts on them while the rest are made (the
- * two ends then work at once instead of taking turns).
- */
-const GATHER_BYTES = 16 * 1024;
-/** ... or this many frames. */
-const GATHER_FRAMES = 16;

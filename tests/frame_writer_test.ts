@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DelayedReplies, type Reply } from "../serve_replies.ts";
-import { FrameWriter } from "../serve_writer.ts";
+import { FrameWriter } from "../frame_writer.ts";
 
 /** A socket whose writes complete when the test says, taking `accept` bytes of each at most. */
 class ManualConn {
@@ -22,7 +22,10 @@ class ManualConn {
   }
 }
 
-function writerOn(conn: ManualConn): { writer: FrameWriter; idle: () => boolean } {
+function writerOn(
+  conn: ManualConn,
+  gather = false,
+): { writer: FrameWriter; idle: () => boolean } {
   let idle = false;
   const writer = new FrameWriter(conn as unknown as Deno.Conn, {
     onWritten: () => {},
@@ -30,9 +33,16 @@ function writerOn(conn: ManualConn): { writer: FrameWriter; idle: () => boolean 
     onError: (error) => {
       throw error;
     },
-  });
+  }, { gather });
   return { writer, idle: () => idle };
 }
+
+/** Resolves after the tasks queued before it (setImmediate is the writer's next task too). */
+function nextTask(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+const frame = (byte: number, length = 8) => new Uint8Array(length).fill(byte);
 
 Deno.test("FrameWriter copies small frames that wait for a write, instead of holding their buffers", async () => {
   const conn = new ManualConn();
@@ -73,6 +83,90 @@ Deno.test("FrameWriter copies the part of a frame that a write left", async () =
   assert.notEqual(conn.writes[1]!.data.buffer, slab.buffer, "the rest is a copy, not a view");
   assert.equal(writer.unsent, 0);
   assert.ok(idle());
+});
+
+Deno.test("FrameWriter with gather: a deferred flush waits for the next task, so a burst's answers share one write", async () => {
+  const conn = new ManualConn();
+  const { writer, idle } = writerOn(conn, true);
+  writer.queue(frame(1));
+  writer.flush(true); // a read delivered several messages
+  assert.equal(conn.writes.length, 0, "deferred");
+  assert.ok(writer.busy);
+  assert.equal(writer.writing, false, "waiting is not writing");
+  for (let i = 2; i <= 4; i++) {
+    await Promise.resolve(); // the application answers over several microtasks
+    writer.queue(frame(i));
+    writer.flush(true);
+  }
+  await nextTask();
+  assert.equal(conn.writes.length, 1, "one write for the four answers");
+  assert.deepEqual(
+    conn.writes[0]!.copy,
+    new Uint8Array([1, 2, 3, 4].flatMap((b) => [...frame(b)])),
+  );
+  assert.equal(writer.writing, true);
+  await conn.complete();
+  assert.equal(writer.unsent, 0);
+  assert.ok(idle());
+  // Deferred again, and 16 frames queue before the next task: they go without waiting for it.
+  for (let i = 0; i < 16; i++) {
+    writer.queue(frame(i));
+    writer.flush(true);
+    await Promise.resolve();
+  }
+  for (let i = 0; i < 10; i++) await Promise.resolve(); // no task boundary in this loop
+  assert.equal(conn.writes.length, 2, "written before the next task");
+  assert.equal(conn.writes[1]!.copy.byteLength, 16 * 8);
+  await conn.complete();
+});
+
+Deno.test("FrameWriter with gather: frames queued during a write wait for the next task", async () => {
+  const conn = new ManualConn();
+  const { writer, idle } = writerOn(conn, true);
+  writer.queue(frame(0));
+  writer.flush();
+  assert.equal(conn.writes.length, 1, "a lone frame on an idle writer goes at once, gather or not");
+  for (let i = 1; i <= 3; i++) writer.queue(frame(i));
+  writer.flush();
+  await conn.complete();
+  assert.equal(conn.writes.length, 1, "what queued during the write waits for the next task");
+  await nextTask();
+  assert.equal(conn.writes.length, 2);
+  assert.equal(conn.writes[1]!.copy.byteLength, 3 * 8);
+  // Queued during that write: 20 frames; they wait for the next task all the same.
+  for (let i = 0; i < 20; i++) {
+    writer.queue(frame(i + 10));
+    writer.flush();
+  }
+  await conn.complete();
+  assert.equal(conn.writes.length, 2);
+  await nextTask();
+  assert.equal(conn.writes.length, 3);
+  assert.equal(conn.writes[2]!.copy.byteLength, 20 * 8);
+  await conn.complete();
+  assert.ok(idle());
+});
+
+Deno.test("FrameWriter.abandon writes the queue and the last frames in one write, and only when no write is in flight", async () => {
+  const idleConn = new ManualConn();
+  const { writer: a } = writerOn(idleConn, true);
+  a.queue(frame(1));
+  a.flush(true); // deferred, not yet writing
+  assert.equal(a.abandon([frame(9, 4)]), true);
+  assert.equal(idleConn.writes.length, 1);
+  assert.deepEqual(idleConn.writes[0]!.copy, new Uint8Array([...frame(1), ...frame(9, 4)]));
+  await nextTask();
+  assert.equal(idleConn.writes.length, 1, "nothing more after abandon");
+  assert.equal(a.unsent, 0);
+
+  const busyConn = new ManualConn();
+  const { writer: b } = writerOn(busyConn);
+  b.queue(frame(1));
+  b.flush();
+  assert.equal(b.writing, true);
+  assert.equal(b.abandon([frame(9, 4)]), false, "behind a write in flight, nothing is written");
+  await busyConn.complete();
+  assert.equal(busyConn.writes.length, 1);
 });
 
 Deno.test("DelayedReplies keeps a copy of a held reply, not a view of the slab it came in", async () => {
