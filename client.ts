@@ -46,11 +46,12 @@ import {
   type SignalOptions,
 } from "./client_options.ts";
 import { ConnectError, ConnectionClosedError, TooSlowError } from "./errors.ts";
+import { ClientCounters } from "./client_stats.ts";
 import { checkClientClose, closeInfoOf, describeClose, isNormalClose } from "./close_info.ts";
 import { Flow } from "./flow.ts";
 import { DEFAULT_INTERVAL, DEFAULT_TIMEOUT } from "./heartbeat.ts";
 import { HeartbeatLoop, type Probe, type ProbeListener } from "./heartbeat_loop.ts";
-import { byteLength, Inbox } from "./inbox.ts";
+import { Inbox } from "./inbox.ts";
 import { Probes, untilAborted } from "./probes.ts";
 import { StaleFeedError, StaleWatch } from "./stale.ts";
 import type { Transport, TransportHandler } from "./transport.ts";
@@ -117,15 +118,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
 
   #flow: Flow;
 
-  // Counters.
-  #createdAt = performance.now();
-  #openAt: number | undefined;
-  #openedAt: number | undefined;
-  #endAt: number | undefined;
-  #messagesSent = 0;
-  #bytesSent = 0;
-  #messagesReceived = 0;
-  #bytesReceived = 0;
+  #counters: ClientCounters;
 
   /**
    * Wraps a native `WebSocket` (in the `CONNECTING` or `OPEN` state) or a
@@ -143,6 +136,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       ? socket
       : new NativeTransport(socket, maskUrl(socket.url));
     this.#transport = transport;
+    this.#counters = new ClientCounters(transport);
     this.#flow = new Flow(transport, opts.sendHighWaterMark);
     this.#probes = new Probes(opts.heartbeat ?? {}, {
       send: (message) => this.send(message),
@@ -228,19 +222,11 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
 
   /** A snapshot of the counters: timing, traffic, round-trip times, flow control. */
   get stats(): ClientStats {
-    const openAt = this.#openAt;
-    return {
-      openMs: openAt === undefined ? undefined : openAt - this.#createdAt,
-      openedAt: this.#openedAt,
-      uptimeMs: openAt === undefined ? 0 : (this.#endAt ?? performance.now()) - openAt,
-      messagesSent: this.#messagesSent,
-      bytesSent: this.#transport.bytesSent ?? this.#bytesSent,
-      messagesReceived: this.#messagesReceived,
-      bytesReceived: this.#transport.bytesReceived ?? this.#bytesReceived,
+    return this.#counters.snapshot({
       latency: this.#probes.latency,
       readPaused: this.#flow.paused,
       readPauses: this.#flow.pauses,
-    };
+    });
   }
 
   /**
@@ -270,8 +256,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     } catch (error) {
       throw this.#notOpen("send", error);
     }
-    this.#messagesSent++;
-    if (this.#transport.bytesSent === undefined) this.#bytesSent += byteLength(payload);
+    this.#counters.sent(payload);
   }
 
   /**
@@ -384,8 +369,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #handler: TransportHandler = {
     onMessage: (data) => {
       if (this.#info) return;
-      this.#messagesReceived++;
-      if (this.#transport.bytesReceived === undefined) this.#bytesReceived += byteLength(data);
+      this.#counters.received(data);
       const probes = this.#probes;
       if ((probes.hasReply || probes.awaitingMessage) && probes.onMessage(data)) return;
       this.#stale?.touch();
@@ -420,8 +404,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #onOpen(): void {
     clearTimeout(this.#connectTimer);
     this.#isOpen = true;
-    this.#openAt = performance.now();
-    this.#openedAt = Date.now();
+    this.#counters.opened();
     const beat = this.#opts.heartbeat;
     if (beat) this.#startHeartbeat(beat);
     const staleAfter = this.#opts.staleAfter;
@@ -508,7 +491,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     if (this.#info) return;
     clearTimeout(this.#connectTimer);
     this.#info = info;
-    this.#endAt = performance.now();
+    this.#counters.ended();
     this.#end = info.error instanceof ConnectionClosedError
       ? info.error
       : new ConnectionClosedError(info.code, info.reason, describeClose(info), {
