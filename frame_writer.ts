@@ -116,8 +116,9 @@ export class FrameWriter {
     return this.#pump;
   }
 
-  /** Queues a frame; {@linkcode flush} starts writing. */
+  /** Queues a frame (none once stopped); {@linkcode flush} starts writing. */
   queue(frame: Uint8Array): void {
+    if (this.#stopped) return;
     this.#queued += frame.byteLength;
     this.#waiting++;
     let tail = this.#tail;

@@ -302,7 +302,7 @@ export class ServerConnection {
         case "close":
           if (!closeSentBefore) {
             const frame = automatic[next++];
-            if (frame && !ownClose) this.#queue(frame);
+            if (frame && !ownClose) this.#writer.queue(frame);
           }
           break;
         case "text":
@@ -315,9 +315,9 @@ export class ServerConnection {
       }
     }
     if (!this.#stopped) {
-      for (; next < automatic.length; next++) this.#queue(automatic[next]!); // a failure's close frame
+      for (; next < automatic.length; next++) this.#writer.queue(automatic[next]!); // a failure's close frame
     } else while (p.nextEvent() !== undefined); // after the stall or drop point: no reply at all
-    this.#startPump();
+    this.#writer.flush();
     this.#afterInput();
   }
 
@@ -389,18 +389,18 @@ export class ServerConnection {
     const { fragment, closeWith } = this.#settings;
     const open = p.state === "open";
     if (open && fragment > 1) {
-      for (const frame of fragmentFrames(reply.data, fragment)) this.#queue(frame);
+      for (const frame of fragmentFrames(reply.data, fragment)) this.#writer.queue(frame);
     } else if (open) {
       if (reply.echo) p.sendEcho(typeof reply.data === "string" ? "text" : "binary", reply.echo);
       else if (typeof reply.data === "string") p.sendText(reply.data);
       else p.sendBinary(reply.data);
-      for (let frame; (frame = p.nextData()) !== undefined;) this.#queue(frame);
+      for (let frame; (frame = p.nextData()) !== undefined;) this.#writer.queue(frame);
     }
     if (reply.cut) {
       // Cut even when the client closed meanwhile: what followed the n-th message is ignored.
       this.#why = `TCP cut after reply ${this.#dropAt} (dropAfter)`;
       this.#closeWhenFlushed = true;
-      this.#startPump();
+      this.#writer.flush();
       if (!this.#writer.busy) this.#release();
       else this.#armCloseTimer();
       return false;
@@ -410,7 +410,7 @@ export class ServerConnection {
       this.#sendClose(closeWith.code, closeWith.reason);
       return true;
     }
-    this.#startPump();
+    this.#writer.flush();
     return false;
   }
 
@@ -419,8 +419,8 @@ export class ServerConnection {
     if (p.state === "open") {
       p.sendClose(code, reason);
       this.#serverClosedFirst = true;
-      for (const frame of p.dataToSend()) this.#queue(frame);
-      this.#startPump();
+      for (const frame of p.dataToSend()) this.#writer.queue(frame);
+      this.#writer.flush();
     }
     this.#resume?.(); // read the client's answer even if reading was paused
     this.#armCloseTimer();
@@ -439,8 +439,8 @@ export class ServerConnection {
     if (p.state !== "open" || this.#backlog() > this.#settings.maxUnsentBytes) return;
     p.sendPing();
     this.#pings++;
-    for (const frame of p.dataToSend()) this.#queue(frame);
-    this.#startPump();
+    for (const frame of p.dataToSend()) this.#writer.queue(frame);
+    this.#writer.flush();
   }
 
   #armCloseTimer(): void {
@@ -457,14 +457,6 @@ export class ServerConnection {
   /** Bytes of replies not yet taken by the socket: queued, being written, or delayed. */
   #backlog(): number {
     return this.#writer.unsent + this.#delayed.bytes;
-  }
-
-  #queue(frame: Uint8Array): void {
-    this.#writer.queue(frame);
-  }
-
-  #startPump(): void {
-    if (!this.#ended) this.#writer.flush();
   }
 
   #halfClose(): void {
