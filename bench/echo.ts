@@ -258,7 +258,8 @@ async function openClient(url: string, transport: "native" | "wsbeat"): Promise<
   };
 }
 
-const OPEN: Record<Impl, (url: string) => Promise<Client>> = {
+/** Opens a connection of each client, by name. */
+export const OPEN: Record<Impl, (url: string) => Promise<Client>> = {
   raw: openRaw,
   native: (url) => openClient(url, "native"),
   wsbeat: (url) => openClient(url, "wsbeat"),

@@ -7,6 +7,7 @@ import { echoBench, echoTable, IMPLS, wsPeerTable } from "../bench/echo.ts";
 import { heartbeatScale, heartbeatTable, idleTable } from "../bench/heartbeat_scale.ts";
 import { detectBench, detectTable } from "../bench/detect.ts";
 import { burstBench, burstTable, congestionControl } from "../bench/burst.ts";
+import { warmupBench, warmupProcess, warmupTable } from "../bench/warmup.ts";
 import { cliStartup, startupTable } from "../bench/cli_startup.ts";
 import {
   idleServer,
@@ -120,6 +121,34 @@ Deno.test("bench/burst.ts fails a round whose connection is dropped, for either 
     await using server = serve({ dropAfter: 3 }); // round 1: the wsbeat client goes first
     await assert.rejects(burstBench({ url: server.url, ...options }), ConnectionClosedError);
   }
+});
+
+Deno.test("bench/warmup.ts measures each client's CPU a message, batch after batch", async () => {
+  await using server = await startServer();
+  const batches = await warmupBench({ url: server.url, batches: 2, chunks: 2, chunkSize: 50 });
+  assert.deepEqual(batches.map((b) => b.before), [50, 150]);
+  for (const { cpu } of batches) {
+    for (const impl of IMPLS) {
+      assert.ok(cpu[impl] > 0 && cpu[impl] < 100_000, `${impl}: ${cpu[impl]}`);
+    }
+  }
+  assert.match(warmupTable(batches), /^\| 2 \| 150 \| /m);
+});
+
+Deno.test("bench/warmup.ts runs in a fresh process and reports its batches", async () => {
+  await using server = await startServer();
+  const batches = await warmupProcess({ url: server.url, batches: 1, chunks: 1 });
+  assert.equal(batches.length, 1);
+  assert.equal(batches[0]!.before, 4000);
+  assert.ok(batches[0]!.cpu.wsbeat > 0);
+});
+
+Deno.test("bench/warmup.ts runs in a fresh process and reports its batches", async () => {
+  await using server = await startServer();
+  const batches = await warmupProcess({ url: server.url, batches: 1, chunks: 1 });
+  assert.equal(batches.length, 1);
+  assert.equal(batches[0]!.before, 4000);
+  assert.ok(batches[0]!.cpu.wsbeat > 0);
 });
 
 Deno.test("bench/cli_startup.ts times the CLI", async () => {
