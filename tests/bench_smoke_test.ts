@@ -143,14 +143,6 @@ Deno.test("bench/warmup.ts runs in a fresh process and reports its batches", asy
   assert.ok(batches[0]!.cpu.wsbeat > 0);
 });
 
-Deno.test("bench/warmup.ts runs in a fresh process and reports its batches", async () => {
-  await using server = await startServer();
-  const batches = await warmupProcess({ url: server.url, batches: 1, chunks: 1 });
-  assert.equal(batches.length, 1);
-  assert.equal(batches[0]!.before, 4000);
-  assert.ok(batches[0]!.cpu.wsbeat > 0);
-});
-
 Deno.test("bench/cli_startup.ts times the CLI", async () => {
   const result = await cliStartup(1);
   assert.ok(result.median > 0);
