@@ -180,8 +180,11 @@ export class FrameWriter {
     const frame = this.#single!;
     this.#single = undefined;
     if (written < frame.byteLength) { // rare: the rest, and what queued meanwhile, by the pump
-      this.#outbox.unshift(frame.slice(written)); // a copy: the frame may be a view of a slab
-      giveBack(frame.buffer);
+      // A small frame may be a view of a shared slab: its rest is copied. A large one has a
+      // buffer of its own, written on from where the socket stopped (given back once written).
+      const rest = frame.byteLength > COPY_UP_TO ? frame.subarray(written) : frame.slice(written);
+      if (rest.buffer !== frame.buffer) giveBack(frame.buffer);
+      this.#outbox.unshift(rest);
       this.#queued += frame.byteLength - written;
       this.#inFlight = 0;
       this.#pump = this.#write(false);

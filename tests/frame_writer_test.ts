@@ -68,6 +68,23 @@ Deno.test("FrameWriter copies small frames that wait for a write, instead of hol
   assert.ok(idle());
 });
 
+Deno.test("FrameWriter writes on from where the socket stopped in a large frame, without a copy", async () => {
+  const conn = new ManualConn();
+  const { writer, idle } = writerOn(conn);
+  const large = new Uint8Array(20_000).map((_, i) => i % 251);
+  conn.accept = 1000;
+  writer.queue(large);
+  writer.flush();
+  conn.accept = Infinity;
+  for (let i = 0; i < 10 && conn.waiting > 0; i++) await conn.complete();
+  assert.equal(conn.writes.length, 2);
+  assert.equal(conn.writes[1]!.data.buffer, large.buffer, "the rest is a view of the frame");
+  assert.equal(conn.writes[1]!.data.byteOffset, 1000);
+  assert.deepEqual(conn.writes[1]!.copy, large.slice(1000));
+  assert.equal(writer.unsent, 0);
+  assert.ok(idle());
+});
+
 Deno.test("FrameWriter copies the part of a frame that a write left", async () => {
   const conn = new ManualConn();
   const { writer, idle } = writerOn(conn);
