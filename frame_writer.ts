@@ -20,11 +20,12 @@
  *
  * Small frames are often views of slabs shared with other connections
  * (`frames.ts`, `frame_reader.ts`), which a held view keeps alive. So a
- * frame that has to wait (queued while a write is under way, or the part a
- * write left) is copied into a buffer of the connection's own: however
- * slowly the peer reads, what is held is what `unsent` counts, not the
- * slabs around it. The copy replaces the join a batch needs anyway. A frame
- * whose buffer came from `buffer_pool.ts` gives it back once written.
+ * small frame that has to wait for a write in flight (one that may never
+ * complete), or the part of one that a write left, is copied into a buffer
+ * of the connection's own: however slowly the peer reads, what is held is
+ * what `unsent` counts, not the slabs around it. The copy replaces the join
+ * a batch needs anyway, so each frame is copied once at most. A frame whose
+ * buffer came from `buffer_pool.ts` gives it back once written.
  *
  * @module
  */
