@@ -151,7 +151,7 @@ export interface Client {
 }
 
 /** Times `run`, which returns how many messages it echoed (and, sequential, the round trips). */
-async function timed(run: () => Promise<number | Float64Array>): Promise<Chunk> {
+export async function timed(run: () => Promise<number | Float64Array>): Promise<Chunk> {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const done = await run();
@@ -211,6 +211,7 @@ export async function openRaw(url: string): Promise<Client> {
         })
       ),
     close: async () => {
+      if (ws.readyState === WebSocket.CLOSED) return; // dropped: onclose has fired
       const closed = new Promise((resolve) => (ws.onclose = resolve));
       ws.close();
       await closed;

@@ -26,6 +26,7 @@ import {
 } from "./heartbeat_scale.ts";
 import { detectBench, detectTable } from "./detect.ts";
 import { burstBench, burstTable, congestionControl } from "./burst.ts";
+import { floorBench, type FloorRow, floorTable } from "./floor.ts";
 import { warmupLabel, warmupProcess, warmupTable } from "./warmup.ts";
 import { cliStartup, startupTable } from "./cli_startup.ts";
 import { startServer, startWsServer, table } from "./_server.ts";
@@ -63,6 +64,14 @@ let echo: EchoRow[];
   echo = await echoBench({ url: server.url, reps: ECHO_REPS });
 }
 console.log(echoTable(echo));
+
+log("where a sequential round trip's CPU goes: socket, protocol core, client, raw native");
+let floor: FloorRow[];
+{
+  await using server = await startServer();
+  floor = await floorBench({ url: server.url, reps: ECHO_REPS });
+}
+console.log(floorTable(floor));
 
 log("a burst after a pause: the first echo of 64 KiB messages");
 const congestion = await congestionControl();
@@ -272,6 +281,23 @@ The 4 KiB and 16 KiB rows show the delayed-ACK stall of the runtime's client: it
 server's delayed ACK (about 40 ms). A stalled chunk stops after 100 ms, so its round-trip count is
 low.
 
+### Where a sequential round trip's CPU goes (for the record)
+
+A sequential round trip costs the client 35-50 µs of CPU here, nearly all of it the runtime and the
+kernel: a write, a read, and going to sleep and waking up in between. Four clients take turns on the
+sequential rows, ${ECHO_REPS} chunks of 1 000 round trips each after two warm-up chunks each
+(bench/floor.ts). **socket** writes a frame made once beforehand on \`Deno.connect\` with
+\`TCP_NODELAY\` and waits for its echo from a read loop that is always pending (as a client's must
+be, to see pings and closes while its application is not reading): no wsbeat code runs. **protocol
+core** is the same socket with wsbeat's protocol core making each frame (masking key, mask, header,
+UTF-8) and parsing each echo (header, UTF-8). Then the wsbeat client (wsbeat transport) and the raw
+native \`WebSocket\`, as above. The bare socket costs about what the raw native client does, whose
+framing runs in Rust on the same runtime's I/O: on these rows a JavaScript client on
+\`Deno.connect\` starts at about 1.0x before it does any work of its own, so the target of 1.0x
+leaves its protocol and client only what the socket saves.
+
+${floorTable(floor)}
+
 ### A burst after a pause (for the record)
 
 The 64 KiB pipelined rows swing from run to run where the kernel's TCP congestion control is BBR
@@ -360,9 +386,11 @@ the same echo written with \`Deno.serve\` + \`Deno.upgradeWebSocket\` (bench/_de
 a process of its own kept to the last core with \`taskset\`, with the same client: the raw native
 \`WebSocket\`. Each server first echoes one uncounted chunk of every row (so that no row measures
 V8 still compiling wsbeat serve's JavaScript). The client takes turns between the two servers chunk
-by chunk (the order alternates), ${ECHO_REPS} chunks each after two warm-up chunks each; sequential: 4 000 round trips
-a server (2 000 for 64 KiB), pipelined: a window of 64, 40 000 messages a server (10 000 for 64
-KiB). Server CPU is the server process's user + system time (\`/proc/PID/stat\`, all its threads,
+by chunk (the order alternates), ${ECHO_REPS} chunks each after two warm-up chunks each; sequential:
+16 000 round trips a server (8 000 for 64 KiB), pipelined: a window of 64, 160 000 messages a server
+(40 000 for 64 KiB). The chunks are four times as long as the client rows' (a sequential one takes
+about 0.15 s): with chunks of 40 ms, single rows swung by a fifth when the shared machine took the
+core for a few milliseconds. Server CPU is the server process's user + system time (\`/proc/PID/stat\`, all its threads,
 10 ms ticks) per message. Idle memory: each server in a fresh process; a client process opens 100
 connections and closes them (warm-up), then opens ${SERVER_IDLE} idle connections; the server's RSS
 (\`/proc/PID/status\`) 2 s after, less its RSS before, divided by ${SERVER_IDLE} (no forced GC on

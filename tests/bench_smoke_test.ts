@@ -7,6 +7,7 @@ import { echoBench, echoTable, IMPLS, wsPeerTable } from "../bench/echo.ts";
 import { heartbeatScale, heartbeatTable, idleTable } from "../bench/heartbeat_scale.ts";
 import { detectBench, detectTable } from "../bench/detect.ts";
 import { burstBench, burstTable, congestionControl } from "../bench/burst.ts";
+import { FLOOR_CLIENTS, floorBench, floorTable } from "../bench/floor.ts";
 import { warmupBench, warmupProcess, warmupTable } from "../bench/warmup.ts";
 import { cliStartup, startupTable } from "../bench/cli_startup.ts";
 import {
@@ -120,6 +121,46 @@ Deno.test("bench/burst.ts fails a round whose connection is dropped, for either 
   {
     await using server = serve({ dropAfter: 3 }); // round 1: the wsbeat client goes first
     await assert.rejects(burstBench({ url: server.url, ...options }), ConnectionClosedError);
+  }
+});
+
+Deno.test("bench/floor.ts times a round trip on the bare socket, the protocol core and both clients", async () => {
+  await using server = await startServer();
+  const rows = await floorBench({
+    url: server.url,
+    cases: [{ size: 32, binary: true, mode: "sequential" }, {
+      size: 1024,
+      binary: false,
+      mode: "sequential",
+    }],
+    reps: 1,
+    roundTrips: 20,
+  });
+  assert.deepEqual(rows.map((r) => r.payload), ["32 B binary", "1 KiB text"]);
+  for (const row of rows) {
+    for (const name of FLOOR_CLIENTS) {
+      assert.ok(row.cpu[name] > 0, `${name} CPU`);
+      assert.ok(row.roundTrip[name] > 0, `${name} round trip`);
+    }
+  }
+  assert.match(
+    floorTable(rows),
+    /\| 1 KiB text \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \|/,
+  );
+});
+
+Deno.test("bench/floor.ts fails with the cause when the upgrade is refused or the connection drops", async () => {
+  {
+    await using server = serve({ rejectStatus: 503 });
+    await assert.rejects(floorBench({ url: server.url, reps: 1, roundTrips: 2 }), {
+      message: /^the upgrade was refused: HTTP\/1\.1 503 /,
+    });
+  }
+  {
+    await using server = serve({ dropAfter: 1 }); // the bare socket goes first
+    await assert.rejects(floorBench({ url: server.url, reps: 1, roundTrips: 2 }), {
+      message: "the connection closed during a round trip",
+    });
   }
 });
 
