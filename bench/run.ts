@@ -72,6 +72,11 @@ let floor: FloorRow[];
   floor = await floorBench({ url: server.url, reps: ECHO_REPS });
 }
 console.log(floorTable(floor));
+/** The lowest and highest CPU a round trip of any client in the floor rows, µs. */
+const floorSpan = (rows: FloorRow[]) => {
+  const all = rows.flatMap((row) => Object.values(row.cpu));
+  return `${Math.min(...all).toFixed(0)}-${Math.max(...all).toFixed(0)}`;
+};
 
 log("a burst after a pause: the first echo of 64 KiB messages");
 const congestion = await congestionControl();
@@ -283,8 +288,10 @@ low.
 
 ### Where a sequential round trip's CPU goes (for the record)
 
-A sequential round trip costs the client 35-50 µs of CPU here, nearly all of it the runtime and the
-kernel: a write, a read, and going to sleep and waking up in between. Four clients take turns on the
+A sequential round trip costs the client ${
+  floorSpan(floor)
+} µs of CPU here, nearly all of it the runtime and
+the kernel: a write, a read, and going to sleep and waking up in between. Four clients take turns on the
 sequential rows, ${ECHO_REPS} chunks of 1 000 round trips each after two warm-up chunks each
 (bench/floor.ts). **socket** writes a frame made once beforehand on \`Deno.connect\` with
 \`TCP_NODELAY\` and waits for its echo from a read loop that is always pending (as a client's must
