@@ -123,3 +123,41 @@ export function table(head: string[], rows: (string | number)[][]): string {
   for (const row of rows) lines.push(`| ${row.join(" | ")} |`);
   return lines.join("\n");
 }
+
+/**
+ * A TCP connection to a WebSocket server upgraded by hand, with `TCP_NODELAY`
+ * on: the floors of bench/floor.ts and bench/heartbeat_scale.ts, where no
+ * wsbeat code may run. The key is fixed and the answer's accept key is not
+ * checked (this is not a client); the servers send nothing before the
+ * client's first frame, so nothing is read past the answer's header.
+ *
+ * @throws {Error} When the server refuses the upgrade (naming its status line)
+ *   or closes without answering; the connection is closed then.
+ */
+export async function upgradeByHand(url: string): Promise<Deno.TcpConn> {
+  const { hostname, port, pathname } = new URL(url);
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  conn.setNoDelay(true);
+  try {
+    await conn.write(
+      new TextEncoder().encode(
+        `GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\n` +
+          `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+          `Sec-WebSocket-Version: 13\r\n\r\n`,
+      ),
+    );
+    const buffer = new Uint8Array(1024);
+    let head = "";
+    while (!head.includes("\r\n\r\n")) {
+      const n = await conn.read(buffer);
+      if (n === null || head.length > 8192) throw new Error("the server sent no upgrade answer");
+      head += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    const status = head.slice(0, head.indexOf("\r\n"));
+    if (!status.startsWith("HTTP/1.1 101 ")) throw new Error(`the upgrade was refused: ${status}`);
+    return conn;
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+}

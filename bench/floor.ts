@@ -39,7 +39,7 @@ import {
   timed,
   total,
 } from "./echo.ts";
-import { startServer, table } from "./_server.ts";
+import { startServer, table, upgradeByHand } from "./_server.ts";
 
 /** The four clients, in their column order. */
 export const FLOOR_CLIENTS = ["socket", "protocol", "wsbeat", "raw"] as const;
@@ -70,9 +70,6 @@ export interface FloorOptions {
   roundTrips?: number;
 }
 
-const HEADER_END = "\r\n\r\n";
-const MAX_HEADER = 8192;
-
 /** The round trip waiting for its echo, if any. */
 interface Waiter<T> {
   resolve(value: T): void;
@@ -80,41 +77,16 @@ interface Waiter<T> {
 }
 
 /**
- * A socket that has done the opening handshake by hand (the key is fixed:
- * the answer is not checked, this is not a client), with a read loop that
- * hands each read to `onBytes`; when the loop ends (the peer closed, or a
+ * A socket upgraded by hand (`upgradeByHand`), with a read loop that hands
+ * each read to `onBytes`; when the loop ends (the peer closed, or a
  * read failed), the waiting round trip fails.
  */
 async function openSocket<T>(
   url: string,
   onBytes: (bytes: Uint8Array, n: number, waiter: Waiter<T> | undefined) => boolean,
 ) {
-  const { hostname, port, pathname } = new URL(url);
-  const conn = await Deno.connect({ hostname, port: Number(port) });
-  conn.setNoDelay(true);
+  const conn = await upgradeByHand(url);
   const buffer = new Uint8Array(64 * 1024);
-  try {
-    await conn.write(
-      new TextEncoder().encode(
-        `GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\n` +
-          `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
-          `Sec-WebSocket-Version: 13\r\n\r\n`,
-      ),
-    );
-    let head = "";
-    while (!head.includes(HEADER_END)) {
-      const n = await conn.read(buffer);
-      if (n === null || head.length > MAX_HEADER) {
-        throw new Error("the server sent no upgrade answer");
-      }
-      head += new TextDecoder().decode(buffer.subarray(0, n));
-    }
-    const status = head.slice(0, head.indexOf("\r\n"));
-    if (!status.startsWith("HTTP/1.1 101 ")) throw new Error(`the upgrade was refused: ${status}`);
-  } catch (error) {
-    conn.close();
-    throw error;
-  }
   let waiter: Waiter<T> | undefined;
   const loop = (async () => {
     try {
@@ -217,9 +189,10 @@ export async function floorBench(options: FloorOptions): Promise<FloorRow[]> {
       budget: Infinity,
     };
     const opened: Client[] = [];
-    const open = async (client: Promise<Client>) => {
-      opened.push(await client);
-      return opened.at(-1)!;
+    const open = async (opening: Promise<Client>) => {
+      const client = await opening;
+      opened.push(client);
+      return client;
     };
     const chunks: Record<FloorClient, Chunk[]> = { socket: [], protocol: [], wsbeat: [], raw: [] };
     try {

@@ -18,7 +18,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { connect } from "../mod.ts";
-import { startServer, table, withFileLimit } from "./_server.ts";
+import { startServer, table, upgradeByHand, withFileLimit } from "./_server.ts";
 
 /** Options for {@linkcode heartbeatScale}. */
 export interface ScaleOptions {
@@ -102,23 +102,8 @@ interface Conn {
 
 /** A bare beating connection for the `floor` side: see {@linkcode SideName}. */
 async function openFloor(url: string, interval: number, onBeat: () => void): Promise<Conn> {
-  const { hostname, port } = new URL(url);
-  const conn = await Deno.connect({ hostname, port: Number(port) });
-  conn.setNoDelay(true);
-  const request = `GET / HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\n` +
-    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
-    "Sec-WebSocket-Version: 13\r\n\r\n";
-  await conn.write(new TextEncoder().encode(request));
+  const conn = await upgradeByHand(url);
   const buffer = new Uint8Array(1024);
-  let head = "";
-  for (let reads = 0; !head.includes("\r\n\r\n"); reads++) {
-    const n = await conn.read(buffer);
-    if (n === null || reads > 100) throw new Error("the server did not answer the upgrade");
-    head += new TextDecoder().decode(buffer.subarray(0, n));
-  }
-  if (!head.startsWith("HTTP/1.1 101")) {
-    throw new Error(`upgrade refused: ${head.split("\r\n")[0]}`);
-  }
   // A masked ping with a 1-byte payload; the server's pong is 3 bytes. Keys come in batches, as
   // in frames.ts.
   const ping = new Uint8Array([0x89, 0x81, 0, 0, 0, 0, 0x31]);

@@ -396,7 +396,7 @@ V8 still compiling wsbeat serve's JavaScript). The client takes turns between th
 by chunk (the order alternates), ${ECHO_REPS} chunks each after two warm-up chunks each; sequential:
 16 000 round trips a server (8 000 for 64 KiB), pipelined: a window of 64, 160 000 messages a server
 (40 000 for 64 KiB). The chunks are four times as long as the client rows' (a sequential one takes
-about 0.15 s): with chunks of 40 ms, single rows swung by a fifth when the shared machine took the
+about 0.15 s): with chunks of 40 ms, single rows swung by a fifth or more when the shared machine took the
 core for a few milliseconds. Server CPU is the server process's user + system time (\`/proc/PID/stat\`, all its threads,
 10 ms ticks) per message. Idle memory: each server in a fresh process; a client process opens 100
 connections and closes them (warm-up), then opens ${SERVER_IDLE} idle connections; the server's RSS

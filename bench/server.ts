@@ -136,8 +136,8 @@ export async function serverEcho(options: ServerEchoOptions): Promise<ServerRow[
     servers,
     cases = SERVER_CASES,
     reps = 10,
-    // Chunks of 1 600 round trips (about 0.15 s), not 400: a 40 ms chunk swung by a quarter when
-    // the shared machine took the core for a few milliseconds, and single rows missed.
+    // Chunks of 1 600 round trips (about 0.15 s), not 400: a 40 ms chunk swung by a fifth or more
+    // when the shared machine took the core for a few milliseconds, and single rows missed.
     roundTrips = (size) => size >= 65536 ? 8000 : 16000,
     pipelined = (size) => size >= 65536 ? 40000 : 160000,
     window = 64,

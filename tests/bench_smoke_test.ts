@@ -1,6 +1,6 @@
 // Runs every benchmark script with tiny counts, so that they cannot rot. Speed is not asserted here.
 import assert from "node:assert/strict";
-import { startServer, startWsServer } from "../bench/_server.ts";
+import { startServer, startWsServer, upgradeByHand } from "../bench/_server.ts";
 import { ConnectionClosedError } from "../mod.ts";
 import { serve } from "../serve.ts";
 import { echoBench, echoTable, IMPLS, wsPeerTable } from "../bench/echo.ts";
@@ -162,6 +162,19 @@ Deno.test("bench/floor.ts fails with the cause when the upgrade is refused or th
       message: "the connection closed during a round trip",
     });
   }
+});
+
+Deno.test("bench/_server.ts upgradeByHand fails when the server closes without answering", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const conn = await listener.accept();
+    await conn.read(new Uint8Array(1024)); // the request, then nothing
+    conn.close();
+  })();
+  await assert.rejects(upgradeByHand(`ws://127.0.0.1:${listener.addr.port}/`), {
+    message: "the server sent no upgrade answer",
+  });
+  await serving;
 });
 
 Deno.test("bench/warmup.ts measures each client's CPU a message, batch after batch", async () => {
