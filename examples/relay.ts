@@ -15,30 +15,20 @@
  *   reconnects, clients, memory.
  *
  * A Deploy script: `Deno.serve`, no file system, configuration from
- * environment variables. Their defaults point at a local echo server
- * (`wsbeat serve --port 9000`), which answers the relay's periodic
- * `UPSTREAM_SEND` message, so that locally messages flow with no other
- * setup:
+ * environment variables (`UPSTREAM_URL`, `UPSTREAM_SEND`, `HEARTBEAT_*`,
+ * `RECONNECT_*`, ...: the table is in docs/deploy.md). Their defaults point
+ * at a local echo server, which answers the relay's periodic `UPSTREAM_SEND`
+ * message, so that locally messages flow with no other setup:
  *
  * ```sh
  * deno run -A cli.ts serve --port 9000 &
  * deno run --allow-net --allow-env examples/relay.ts   # open http://127.0.0.1:8000/
  * ```
  *
- * | variable | default | meaning |
- * | --- | --- | --- |
- * | `UPSTREAM_URL` | `ws://127.0.0.1:9000` | the WebSocket feed |
- * | `UPSTREAM_SEND` | `{"tick":{n}}` | sent on every new upstream connection (a subscription); `{n}` counts up; empty for none |
- * | `UPSTREAM_SEND_EVERY` | `1000` | ms between repeats of `UPSTREAM_SEND` while connected (an echo server answers each); 0 sends it once per connection |
- * | `HEARTBEAT_INTERVAL`, `HEARTBEAT_TIMEOUT` | `10000`, `5000` | ms: the heartbeat's sleep and its bound for a reply |
- * | `HEARTBEAT_PING`, `HEARTBEAT_PONG` | unset | an application probe and its reply, for feeds that want one; unset: ping frames |
- * | `STALE_AFTER` | unset | ms without a message after which the feed counts as dead and is reconnected |
- * | `RECONNECT_INITIAL_DELAY`, `RECONNECT_MAX_DELAY` | `1000`, `30000` | ms: the backoff between attempts |
- * | `CLIENT_BUFFER_BYTES` | `65536` | bytes of events one browser may have waiting before it is dropped |
- * | `MAX_CLIENTS` | `10000` | browsers at once; more get HTTP 503 |
- * | `PORT`, `LISTEN_HOSTNAME` | `8000`, `127.0.0.1` | where to listen when run locally (Deploy picks its own); `PORT=0` picks a free port |
- *
- * Outside this repository, import from `jsr:@wsbeat/wsbeat`.
+ * On SIGINT (Ctrl-C, or Deno Deploy evicting the instance, which sends
+ * SIGKILL 5 s later) it ends every browser's stream and closes the upstream
+ * within `CLOSE_TIMEOUT_MS`, then exits. Outside this repository, import from
+ * `jsr:@wsbeat/wsbeat`.
  *
  * @module
  */
@@ -100,17 +90,11 @@ export interface Health {
     /** Why the last connection ended or attempt failed. */
     lastError: string | null;
   };
-  /** The browsers subscribed to `/events`. */
-  clients: {
-    /** Browsers connected now. */
-    connected: number;
-    /** Browsers served since the start. */
-    served: number;
-    /** Browsers dropped because they did not keep up. */
-    dropped: number;
-    /** The buffer each browser has, in bytes. */
-    bufferBytes: number;
-  };
+  /**
+   * The browsers subscribed to `/events`: connected now, served since the
+   * start, dropped because they did not keep up, and the buffer each has.
+   */
+  clients: { connected: number; served: number; dropped: number; bufferBytes: number };
   /** The isolate's memory, where the runtime tells it. */
   memory: { rssBytes: number; heapUsedBytes: number } | null;
 }
@@ -166,10 +150,12 @@ export function configFromEnv(
 }
 
 /** A browser's stream. */
-interface Subscriber {
-  controller: ReadableStreamDefaultController<Uint8Array>;
-}
+type Subscriber = ReadableStreamDefaultController<Uint8Array>;
 
+/** The upstream's close code when the relay stops (a client may not send 1001). */
+export const UPSTREAM_CLOSE_CODE = 1000;
+/** The longest wait for the upstream's closing handshake: well inside Deploy's 5 s to SIGKILL. */
+const CLOSE_TIMEOUT_MS = 2_000;
 const encoder = new TextEncoder();
 /** Every this many ms each browser gets a comment line, so that idle proxies keep the stream. */
 const KEEPALIVE_MS = 15_000;
@@ -191,14 +177,10 @@ function base64(bytes: Uint8Array): string {
 }
 
 function withoutCredentials(url: string): string {
-  try {
-    const parsed = new URL(url);
-    parsed.username = "";
-    parsed.password = "";
-    return parsed.href;
-  } catch {
-    return url;
-  }
+  const parsed = URL.parse(url);
+  if (parsed === null) return url;
+  parsed.username = parsed.password = "";
+  return parsed.href;
 }
 
 /** The upstream subscription and the browsers it is relayed to. */
@@ -236,6 +218,7 @@ export class Relay implements AsyncDisposable {
           : {}),
       },
       staleAfter: config.staleAfter,
+      closeTimeout: CLOSE_TIMEOUT_MS,
       initialDelay: config.reconnectInitialDelay,
       maxDelay: config.reconnectMaxDelay,
       // A relay never gives up: a refused login or a policy close is
@@ -324,17 +307,20 @@ export class Relay implements AsyncDisposable {
     };
   }
 
-  /** Closes the upstream and every browser's stream. */
+  /**
+   * Ends every browser's stream, then closes the upstream with
+   * {@linkcode UPSTREAM_CLOSE_CODE}; resolves within `CLOSE_TIMEOUT_MS`.
+   */
   async close(): Promise<void> {
     for (const timer of this.#timers.splice(0)) clearInterval(timer);
-    await this.#feed.close();
-    await this.#pumping;
     for (const subscriber of [...this.#subscribers]) {
       this.#subscribers.delete(subscriber);
       try {
-        subscriber.controller.close();
+        subscriber.close();
       } catch { /* already cancelled */ }
     }
+    await this.#feed.close(UPSTREAM_CLOSE_CODE, "relay going away");
+    await this.#pumping;
   }
 
   /** Same as {@linkcode Relay.close}. */
@@ -391,19 +377,19 @@ export class Relay implements AsyncDisposable {
   #broadcast(chunk: Uint8Array): void {
     const limit = this.#config.clientBufferBytes;
     for (const subscriber of this.#subscribers) {
-      const queued = limit - (subscriber.controller.desiredSize ?? 0);
+      const queued = limit - (subscriber.desiredSize ?? 0);
       if (queued > 0 && queued + chunk.byteLength > limit) {
         this.#drop(subscriber);
         continue;
       }
-      subscriber.controller.enqueue(chunk);
+      subscriber.enqueue(chunk);
     }
   }
 
   #drop(subscriber: Subscriber): void {
     if (!this.#subscribers.delete(subscriber)) return;
     this.#dropped++;
-    subscriber.controller.error(
+    subscriber.error(
       new Error(
         `dropped: over ${this.#config.clientBufferBytes} bytes waiting (CLIENT_BUFFER_BYTES)`,
       ),
@@ -425,7 +411,7 @@ export class Relay implements AsyncDisposable {
     const body = new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
-          subscriber = { controller };
+          subscriber = controller;
           this.#subscribers.add(subscriber);
           this.#served++;
           controller.enqueue(encoder.encode("retry: 2000\n\n"));
@@ -491,14 +477,21 @@ const PAGE = `<!doctype html>
 
 if (import.meta.main) {
   const relay = new Relay(configFromEnv());
-  const port = Number(Deno.env.get("PORT") ?? 8000);
-  const hostname = Deno.env.get("LISTEN_HOSTNAME") || "127.0.0.1";
-  Deno.serve({
-    port,
-    hostname,
+  // On Deploy, DENO_SERVE_ADDRESS overrides this address.
+  const server = Deno.serve({
+    port: Number(Deno.env.get("PORT") ?? 8000),
+    hostname: Deno.env.get("LISTEN_HOSTNAME") || "127.0.0.1",
     onListen: ({ hostname, port }) => {
       console.log(`listening http://${hostname}:${port}/`);
-      console.error(`relaying ${withoutCredentials(relay.health().upstream.url)}`);
+      console.error(`relaying ${relay.health().upstream.url}`);
     },
   }, relay.handler);
+  // Ctrl-C, or Deploy evicting this instance (SIGKILL follows 5 s later).
+  const stop = async () => {
+    Deno.removeSignalListener("SIGINT", stop);
+    console.error("SIGINT: ending the browsers' streams and closing the upstream");
+    await relay.close();
+    await server.shutdown();
+  };
+  Deno.addSignalListener("SIGINT", stop);
 }

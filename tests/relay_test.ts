@@ -7,6 +7,7 @@ import { serve } from "../serve.ts";
 import { Relay } from "../examples/relay.ts";
 import type { Health } from "../examples/relay.ts";
 import { openBrowser } from "./matrix/browser_client.ts";
+import { assertCleanStop, stopRelayWithSigint } from "./_relay_stop.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const RELAY = `${ROOT}examples/relay.ts`;
@@ -298,4 +299,13 @@ Deno.test("Relay drops a browser that does not read once its buffer is full, and
   assert.match(String(error), /dropped: over 4096 bytes waiting \(CLIENT_BUFFER_BYTES\)/);
   await relay.close();
   await reading;
+});
+
+Deno.test("examples/relay.ts on SIGINT ends the browsers' streams, closes the upstream and exits 0", async () => {
+  const stop = await stopRelayWithSigint("deno");
+  assertCleanStop(stop);
+  console.log(
+    `relay: exited ${Math.round(stop.exitMs)} ms after SIGINT; upstream closed with ` +
+      `${stop.upstreamClose.code} "${stop.upstreamClose.reason}"`,
+  );
 });
