@@ -1,14 +1,17 @@
 // The portable core on runtimes that hide why a connect failed: Node 22
 // (undici says only "Received network error or non-101 status code.") and Bun
-// (a refused port named only by the error's `code`). Each runtime comes from
-// npm into .cache/runtimes/ (git-ignored) the first time, as the portability
-// test's Node does from the system; the bundle of mod.ts runs there against
-// servers in this process.
+// (a refused port named only by the error's `code`); and Deno 2.5, the
+// runtime of Deno Deploy, where mod.ts and examples/relay.ts must type-check
+// and run. Each runtime comes from npm into .cache/runtimes/ (git-ignored)
+// the first time; the bundle of mod.ts (or mod.ts itself, on Deno 2.5) runs
+// there against servers in this process.
 import assert from "node:assert/strict";
 import { ConnectError } from "../mod.ts";
 import { NativeTransport } from "../transport_native.ts";
 import { closedPort } from "./_servers.ts";
 import { type CommandOutput, runCommand } from "./_command.ts";
+import { serve } from "../serve.ts";
+import { assertCleanStop, stopRelayWithSigint } from "./_relay_stop.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const MOD = `${ROOT}mod.ts`;
@@ -36,6 +39,14 @@ const BUN: Runtime = {
   spec: "bun@1",
   dir: `${CACHE}/bun`,
   bin: `${CACHE}/bun/node_modules/bun/bin/bun.exe`,
+};
+
+/** Deno Deploy's runtime (Deno 2.5, per its runtime reference), from the npm package `deno`. */
+const DENO25: Runtime = {
+  name: "Deno 2.5",
+  spec: "deno@2.5.0",
+  dir: `${CACHE}/deno25`,
+  bin: `${CACHE}/deno25/node_modules/@deno/linux-x64-glibc/deno`,
 };
 
 function run(command: string, args: string[], input?: string): Promise<CommandOutput> {
@@ -286,5 +297,62 @@ Deno.test("NativeTransport asks the server for the status the runtime hid", asyn
     const error = await failedOpen(url);
     assert.equal(error.kind, "refused");
     assert.equal(error.message, `Cannot connect to ${url}: connection refused`);
+  });
+});
+
+Deno.test("on Deno 2.5 (Deploy's runtime), mod.ts and the relay type-check, the core finds a stall, and the relay stops cleanly on SIGINT", async (t) => {
+  const deno = await ensure(DENO25);
+  const version = await run(deno, ["--version"]);
+  assert.match(version.stdout, /^deno 2\.5\./);
+
+  await t.step("deno check mod.ts examples/relay.ts", async () => {
+    const out = await run(deno, ["check", "mod.ts", "examples/relay.ts"]);
+    assert.equal(out.code, 0, out.stderr);
+  });
+
+  await t.step("echo, ping and close on the wsbeat transport; a stalled server found", async () => {
+    await using echo = serve();
+    await using stall = serve({ stallAfter: 1 });
+    const out = await run(
+      deno,
+      [
+        "run",
+        "--allow-net=127.0.0.1",
+        "-",
+        echo.url,
+        stall.url,
+      ],
+      `import { connect } from ${JSON.stringify(MOD)};
+const [echoUrl, stallUrl] = Deno.args;
+const ws = await connect(echoUrl);
+ws.send("hi");
+const echo = await ws.receive();
+const rtt = await ws.ping();
+const { code } = await ws.close();
+const stalled = await connect(stallUrl, { heartbeat: { interval: 50, timeout: 200 } });
+stalled.send("one");
+await stalled.receive();
+const end = await stalled.closed;
+console.log(JSON.stringify({
+  deno: Deno.version.deno, echo, pinged: rtt >= 0, code,
+  stall: { initiator: end.initiator, error: end.error?.name },
+}));`,
+    );
+    assert.equal(out.code, 0, out.stderr);
+    const result = JSON.parse(out.stdout);
+    assert.match(result.deno, /^2\.5\./);
+    assert.deepEqual({ ...result, deno: undefined }, {
+      deno: undefined,
+      echo: "hi",
+      pinged: true,
+      code: 1000,
+      stall: { initiator: "heartbeat", error: "TooSlowError" },
+    });
+  });
+
+  await t.step("examples/relay.ts on SIGINT", async () => {
+    const stop = await stopRelayWithSigint(deno);
+    assertCleanStop(stop);
+    console.log(`Deno 2.5: the relay exited ${Math.round(stop.exitMs)} ms after SIGINT`);
   });
 });
