@@ -31,8 +31,9 @@ import { runServe } from "./cli/serve.ts";
 
 /**
  * Runs the CLI with `args` and returns the exit code. Ctrl-C and SIGTERM
- * close the connection cleanly (exit 130 and 143); a second one exits at
- * once, saying so.
+ * close the connection cleanly (exit 130 and 143); a second one, or the
+ * first while a close waits for the server's answer (said on stderr), exits
+ * at once, saying so.
  *
  * @param args The command-line arguments, without the program name.
  * @returns The exit code.
@@ -42,14 +43,20 @@ export async function main(args: string[]): Promise<number> {
   const io = realIo(args.includes("--no-color"));
   io.addSecrets(secretsIn(args));
   let interruptCode: number = ExitCode.Interrupted;
+  // While a close waits for the server's answer (said on stderr), a signal quits at once.
+  let waitingForClose = false;
   const handlers = new Map<Deno.Signal, () => void>();
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   for (const name of signals) {
     const code = name === "SIGTERM" ? ExitCode.Terminated : ExitCode.Interrupted;
     const handler = () => {
-      if (interrupt.signal.aborted) {
-        errorLine(io, `${name} again: exiting without waiting for the connection to close`);
-        Deno.exit(code);
+      if (interrupt.signal.aborted || waitingForClose) {
+        io.stderr(
+          `${name}${
+            interrupt.signal.aborted ? " again" : ""
+          }: exiting without waiting for the server's close\n`,
+        );
+        Deno.exit(interrupt.signal.aborted ? interruptCode : code);
       }
       interruptCode = code;
       interrupt.abort();
@@ -96,7 +103,13 @@ export async function main(args: string[]): Promise<number> {
     }
     const config = await clientConfig(values, urls[0]!);
     if (config.proxy) io.addSecrets(secretsIn([config.proxy]));
-    return await runClient(io, config, interrupt.signal, () => interruptCode);
+    return await runClient(
+      io,
+      config,
+      interrupt.signal,
+      () => interruptCode,
+      (waiting) => (waitingForClose = waiting),
+    );
   } catch (error) {
     if (error instanceof UsageError) {
       errorLine(io, error.message);

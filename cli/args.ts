@@ -10,8 +10,8 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { type ClientHeartbeatOptions, MIN_RETRY_DELAY, type ReconnectOptions } from "../mod.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "../client_options.ts";
-import { isSecretName, maskUrl } from "../url.ts";
-import { secretsIn, UsageError } from "./output.ts";
+import { maskUrl } from "../url.ts";
+import { escapeControl, secretsIn, UsageError } from "./output.ts";
 import { proxyFromEnv } from "./proxy_env.ts";
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -27,10 +27,39 @@ const HINTS: Record<string, string> = {
   "--show-ping-pong": "--show-rtt prints each heartbeat's round trip",
 };
 
-/** Parses `args` against `options`, turning parseArgs errors into usage errors. */
+/** A negative number, taken by the parser for an option: `--interval -1`. */
+const NEGATIVE = /^-(?:\d+(?:\.\d*)?|\.\d+)$/;
+
+/** Joins `--flag -1` into `--flag=-1`, so that the value check names the value. */
+function joinNegativeValues(args: string[], options: ParseArgsOptionsConfig): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    const name = arg.startsWith("--")
+      ? arg.slice(2)
+      : Object.keys(options).find((key) => arg.length === 2 && options[key]!.short === arg[1]);
+    const next = args[i + 1];
+    if (name && options[name]?.type === "string" && next !== undefined && NEGATIVE.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
+/** Parses `args` against `options`, turning parseArgs errors into one-line usage errors. */
 export function parse<T extends ParseArgsOptionsConfig>(args: string[], options: T) {
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
+    return parseArgs({
+      args: joinNegativeValues(args, options),
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (error) {
     const code = (error as { code?: string }).code;
     const message = (error as Error).message;
@@ -42,81 +71,165 @@ export function parse<T extends ParseArgsOptionsConfig>(args: string[], options:
       );
     }
     if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
-      throw new UsageError(`${maskUrl(message.replace(/^Option/, "option"))}; see --help`);
+      const ambiguous = /^Option '([^']+)' argument is ambiguous/.exec(message);
+      if (ambiguous) {
+        // The value is not shown: it may be anything, a credential included.
+        const flag = ambiguous[1]!;
+        const long = flag.startsWith("--")
+          ? flag
+          : `--${Object.keys(options).find((key) => options[key]!.short === flag.slice(1))}`;
+        throw new UsageError(
+          `option '${flag}' is missing its value: the next argument starts with '-'; ` +
+            `for a value that begins with '-', write ${long}=VALUE`,
+        );
+      }
+      throw new UsageError(
+        `${maskUrl(message.split("\n")[0]!.replace(/^Option/, "option"))}; see --help`,
+      );
     }
     throw error;
   }
 }
 
-/** A number of seconds, as milliseconds. */
+/** A number written in decimal: digits, a dot and digits (no sign, exponent, hex, spaces). */
+const DECIMAL = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
+
+/**
+ * The shortest duration a flag takes, in seconds: 1 ms. Shorter values are
+ * typos (`1e-9`) or busy loops (a heartbeat every 0 ms).
+ */
+export const MIN_SECONDS = 0.001;
+
+/** The longest duration a flag takes, in seconds: about 23 days (timers hold 2^31 ms). */
+export const MAX_SECONDS = 2_000_000;
+
+/**
+ * A number of seconds, as milliseconds: written in decimal, at least
+ * {@linkcode MIN_SECONDS} (or exactly 0 when `allowZero`), at most
+ * {@linkcode MAX_SECONDS}.
+ *
+ * @throws {UsageError} Naming the flag and the value.
+ */
 export function seconds(
   name: string,
   value: string | undefined,
   allowZero = false,
 ): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (
-    value.trim() === "" || !Number.isFinite(n) || n < 0 || (!allowZero && n === 0) || n > 2_000_000
-  ) {
+  const range = allowZero ? ", 0 or more" : " above 0";
+  if (!DECIMAL.test(value)) {
     throw new UsageError(
-      `${name} expects a number of seconds${allowZero ? "" : " above 0"}, got '${value}'`,
+      NEGATIVE.test(value)
+        ? `${name} expects a number of seconds${range}, got '${value}'`
+        : `${name} expects a number of seconds in decimal, such as 5 or 0.5, got '${value}'`,
     );
   }
-  return n * 1000;
+  const n = Number(value);
+  if (n === 0) {
+    if (allowZero) return 0;
+    throw new UsageError(`${name} expects a number of seconds above 0, got '${value}'`);
+  }
+  if (n < MIN_SECONDS) {
+    throw new UsageError(
+      `${name} expects at least ${MIN_SECONDS} seconds (1 ms)${
+        allowZero ? " or 0" : ""
+      }, got '${value}'`,
+    );
+  }
+  if (n > MAX_SECONDS) {
+    throw new UsageError(
+      `${name} expects at most ${MAX_SECONDS} seconds (about 23 days), got '${value}'`,
+    );
+  }
+  return Math.round(n * 1e6) / 1e3;
 }
 
-/** A whole number of at least `min`. */
+/**
+ * A whole number of at least `min`, written in decimal digits.
+ *
+ * @throws {UsageError} Naming the flag and the value.
+ */
 export function count(name: string, value: string | undefined, min = 1): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || n < min) {
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
     throw new UsageError(`${name} expects a whole number of at least ${min}, got '${value}'`);
   }
   return n;
 }
 
-/** A whole number from `min` to `max`. */
+/**
+ * A whole number from `min` to `max`, written in decimal digits.
+ *
+ * @throws {UsageError} Naming the flag, the range and the value.
+ */
 export function bounded(
   name: string,
   value: string | undefined,
   min: number,
   max: number,
 ): number | undefined {
-  const n = value === undefined || !/^\d+$/.test(value.trim())
-    ? count(name, value, min)
-    : Number(value);
-  if (n !== undefined && (n < min || n > max)) {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
     throw new UsageError(`${name} expects a whole number from ${min} to ${max}, got '${value}'`);
   }
   return n;
 }
 
-/** A `-H` value as it may be shown: a credential's value as `***`. */
+/**
+ * A `-H` value as an error may show it: the name, and `***` for whatever
+ * follows the colon (a value is never shown, credential or not).
+ */
 function shownHeader(value: string): string {
   const i = value.indexOf(":");
-  if (i > 0) {
-    const name = value.slice(0, i).trim();
-    return isSecretName(name) ? `${value.slice(0, i)}: ***` : value;
-  }
-  if (!isSecretName(value)) return value;
-  const first = /^\S+(?=\s)/.exec(value)?.[0];
-  return first && isSecretName(first) ? `${first} ***` : "***";
+  if (i > 0) return `${value.slice(0, i)}: ***`;
+  const first = /^\S+(?=\s)/.exec(value.trim())?.[0];
+  return first ? `${first} ***` : "***";
 }
 
-/** Parses `-H "Name: value"`: a token name, a value without CR, LF or NUL. */
+/** The first control character in a header value (a tab is allowed), or undefined. */
+function headerControl(value: string): string | undefined {
+  for (const c of value) {
+    const code = c.charCodeAt(0);
+    if ((code < 0x20 && c !== "\t") || code === 0x7f) return c;
+  }
+  return undefined;
+}
+
+/**
+ * Parses `-H "Name: value"`: a token name, a value of one line without
+ * control characters. Errors show the name, never the value.
+ *
+ * @throws {UsageError} Naming the header, its value masked.
+ */
 export function parseHeader(value: string): [string, string] {
   const i = value.indexOf(":");
-  const name = i > 0 ? value.slice(0, i).trim() : "";
+  if (i <= 0) {
+    throw new UsageError(
+      `--header expects "Name: value", got no colon in '${shownHeader(value)}'`,
+    );
+  }
+  const name = value.slice(0, i).trim();
   if (!TOKEN.test(name)) {
-    throw new UsageError(`--header expects "Name: value", got '${shownHeader(value)}'`);
+    throw new UsageError(
+      `--header expects "Name: value" with a name of letters, digits and !#$%&'*+.^_\`|~- only, got '${
+        shownHeader(value)
+      }'`,
+    );
   }
   const content = value.slice(i + 1).trim();
-  if (/[\r\n\0]/.test(content)) {
+  const control = headerControl(content);
+  if (control !== undefined) {
     throw new UsageError(
-      `--header "${name}" has a CR, LF or NUL in its value: ${
-        isSecretName(name) ? "***" : JSON.stringify(content)
-      }`,
+      `--header "${name}" has a control character (${
+        escapeControl(control)
+      }) in its value, which a header cannot carry: got '${name}: ***'`,
+    );
+  }
+  if (/[\u0100-\uffff]/.test(content)) {
+    throw new UsageError(
+      `--header "${name}" has a character beyond Latin-1 in its value, which a header cannot carry; percent-encode it: got '${name}: ***'`,
     );
   }
   return [name, content];
@@ -264,7 +377,8 @@ export interface ClientConfig {
 
 /** A backoff delay in seconds, as milliseconds; never below MIN_RETRY_DELAY (a busy loop). */
 function retryDelay(name: string, value: string | undefined): number | undefined {
-  const ms = seconds(name, value);
+  const n = value !== undefined && DECIMAL.test(value) ? Number(value) : undefined;
+  const ms = n !== undefined && n > 0 ? n * 1000 : seconds(name, value);
   if (ms !== undefined && ms < MIN_RETRY_DELAY) {
     throw new UsageError(
       `${name} expects at least ${
@@ -272,7 +386,7 @@ function retryDelay(name: string, value: string | undefined): number | undefined
       } seconds (a shorter delay would retry in a busy loop), got '${value}'`,
     );
   }
-  return ms;
+  return seconds(name, value);
 }
 
 /** Reads a PEM file for `flag`, checking it holds what the flag needs. */
@@ -300,7 +414,7 @@ function heartbeatConfig(values: ClientValues): ClientHeartbeatOptions | undefin
     values.timeout !== undefined || values.ping !== undefined || values.pong !== undefined ||
     values["show-rtt"];
   if (!wanted) return undefined;
-  const interval = seconds("--interval", values.interval, true);
+  const interval = seconds("--interval", values.interval);
   const timeout = seconds("--timeout", values.timeout);
   const beat: ClientHeartbeatOptions = {
     ...(interval !== undefined ? { interval } : {}),
@@ -349,7 +463,7 @@ export async function clientConfig(values: ClientValues, url: string): Promise<C
   if (maxDelay !== undefined) backoff.maxDelay = maxDelay;
   if (values["backoff-factor"] !== undefined) {
     const factor = Number(values["backoff-factor"]);
-    if (!(factor >= 1 && factor <= 100)) {
+    if (!DECIMAL.test(values["backoff-factor"]) || !(factor >= 1 && factor <= 100)) {
       throw new UsageError(
         `--backoff-factor expects a number from 1 to 100, got '${values["backoff-factor"]}'`,
       );

@@ -13,12 +13,15 @@ import {
   ConnectionClosedError,
   type ConnectOptions,
   type Message,
+  ProtocolError,
   ReconnectError,
   reconnecting,
   sleep,
+  StaleFeedError,
   TooSlowError,
   type WebSocketClient,
 } from "../mod.ts";
+import { DEFAULT_CLOSE_TIMEOUT } from "../client_options.ts";
 import type { ClientConfig } from "./args.ts";
 import {
   cliWords,
@@ -31,7 +34,9 @@ import {
   maskUrl,
   OutputError,
   paint,
+  plural,
   printMessage,
+  statusLine,
 } from "./output.ts";
 import { runSlash, SLASH_HELP } from "./slash.ts";
 import { INPUT_QUEUE_LIMIT, InputFeed, prepareLine, readLineBytes } from "./stdin.ts";
@@ -58,20 +63,40 @@ interface Run {
   lastEcho: { message: Message; at: number } | undefined;
   outputError: OutputError | undefined;
   interruptCode: () => number;
+  /** The user typed /quit or /close: the run ends, whatever else happens. */
+  quit: boolean;
+  /** Told when the run starts and stops waiting for the server's close (for Ctrl-C). */
+  onCloseWait: (waiting: boolean) => void;
 }
+
+/** How one connection ended: why the session stopped, and the close as the library saw it. */
+interface Closed {
+  ending: Ending;
+  info: CloseInfo;
+  /** Its URL, credentials masked. */
+  url: string;
+  /** How long it stayed open, in milliseconds. */
+  uptime: number;
+}
+
+/** A close that is still being waited for after this long is said on stderr. */
+const CLOSE_WAIT_NOTE_AFTER = 250;
 
 /**
  * Runs the client and returns the exit code.
  *
  * @param interruptCode The exit code for an interruption (130 Ctrl-C, 143 SIGTERM).
+ * @param onCloseWait Told when a close starts and stops waiting for the
+ *   server's answer, so that a Ctrl-C then quits at once.
  */
 export async function runClient(
   io: Io,
   config: ClientConfig,
   signal: AbortSignal,
   interruptCode: () => number,
+  onCloseWait: (waiting: boolean) => void = () => {},
 ): Promise<number> {
-  const status = (text: string) => config.quiet || io.stderr(paint(io, 2, text) + "\n");
+  const status = (text: string) => config.quiet || statusLine(io, text);
   if (config.verbose) {
     status(
       `connecting to ${maskUrl(config.url)}` +
@@ -111,6 +136,8 @@ export async function runClient(
     lastEcho: undefined,
     outputError: undefined,
     interruptCode,
+    quit: false,
+    onCloseWait,
   };
   if (config.send.length === 0) {
     const rules = { ...config, slash: Deno.stdin.isTerminal() };
@@ -153,18 +180,46 @@ async function once(run: Run, options: ConnectOptions, signal: AbortSignal): Pro
     if (signal.aborted) return run.interruptCode();
     return connectFailure(io, config, error);
   }
-  const ending = await connection(run, ws, signal);
-  if (ending === "interrupted") return run.interruptCode();
-  if (ending === "output" || ending === "quit") return ExitCode.Ok;
-  const info = await ws.closed;
-  if (info.initiator === "heartbeat") {
-    errorLine(io, heartbeatFailure(run, ws, info));
-    return ExitCode.Heartbeat;
+  return report(run, await connection(run, ws, signal));
+}
+
+/**
+ * The exit code of a connection's end, from its {@linkcode CloseInfo}: who
+ * closed first, with which code and error. The session's ending only tells
+ * whether a close wsbeat made was the user's (Ctrl-C: 130 or 143).
+ */
+function exitCodeOf(run: Run, { ending, info }: Closed): number {
+  switch (info.initiator) {
+    case "heartbeat":
+      return ExitCode.Heartbeat;
+    case "network":
+      return ExitCode.Failed;
+    case "server":
+      if (![1000, 1001, 1005].includes(info.code) || info.error) return ExitCode.Failed;
+      break;
+    case "client":
+      // wsbeat failed the connection: the server broke the protocol, or the feed went quiet.
+      if (info.error instanceof ProtocolError || info.error instanceof StaleFeedError) {
+        return ExitCode.Failed;
+      }
+      // The user's own close (/quit, /close, Ctrl-C) is not a failure even if the server never answered it.
+      if (info.error && ending !== "quit" && ending !== "interrupted" && ending !== "output") {
+        return ExitCode.Failed;
+      }
   }
-  if (info.initiator === "client" && !info.error) return ExitCode.Ok;
-  if (info.initiator === "server" && [1000, 1001, 1005].includes(info.code)) return ExitCode.Ok;
-  errorLine(io, `${describeClose(info)} (${ws.url})`);
-  return ExitCode.Failed;
+  return ending === "interrupted" ? run.interruptCode() : ExitCode.Ok;
+}
+
+/** Reports how a connection ended, each cause once (a status line, or an error line), and returns the exit code. */
+function report(run: Run, closed: Closed): number {
+  const code = exitCodeOf(run, closed);
+  const stayed = `the connection stayed open for ${formatDuration(closed.uptime)}`;
+  if (code === ExitCode.Heartbeat) {
+    errorLine(run.io, `${heartbeatFailure(run, closed)}; ${stayed}`);
+  } else if (code === ExitCode.Failed) {
+    errorLine(run.io, `${describeClose(closed.info)} (${closed.url}); ${stayed}`);
+  } else run.status(`${describeClose(closed.info)}; ${stayed}`);
+  return code;
 }
 
 async function reconnectLoop(
@@ -176,6 +231,8 @@ async function reconnectLoop(
   // When the connection was lost: its close, or the first failed attempt.
   // "reconnected after" counts from there, detection to the new connection.
   let lostAt: number | undefined;
+  // The last connection's end, reported once: in the retry line, or in the error that ends the loop.
+  let last: Closed | undefined;
   const maxRetries = config.backoff.maxRetries;
   try {
     for await (
@@ -185,6 +242,7 @@ async function reconnectLoop(
         onRetry: ({ attempt, retry, delay, reason }) => {
           lostAt ??= performance.now();
           const why = "code" in reason ? describeClose(reason) : cliWords(reason.message);
+          last = undefined;
           const of = maxRetries === undefined || retry === 0
             ? ""
             : `, retry ${retry} of ${maxRetries}`;
@@ -197,12 +255,31 @@ async function reconnectLoop(
       }
       lostAt = undefined;
       ws.closed.then(() => (lostAt = performance.now()));
-      const ending = await connection(run, ws, signal);
-      if (ending === "interrupted") return run.interruptCode();
-      if (ending === "done" || ending === "quit" || ending === "output") return ExitCode.Ok;
+      const closed = await connection(run, ws, signal);
+      // The user's decision (/quit, /close, Ctrl-C, --count reached, stdin over): the run ends here.
+      if (closed.ending !== "closed") return report(run, closed);
+      last = closed;
     }
     return signal.aborted ? run.interruptCode() : ExitCode.Ok;
   } catch (error) {
+    if (error instanceof ConnectionClosedError && last) {
+      errorLine(
+        io,
+        `${describeClose(last.info)} (${last.url}); the connection stayed open for ${
+          formatDuration(last.uptime)
+        }; not reconnecting: --reconnect does not retry this close (see --help)`,
+      );
+      return ExitCode.Failed;
+    }
+    if (error instanceof ReconnectError && last) {
+      errorLine(
+        io,
+        `gave up reconnecting to ${error.url} after ${
+          plural(error.retries, "retry", "retries")
+        } in a row (--max-retries): ${describeClose(last.info)}`,
+      );
+      return ExitCode.Failed;
+    }
     if (error instanceof ReconnectError || error instanceof ConnectionClosedError) {
       errorLine(io, cliWords(error.message));
       return ExitCode.Failed;
@@ -246,12 +323,12 @@ function preview(message: Message): string {
 }
 
 /** The error line of a heartbeat failure: what was expected, and what arrived instead. */
-function heartbeatFailure(run: Run, ws: WebSocketClient, info: CloseInfo): string {
+function heartbeatFailure(run: Run, { info, url }: Closed): string {
   const beat = run.config.heartbeat;
   const timeout = info.error instanceof TooSlowError ? info.error.timeout : beat?.timeout ?? 5_000;
   const within = `within ${formatDuration(timeout)} (--timeout)`;
   if (beat?.message === undefined) {
-    return `heartbeat timeout: no reply to a ping frame ${within}; the server at ${ws.url} stopped answering`;
+    return `heartbeat timeout: no reply to a ping frame ${within}; the server at ${url} stopped answering`;
   }
   const probe = JSON.stringify(beat.message);
   const recent = (arrival: Run["lastArrived"]) =>
@@ -267,15 +344,19 @@ function heartbeatFailure(run: Run, ws: WebSocketClient, info: CloseInfo): strin
       preview(run.lastArrived!.message)
     }): check --pong`;
   }
-  return `heartbeat timeout: no reply to ${probe} ${within}; the server at ${ws.url} stopped answering`;
+  return `heartbeat timeout: no reply to ${probe} ${within}; the server at ${url} stopped answering`;
 }
 
-/** One connection: report it, run its session, close it, report how it ended. */
-async function connection(run: Run, ws: WebSocketClient, signal: AbortSignal): Promise<Ending> {
+/**
+ * One connection: report it, run its session, close it. How it ended is
+ * reported by the caller, once.
+ */
+async function connection(run: Run, ws: WebSocketClient, signal: AbortSignal): Promise<Closed> {
   const { config, status } = run;
   const beat = config.heartbeat;
+  const url = maskUrl(ws.url);
   status(
-    `connected to ${ws.url} in ${formatDuration(ws.stats.openMs ?? 0)}` +
+    `connected to ${url} in ${formatDuration(ws.stats.openMs ?? 0)}` +
       (ws.protocol ? ` (subprotocol ${ws.protocol})` : "") +
       (beat
         ? `; heartbeat every ${formatDuration(beat.interval ?? 10_000)}, timeout ${
@@ -283,26 +364,54 @@ async function connection(run: Run, ws: WebSocketClient, signal: AbortSignal): P
         }`
         : ""),
   );
-  const ending = await session(run, ws, signal);
-  const info = await ws.close().catch(() => ws.closed);
+  let ending = await session(run, ws, signal);
+  if (run.quit) ending = "quit";
+  const info = await closeSaying(run, ws, signal);
   const after = ws.stats;
-  status(
-    `${describeClose(info)}; the connection stayed open for ${formatDuration(after.uptimeMs)}`,
-  );
   if (config.verbose) {
     status(
-      `  sent ${after.messagesSent} messages (${after.bytesSent} B), received ${after.messagesReceived} (${after.bytesReceived} B)`,
+      `  sent ${plural(after.messagesSent, "message")} (${after.bytesSent} B), received ${
+        plural(after.messagesReceived, "message")
+      } (${after.bytesReceived} B)`,
     );
     const l = after.latency;
     if (l) {
       status(
         `  rtt last ${formatDuration(l.last)}, min ${formatDuration(l.min)}, avg ${
           formatDuration(l.avg)
-        }, p99 ${formatDuration(l.p99)} over ${l.samples} beats`,
+        }, p99 ${formatDuration(l.p99)} over ${plural(l.samples, "beat")}`,
       );
     }
   }
-  return ending;
+  return { ending, info, url, uptime: after.uptimeMs };
+}
+
+/**
+ * Closes `ws` (at once if it is closed already). A close still unanswered
+ * after {@linkcode CLOSE_WAIT_NOTE_AFTER} ms is said on stderr, with how
+ * long it may last and that Ctrl-C quits: from then on the first Ctrl-C, or
+ * the second one after an interruption, exits at once.
+ */
+async function closeSaying(run: Run, ws: WebSocketClient, signal: AbortSignal): Promise<CloseInfo> {
+  const closing = ws.close().catch(() => ws.closed);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), CLOSE_WAIT_NOTE_AFTER);
+  });
+  const first = await Promise.race([closing, late]);
+  clearTimeout(timer);
+  if (first !== "late") return first;
+  run.onCloseWait(true);
+  try {
+    run.status(
+      `waiting up to ${DEFAULT_CLOSE_TIMEOUT / 1000} s for the server's close; Ctrl-C ${
+        signal.aborted ? "again " : ""
+      }to quit`,
+    );
+    return await closing;
+  } finally {
+    run.onCloseWait(false);
+  }
 }
 
 /**
@@ -386,7 +495,8 @@ async function sendInput(
     if (item === undefined) return;
     if (typeof item === "object" && !(item instanceof Uint8Array)) {
       feed.shift();
-      if (await runSlash(run.io, ws, item, stop) === "quit") return "quit";
+      const onQuit = () => (run.quit = true);
+      if (await runSlash(run.io, ws, item, stop, onQuit) === "quit") return "quit";
       continue;
     }
     ws.send(item); // throws if the connection closed: the line stays queued for the next one

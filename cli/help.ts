@@ -33,8 +33,9 @@ Sending:
       --binary            stdin lines are base64 and are sent as binary messages
       --json              refuse input lines and -x messages that are not JSON, and
                           pretty-print received JSON on a terminal
-  On a terminal, /ping prints the round-trip time, /close [CODE [REASON]] closes,
-  /quit closes with 1000 and exits; start a line with // to send one beginning with /.
+  On a terminal, /ping prints the round-trip time, /close [CODE [REASON]] closes with
+  CODE and exits, /quit closes with 1000 and exits (with --reconnect too: no reconnect);
+  start a line with // to send one beginning with /.
 
 Connection:
   -H, --header "Name: value"   add a handshake header (repeatable)
@@ -44,6 +45,7 @@ Connection:
       --proxy URL              tunnel through this HTTP proxy (CONNECT); default from
                                HTTPS_PROXY (wss://) or HTTP_PROXY (ws://), minus NO_PROXY
       --connect-timeout SECS   give up opening after SECS (default 10)
+  Durations are seconds in decimal (5, 0.5), from 0.001 (1 ms) to 2000000.
       --stale-after SECS       close the connection when no message arrived for SECS,
                                even while pings are answered (the feed went quiet);
                                with --reconnect, connect again (default: off)
@@ -69,7 +71,8 @@ Reconnect (any of these turns it on):
       --backoff-max S     longest delay (default 30, at least 0.01)
       --backoff-factor F  growth per failure (default 2)
       Not retried: HTTP 4xx other than 408/429, TLS errors (ws:// and wss:// mixed up
-      included), close 1008.
+      included), closes with a code other than 1000, 1001, 1005, 1006, 1011-1014 and
+      3000-4999 (such as 1008, policy violation), /quit and /close.
 
 Output:
       --binary-format F   print binary messages as base64 (default), hex, or raw bytes;
@@ -94,7 +97,8 @@ Exit codes:
        line was refused (--json, --binary, invalid UTF-8, too long)
   2    usage error
   3    heartbeat timeout: the server stopped answering (with --reconnect it reconnects)
-  130  interrupted (Ctrl-C), after closing cleanly with 1000
+  130  interrupted (Ctrl-C), after closing cleanly with 1000; while the close waits for
+       the server's answer (up to 5 s, said on stderr), Ctrl-C again quits at once
   143  terminated (SIGTERM), after closing cleanly with 1000
 
 TLS: there is no switch to skip certificate checks (wscat's -n, websocat's -k).
@@ -105,5 +109,7 @@ Examples:
   wsbeat ws://127.0.0.1:9000                            # interactive
   echo hello | wsbeat ws://127.0.0.1:9000               # prints hello, exits 0
   wsbeat -x '{"op":"subscribe"}' -n 5 wss://example.com/feed
-  wsbeat --heartbeat --interval 10 --timeout 5 --show-rtt --keep-open ws://127.0.0.1:9000
+  wsbeat --ping ping --interval 10 --timeout 5 --show-rtt --keep-open ws://127.0.0.1:9000
+                    # stays open: --idle-timeout counts messages only, so the probe must be
+                    # a message (--ping); ping frames (--heartbeat alone) would be dropped
 `;

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { type CloseInfo, type Message, StaleFeedError } from "../mod.ts";
+import { type CloseInfo, type Message, ProtocolError, StaleFeedError } from "../mod.ts";
 import { isSecretName, maskUrl } from "../url.ts";
 
 /** The exit codes of `wsbeat`, as `--help` lists them. */
@@ -109,9 +109,48 @@ export function paint(io: Io, code: number, text: string): string {
   return io.color ? `\x1b[${code}m${text}\x1b[0m` : text;
 }
 
-/** One `error:` line on stderr. */
+/**
+ * Characters a terminal may act on rather than show: C0 and C1 controls
+ * (ESC, BEL, CR, backspace...), DEL, the line and paragraph separators and
+ * the bidirectional overrides that reorder what is shown.
+ */
+const CONTROL = /[\p{Cc}\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+const CONTROL_BUT_LINES =
+  /[^\P{Cc}\n\t]|[\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+
+/**
+ * Text from a peer (or a user) as it may be shown on a terminal: every
+ * control character written out as an escape (`\x1b` as the four
+ * characters `\x1b`, U+202E as `\u202e`), printable Unicode kept as is.
+ * The one escaping helper of the CLI: status and error lines go through it,
+ * and received messages when stdout is a terminal.
+ *
+ * @param text The text to show.
+ * @param keepLines Keep line feeds and tabs (a received message's own lines).
+ * @returns The text, safe to write to a terminal.
+ */
+export function escapeControl(text: string, keepLines = false): string {
+  return text.replace(keepLines ? CONTROL_BUT_LINES : CONTROL, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
+}
+
+/** One status line on stderr (dimmed on a terminal), control characters escaped. */
+export function statusLine(io: Io, text: string): void {
+  io.stderr(paint(io, 2, escapeControl(text)) + "\n");
+}
+
+/** One `error:` line on stderr, control characters escaped. */
 export function errorLine(io: Io, message: string): void {
-  io.stderr(`${paint(io, 31, "error")}: ${message}\n`);
+  io.stderr(`${paint(io, 31, "error")}: ${escapeControl(message)}\n`);
+}
+
+/** `1 message`, `2 messages`. */
+export function plural(n: number, word: string, many = `${word}s`): string {
+  return `${n} ${n === 1 ? word : many}`;
 }
 
 /**
@@ -156,15 +195,19 @@ export function maskHeader(name: string, value: string): string {
 export { maskUrl };
 
 /**
- * A library message in the CLI's words: flags instead of option names,
- * starting in lower case.
+ * A library message in the CLI's words: flags instead of option names, in
+ * lower case like every CLI line (its first word and each one after a
+ * colon; names such as TLS, HTTP, Deno or UnknownIssuer kept).
  */
 export function cliWords(message: string): string {
   return message
-    .replace(/^Cannot/, "cannot")
-    .replace(/^Gave up/, "gave up")
+    .replace(
+      /(^|: )(?!Deno\b)([A-Z])(?=[a-z]+\b)/g,
+      (_, before: string, letter: string) => before + letter.toLowerCase(),
+    )
     .replace("(connectTimeout)", "(--connect-timeout)")
     .replace("(maxRetries)", "(--max-retries)")
+    .replace(" (closeTimeout)", "")
     .replace(/pass caCerts: \[pem\]/, "pass --cacert ca.pem")
     .replace("(cert and key)", "(--cert and --key)")
     .replace(/pass client: Deno\.createHttpClient\([^)]*\)/, "pass --cacert ca.pem");
@@ -177,24 +220,41 @@ export function formatDuration(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** How a close reads in a status line. */
+/** A network error's text, unless it only says again that no close frame came. */
+function lossDetail(error: Error | undefined): string {
+  if (!error || /without a closing handshake/i.test(error.message)) return "";
+  return `: ${cliWords(error.message)}`;
+}
+
+/**
+ * How a close reads in a status or error line, from its
+ * {@linkcode CloseInfo} alone: who closed first, the code, the reason.
+ */
 export function describeClose(info: CloseInfo): string {
-  const code = info.code === 1006 ? "1006, no close frame" : String(info.code);
   const reason = info.reason ? ` ${JSON.stringify(info.reason)}` : "";
   switch (info.initiator) {
     case "server":
-      return `closed by the server (${code})${reason}`;
+      return `closed by the server (${info.code})${reason}`;
     case "client":
       if (info.error instanceof StaleFeedError) {
         return `closed by wsbeat: no message for ${
           formatDuration(info.error.staleAfter)
         } (--stale-after), the feed went quiet`;
       }
-      return `closed by wsbeat (${code})${reason}`;
+      if (info.error instanceof ProtocolError) {
+        return `closed by wsbeat (${info.code}): the server broke the protocol: ${
+          cliWords(info.error.message)
+        }`;
+      }
+      return `closed by wsbeat (${info.code})${reason}${
+        info.error ? `: ${cliWords(info.error.message)}` : ""
+      }`;
     case "heartbeat":
       return "closed by the heartbeat (the server stopped answering)";
     case "network":
-      return `connection lost (${code})${info.error ? `: ${cliWords(info.error.message)}` : ""}`;
+      return `connection lost (${info.code === 1006 ? "1006, no close frame" : info.code})${
+        lossDetail(info.error)
+      }`;
   }
 }
 
@@ -219,7 +279,9 @@ function toBase64(bytes: Uint8Array): string {
 /**
  * Prints one received message on stdout: text as it came (JSON
  * pretty-printed on a terminal with `--json`); binary as base64, hex or raw
- * bytes, marked `[binary N B]` on a terminal so it cannot pass for text.
+ * bytes, marked `[binary N B]` on a terminal so it cannot pass for text. On
+ * a terminal, control characters are escapes ({@linkcode escapeControl});
+ * to a pipe or a file, messages are written byte-exact.
  *
  * @param sinceOpen Milliseconds since the connection opened, for `--timestamps`.
  * @throws {OutputError} If stdout cannot be written.
@@ -238,12 +300,14 @@ export function printMessage(
         return;
       } catch { /* not JSON: print as it came */ }
     }
-    io.stdout(stamp + message + "\n");
+    // On a terminal a message is shown, control characters escaped; to a pipe or a file it is data, byte-exact.
+    io.stdout(stamp + (io.stdoutTerminal ? escapeControl(message, true) : message) + "\n");
     return;
   }
   if (options.binaryFormat === "raw") {
     if (stamp) io.stdout(stamp);
-    io.stdoutBytes(message);
+    if (io.stdoutTerminal) io.stdout(escapeControl(new TextDecoder().decode(message), true));
+    else io.stdoutBytes(message);
     return;
   }
   const text = options.binaryFormat === "hex"

@@ -1,12 +1,15 @@
 /**
  * Slash commands, typed on a terminal (as wscat's `--slash`): `/ping`
- * prints the round-trip time, `/close [CODE [REASON]]` closes with that code,
- * `/quit` closes with 1000 and ends the run. `//text` sends `/text`.
+ * prints the round-trip time, `/close [CODE [REASON]]` closes with that code
+ * and ends the run, `/quit` closes with 1000 and ends the run (with
+ * `--reconnect` too: the user's close is a decision, not a failure to
+ * retry). `//text` sends `/text`.
  *
  * @module
  */
 
 import type { WebSocketClient } from "../mod.ts";
+import { checkClientClose } from "../close_info.ts";
 import { cliWords, errorLine, formatDuration, type Io } from "./output.ts";
 
 /** The one-line summary shown when slash commands are on. */
@@ -18,6 +21,9 @@ const PING_TIMEOUT = 10_000;
 /**
  * Runs one slash command on `ws`.
  *
+ * @param onQuit Called as `/close` or `/quit` starts closing, before the
+ *   close completes: the run ends by the user's decision, even with
+ *   `--reconnect`, and however the connection then closes.
  * @returns `"quit"` when the run should end (`/close`, `/quit`).
  */
 export async function runSlash(
@@ -25,6 +31,7 @@ export async function runSlash(
   ws: WebSocketClient,
   item: { command: string; args: string[] },
   signal: AbortSignal,
+  onQuit: () => void = () => {},
 ): Promise<"quit" | undefined> {
   switch (item.command) {
     case "ping": {
@@ -46,8 +53,16 @@ export async function runSlash(
         errorLine(io, `/close expects a code (1000 or 3000-4999), got '${code}'`);
         return undefined;
       }
+      const reason = words.join(" ");
       try {
-        await ws.close(Number(code), words.join(" "));
+        checkClientClose(Number(code), reason);
+      } catch (error) {
+        errorLine(io, `/close: ${cliWords((error as Error).message)}`);
+        return undefined;
+      }
+      onQuit();
+      try {
+        await ws.close(Number(code), reason);
       } catch (error) {
         errorLine(io, `/close: ${cliWords((error as Error).message)}`);
         return undefined;
@@ -56,6 +71,7 @@ export async function runSlash(
     }
     case "quit":
     case "exit":
+      onQuit();
       await ws.close(1000).catch(() => {});
       return "quit";
     default:

@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { type CommandOutput, runCommand } from "./_command.ts";
+import { readLines } from "../cli/stdin.ts";
 
 export const CLI = new URL("../cli.ts", import.meta.url).pathname;
 export const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
@@ -61,4 +62,80 @@ export function assertError(result: Run, code: number, pattern: RegExp): void {
   assert.equal(lines.length, 1, result.stderr);
   assert.match(lines[0]!, pattern);
   assert.doesNotMatch(result.stderr, /^\s+at |Uncaught|unexpected failure/m);
+}
+
+/** A CLI run that a test talks to while it runs. */
+export interface LiveCli extends AsyncDisposable {
+  /** The process. */
+  readonly child: Deno.ChildProcess;
+  /** Every line read so far from stderr (on a terminal: from the terminal). */
+  readonly lines: string[];
+  /** Writes to its stdin. */
+  write(text: string): Promise<void>;
+  /** Ends its stdin. */
+  closeInput(): Promise<void>;
+  /** Reads lines until one matches `pattern`, and returns it; throws if the output ends first. */
+  waitFor(pattern: RegExp): Promise<string>;
+  /** Waits for the exit: the exit code, the lines read after the last `waitFor`, and stdout. */
+  end(): Promise<{ code: number; rest: string[]; stdout: string }>;
+}
+
+/**
+ * Starts the CLI with `args` and piped stdin. With `terminal`, stdin and
+ * stdout are a pseudo-terminal (`script` from util-linux, run through sh so
+ * that the test needs no permission for it), and `lines` are the
+ * terminal's, stdout and stderr together.
+ */
+export function liveCli(args: string[], options: { terminal?: boolean } = {}): LiveCli {
+  const deno = ["deno", ...denoArgs(args)];
+  const child = new Deno.Command(options.terminal ? "sh" : deno[0]!, {
+    args: options.terminal
+      ? ["-c", `exec script -qec "$0" /dev/null`, deno.map((a) => `'${a}'`).join(" ")]
+      : deno.slice(1),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const [stream, other] = options.terminal
+    ? [child.stdout, child.stderr]
+    : [child.stderr, child.stdout];
+  const otherText = new Response(other).text();
+  const reader = readLines(stream);
+  const writer = child.stdin.getWriter();
+  const lines: string[] = [];
+  let mark = 0;
+  let ended: Promise<{ code: number; rest: string[]; stdout: string }> | undefined;
+  const end = () =>
+    ended ??= (async () => {
+      await writer.close().catch(() => {});
+      const { code } = await child.status;
+      for await (const line of reader) lines.push(line.replace(/\r$/, ""));
+      const stdout = await otherText;
+      return { code, rest: lines.slice(mark), stdout };
+    })();
+  return {
+    child,
+    lines,
+    write: (text) => writer.write(new TextEncoder().encode(text)),
+    closeInput: () => writer.close().catch(() => {}),
+    async waitFor(pattern) {
+      for (let line = await reader.next(); !line.done; line = await reader.next()) {
+        const text = line.value.replace(/\r$/, "");
+        lines.push(text);
+        if (pattern.test(text)) {
+          mark = lines.length;
+          return text;
+        }
+      }
+      throw new Error(`the output ended before a line matching ${pattern}:\n${lines.join("\n")}`);
+    },
+    end,
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+      await end();
+    },
+  };
 }

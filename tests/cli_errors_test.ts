@@ -42,17 +42,17 @@ Deno.test("cli usage errors name the value, exit 2, and mask secrets", async (t)
     [
       "CR in a header",
       ["-H", "X-Team: blue\r\nX-Evil: 1", "ws://x"],
-      /^error: --header "X-Team" has a CR, LF or NUL in its value: "blue\\r\\nX-Evil: 1"$/,
+      /^error: --header "X-Team" has a control character \(\\x0d\) in its value, which a header cannot carry: got 'X-Team: \*\*\*'$/,
     ],
     [
       "CR in a secret header",
       ["-H", "Authorization: Bearer s3cr3t\r\nX: 1", "ws://x"],
-      /^error: --header "Authorization" has a CR, LF or NUL in its value: \*\*\*$/,
+      /^error: --header "Authorization" has a control character \(\\x0d\) in its value, which a header cannot carry: got 'Authorization: \*\*\*'$/,
     ],
     [
       "a header without its colon",
       ["-H", "Authorization Bearer s3cr3t", "ws://x"],
-      /^error: --header expects "Name: value", got 'Authorization \*\*\*'$/,
+      /^error: --header expects "Name: value", got no colon in 'Authorization \*\*\*'$/,
     ],
     [
       "--cacert that is not PEM",

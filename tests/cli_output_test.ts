@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { serve } from "../serve.ts";
 import { readLines } from "../cli/stdin.ts";
-import { silentServer } from "./_servers.ts";
-import { assertError, cli, denoArgs, shell } from "./_cli.ts";
+import { assertError, cli, denoArgs, liveCli, shell } from "./_cli.ts";
+import { rawServer } from "./_raw_server.ts";
 
 Deno.test("cli --heartbeat: ping frames by default, so -n counts only data", async () => {
   await using server = serve();
@@ -60,7 +60,7 @@ Deno.test("cli --pong that never matches says what arrived instead", async () =>
   assertError(
     result,
     3,
-    /^error: heartbeat timeout: no reply "pong" \(--pong\) to "ping" within 200 ms \(--timeout\); the server sent the probe back instead \(an echo server\?\): check --pong$/,
+    /^error: heartbeat timeout: no reply "pong" \(--pong\) to "ping" within 200 ms \(--timeout\); the server sent the probe back instead \(an echo server\?\): check --pong; the connection stayed open for \d+ ms$/,
   );
   assert.equal(result.stdout, "");
 });
@@ -114,29 +114,49 @@ Deno.test("cli exits 143 on SIGTERM after closing with 1000, and a second signal
     for await (const _ of out) { /* drain */ }
     await child.stderr.cancel();
   });
-  await t.step("a second Ctrl-C while the close waits on a dead server", async () => {
-    await using server = silentServer({ handshake: true });
-    const child = new Deno.Command("deno", {
-      args: denoArgs(["--keep-open", server.url]),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const err = readLines(child.stderr);
-    for (let line = await err.next(); !line.done; line = await err.next()) {
-      if (line.value.startsWith("connected to")) break;
-    }
-    child.kill("SIGINT");
-    await new Promise((r) => setTimeout(r, 200)); // the close waits for an answer that never comes
-    child.kill("SIGINT");
-    assert.equal((await child.status).code, 130);
-    const rest: string[] = [];
-    for await (const line of err) rest.push(line);
-    assert.deepEqual(rest, [
-      "error: SIGINT again: exiting without waiting for the connection to close",
-    ]);
-    await child.stdout.cancel();
+  await t.step(
+    "Ctrl-C while the close waits on a dead server: one line says so, a second quits",
+    async () => {
+      // Reads the client's close frame and never answers it, TCP open.
+      const closes: number[] = [];
+      await using server = rawServer(async (peer) => {
+        closes.push((await peer.expectClose())!.code);
+        while (await peer.readFrame() !== null) { /* until the client goes */ }
+      }, { timeout: 20_000 });
+      await using run = liveCli(["--keep-open", server.url]);
+      await run.waitFor(/^connected to/);
+      run.child.kill("SIGINT");
+      assert.equal(
+        await run.waitFor(/^waiting/),
+        "waiting up to 5 s for the server's close; Ctrl-C again to quit",
+      );
+      const started = performance.now();
+      run.child.kill("SIGINT");
+      const { code, rest } = await run.end();
+      assert.equal(code, 130);
+      assert.deepEqual(rest, ["SIGINT again: exiting without waiting for the server's close"]);
+      assert.ok(performance.now() - started < 2_000, "the second Ctrl-C quits at once");
+      await server.done;
+      assert.deepEqual(closes, [1000]); // the first Ctrl-C did close cleanly
+    },
+  );
+  await t.step("Ctrl-C while the close after stdin ends waits: quits at once", async () => {
+    await using server = rawServer(async (peer) => {
+      await peer.expectClose();
+      while (await peer.readFrame() !== null) { /* until the client goes */ }
+    }, { timeout: 20_000 });
+    await using run = liveCli(["-w", "0", server.url]);
+    await run.waitFor(/^connected to/);
+    await run.closeInput(); // stdin ends, -w 0: the CLI closes, and the server never answers
+    assert.equal(
+      await run.waitFor(/^waiting/),
+      "waiting up to 5 s for the server's close; Ctrl-C to quit",
+    );
+    run.child.kill("SIGINT");
+    const { code, rest } = await run.end();
+    assert.equal(code, 130);
+    assert.deepEqual(rest, ["SIGINT: exiting without waiting for the server's close"]);
+    await server.done;
   });
 });
 

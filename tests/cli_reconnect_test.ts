@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 import { readLines } from "../cli/stdin.ts";
 import { closedPort, silentServer } from "./_servers.ts";
 import { OP, rawServer } from "./_raw_server.ts";
+import { liveCli } from "./_cli.ts";
+import { serve } from "../serve.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 
@@ -108,9 +110,12 @@ Deno.test("cli --stale-after closes a feed gone quiet, and with --reconnect conn
     ]);
     assert.equal(result.code, 1, result.stderr);
     const errors = result.stderr.split("\n").filter((l) => l.startsWith("error:"));
-    assert.deepEqual(errors, [
-      `error: closed by wsbeat: no message for 200 ms (--stale-after), the feed went quiet (${server.url})`,
-    ]);
+    assert.equal(errors.length, 1, result.stderr);
+    assert.equal(
+      errors[0]!.replace(/[\d.]+ ms$/, "N ms"),
+      `error: closed by wsbeat: no message for 200 ms (--stale-after), the feed went quiet (${server.url}); the connection stayed open for N ms`,
+    );
+    assert.equal(result.stderr.split("the feed went quiet").length, 2, result.stderr); // once
   });
   await t.step("with --reconnect: reconnects", async () => {
     await using server = quiet();
@@ -167,4 +172,34 @@ Deno.test("cli --max-retries N counts retries: N status lines, then the error na
   );
   const help = new TextDecoder().decode((await command(["--help"]).output()).stdout);
   assert.match(help, /--max-retries N {5}give up when N retries in a row have failed/);
+});
+
+Deno.test("cli --reconnect: /quit and /close typed on a terminal end the run, not retried", async (t) => {
+  const cases: [string, number, string][] = [["/quit", 1000, ""], ["/close 4000 x", 4000, "x"]];
+  for (const [typed, closeCode, reason] of cases) {
+    await t.step(typed, async () => {
+      const closes: [number, string][] = [];
+      let connections = 0;
+      await using server = serve({
+        onConnect: () => connections++,
+        onDisconnect: (_, code, why) => closes.push([code, why]),
+      });
+      await using run = liveCli(
+        ["--reconnect", "--backoff-initial", "0.01", server.url],
+        { terminal: true },
+      );
+      await run.waitFor(/^connected to/);
+      await run.write(`${typed}\n`);
+      const { code, rest } = await run.end();
+      assert.equal(code, 0, rest.join("\n")); // the user's decision, not a failure
+      const output = run.lines.join("\n");
+      assert.doesNotMatch(output, /reconnecting|attempt|error/, output);
+      assert.match(
+        output,
+        new RegExp(`^closed by wsbeat \\(${closeCode}\\); the connection stayed open for `, "m"),
+      );
+      assert.equal(connections, 1);
+      assert.deepEqual(closes, [[closeCode, reason]]);
+    });
+  }
 });
