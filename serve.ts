@@ -15,8 +15,9 @@
  * `maxConnections` (HTTP 503), `handshakeTimeout` and `maxHeaderSize`
  * (HTTP 431), `maxUnsentBytes` (stop reading a client that does not read),
  * `closeTimeout`. Faults, off by default: `idleTimeout`, `pong`,
- * `stallAfter`, `dropAfter`, `closeWith`, `echoDelay`, `fragment`,
- * `pingInterval`, `rejectStatus`.
+ * `stallAfter` (held at most `stallFor`), `dropAfter`, `closeWith`,
+ * `echoDelay`, `fragment`, `pingInterval`, `rejectStatus`.
+
  *
  * Deno only, so it is a separate entry point, `@wsbeat/wsbeat/serve`, and
  * not part of `mod.ts`. Permissions: `--allow-net` (and `--allow-read` for
@@ -54,6 +55,7 @@ export {
   DEFAULT_MAX_UNSENT_BYTES,
   DEFAULT_SERVE_CLOSE_TIMEOUT,
   DEFAULT_SERVE_MAX_MESSAGE_SIZE,
+  DEFAULT_STALL_FOR,
 } from "./serve_options.ts";
 
 /** The first pause after a failed accept; it doubles up to {@linkcode ACCEPT_BACKOFF_MAX}. */

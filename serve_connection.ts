@@ -9,7 +9,7 @@
  * - One read loop feeding the protocol, stopped while more than
  *   `maxUnsentBytes` of replies wait to be written (TCP flow control then
  *   holds the client back), and for good once `stallAfter` or `dropAfter`
- *   is reached.
+ *   is reached; a stalled connection is held as `serve_stall.ts` says.
  * - One write pump (`frame_writer.ts`) writing every frame queued since its
  *   last write at once.
  * - Every fault is a step of this loop: what the client sent after the
@@ -22,15 +22,11 @@
  */
 
 import { Protocol } from "./protocol.ts";
-import {
-  acceptHandshake,
-  type HandshakeContext,
-  LINGER_BYTES,
-  refuseConnection,
-} from "./serve_handshake.ts";
+import { handshakePhase, LINGER_BYTES } from "./serve_handshake.ts";
 import { type ConnectionInfo, faultCount, type ServeSettings } from "./serve_options.ts";
 import { DelayedReplies, fragmentFrames, type Reply } from "./serve_replies.ts";
 import { closeReport } from "./serve_report.ts";
+import { holdStalled } from "./serve_stall.ts";
 import { FrameWriter } from "./frame_writer.ts";
 
 /** What a connection tells the server about itself. */
@@ -148,8 +144,7 @@ export class ServerConnection {
         else if (this.#halfCloseWhenFlushed) this.#halfClose();
       },
       onError: (error) => {
-        this.#why ??= `network error: ${messageOf(error)}`;
-        this.#release();
+        this.#release(`network error: ${messageOf(error)}`);
       },
     });
     this.done = this.#run();
@@ -164,8 +159,9 @@ export class ServerConnection {
   shutdown(): void {
     if (this.#ended) return;
     if (this.#phase !== "open" || this.#stalled) {
-      if (this.#stalled) this.#why ??= "stalled (stallAfter), TCP closed at shutdown";
-      return this.#release();
+      return this.#release(
+        this.#stalled ? "stalled (stallAfter), TCP closed at shutdown" : undefined,
+      );
     }
     if (this.#closeWhenFlushed) return; // a cut or a close is already under way, and bounded
     this.#delayed.clear();
@@ -174,8 +170,7 @@ export class ServerConnection {
 
   /** Closes the socket now, whatever state the connection is in. */
   abort(): void {
-    this.#why ??= "closed at shutdown";
-    this.#release();
+    this.#release("closed at shutdown");
   }
 
   // --- the life of a connection ---------------------------------------------------------
@@ -191,7 +186,7 @@ export class ServerConnection {
   /** The opening handshake (or the refusal), in a frame of its own: its state is not kept. */
   async #handshake(): Promise<void> {
     const { id, remoteAddr, refuse } = this.#start;
-    const ctx: HandshakeContext = {
+    const opened = await handshakePhase({
       conn: this.#conn,
       settings: this.#settings,
       id,
@@ -199,18 +194,8 @@ export class ServerConnection {
       log: this.#hooks.log,
       abort: () => this.#release(),
       ended: () => this.#ended,
-    };
-    try {
-      if (refuse) await refuseConnection(ctx, refuse.reason, refuse.linger);
-      else {
-        const opened = await acceptHandshake(ctx);
-        if (opened !== undefined && !this.#ended) this.#open(opened.info, opened.rest);
-      }
-    } catch (error) {
-      if (!this.#ended && this.#phase === "handshake") {
-        this.#hooks.log(`${this.#tag} handshake failed from ${remoteAddr}: ${messageOf(error)}`);
-      }
-    }
+    }, refuse);
+    if (opened !== undefined && !this.#ended) this.#open(opened.info, opened.rest);
   }
 
   #open(info: ConnectionInfo, rest: Uint8Array): void {
@@ -236,7 +221,11 @@ export class ServerConnection {
       this.#why = "TCP cut right after the handshake (dropAfter 0)";
       return this.#release();
     }
-    if (this.#stallAt === 0) return this.#stall();
+    if (this.#stallAt === 0) {
+      this.#stall();
+      this.#readLoop = this.#holdStalled();
+      return;
+    }
     this.#lastMessageAt = performance.now();
     if (s.idleTimeout !== undefined) this.#armIdle(s.idleTimeout);
     if (s.pingInterval !== undefined) {
@@ -274,10 +263,10 @@ export class ServerConnection {
           buffer = new Uint8Array(Math.min(buffer.length * 4, READ_LARGE));
         }
       }
+      if (this.#stalled) return this.#holdStalled();
     } catch (error) {
       if (!this.#ended) {
-        this.#why ??= `network error: ${messageOf(error)}`;
-        this.#release();
+        this.#release(`network error: ${messageOf(error)}`);
       }
     }
   }
@@ -372,6 +361,20 @@ export class ServerConnection {
     this.#stalled = true;
   }
 
+  /** Holds a stalled connection until the client leaves or `stallFor` passes (`serve_stall.ts`). */
+  #holdStalled(): Promise<void> {
+    const { stallFor } = this.#settings;
+    const ended = () => this.#ended;
+    const release = (why: string) => this.#release(why);
+    return holdStalled({
+      conn: this.#conn,
+      stallFor,
+      ended,
+      released: this.#endedPromise,
+      release,
+    });
+  }
+
   #logPause(): void {
     if (this.#pauseLogged) return;
     this.#pauseLogged = true;
@@ -447,8 +450,7 @@ export class ServerConnection {
     if (this.#closeTimer !== undefined || this.#ended) return;
     const { closeTimeout } = this.#settings;
     this.#closeTimer = setTimeout(() => {
-      this.#why ??= `no answer within ${closeTimeout} ms (closeTimeout)`;
-      this.#release();
+      this.#release(`no answer within ${closeTimeout} ms (closeTimeout)`);
     }, closeTimeout);
   }
 
@@ -467,9 +469,10 @@ export class ServerConnection {
 
   // --- the end -------------------------------------------------------------------------
 
-  /** Closes the socket (once), stops every timer and wakes the read loop. */
-  #release(): void {
+  /** Closes the socket (once), stops every timer and wakes the read loop; `why` is for the log. */
+  #release(why?: string): void {
     if (this.#ended) return;
+    this.#why ??= why;
     this.#ended = true;
     for (const timer of [this.#idleTimer, this.#closeTimer]) clearTimeout(timer);
     clearInterval(this.#pingTimer);

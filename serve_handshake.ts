@@ -44,6 +44,34 @@ export const LINGER_BYTES = 1024 * 1024;
 const HINT = "wsbeat echo server: connect with a WebSocket client\n";
 
 /**
+ * A connection's first phase: refuses it (HTTP 503) when `refuse` is given,
+ * else reads and answers its opening handshake. What the socket throws (a
+ * TLS failure, a reset) is logged on one line, not thrown.
+ *
+ * @param ctx The socket and what the handshake needs around it.
+ * @param refuse Why to refuse, and whether to linger (`serve.ts` decides).
+ * @returns The open connection, or undefined (refused, rejected, failed, or closed).
+ */
+export async function handshakePhase(
+  ctx: HandshakeContext,
+  refuse?: { reason: string; linger: boolean },
+): Promise<Opened | undefined> {
+  try {
+    if (refuse === undefined) return await acceptHandshake(ctx);
+    await refuseConnection(ctx, refuse.reason, refuse.linger);
+  } catch (error) {
+    if (!ctx.ended()) {
+      ctx.log(
+        `#${ctx.id} handshake failed from ${ctx.remoteAddr}: ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+      );
+    }
+  }
+  return undefined;
+}
+
+/**
  * Reads and answers the opening handshake.
  *
  * @returns The open connection, or undefined when it was refused, timed out,
@@ -138,7 +166,9 @@ async function reject(
   headers: Record<string, string> = {},
   body: string = `${detail}\n`,
 ): Promise<undefined> {
-  ctx.log(`#${ctx.id} handshake rejected from ${ctx.remoteAddr}: ${status} ${detail}`);
+  ctx.log(
+    `#${ctx.id} handshake rejected from ${ctx.remoteAddr}: ${status} ${detail}`,
+  );
   await answer(ctx, buildErrorResponse(status, body, headers), true);
   return undefined;
 }

@@ -136,20 +136,32 @@ export interface ServeOptions {
   pong?: { ping: string; pong: string };
   /**
    * Answer the first `n` messages of each connection, then nothing at all:
-   * the server stops reading the socket, so no echo, no pong, no close
-   * reply, no idle close and no server ping follow, while the TCP connection
-   * stays open until the server closes. A peer alive at the TCP level and
-   * dead above it, which only a heartbeat finds. Only data messages count,
-   * not pings: for a client that only pings, 0 stalls right after the
-   * opening handshake. A function is called per
-   * connection, for random faults; `Infinity` (or a result that is not a
-   * whole number) never stalls. A stalled connection keeps its socket, and
-   * its place in `maxConnections`, until the server closes: without
-   * reading, the server cannot see the client leave.
+   * no echo, no pong, no close reply, no idle close and no server ping
+   * follow, while the TCP connection stays open. A peer alive at the TCP
+   * level and dead above it, which only a heartbeat finds. Only data
+   * messages count, not pings: for a client that only pings, 0 stalls right
+   * after the opening handshake. A function is called per connection, for
+   * random faults; `Infinity` (or a result that is not a whole number) never
+   * stalls. The server still reads a stalled connection, throwing away what
+   * it reads (up to 1 MiB, then it stops reading), only to see the client
+   * leave: the connection and its place in `maxConnections` are released as
+   * soon as the client closes TCP, and after `stallFor` at the latest.
    *
    * @default {undefined}
    */
   stallAfter?: number | (() => number);
+  /**
+   * How long a connection stalled by `stallAfter` is held, at most: then
+   * the server closes TCP (no close frame). 60 s is longer than it takes a
+   * heartbeat to find the stall (15 s with wsbeat's defaults, 40 s with
+   * Python `websockets`' ping interval and timeout of 20 s each), and keeps
+   * a client without a heartbeat that never closes from holding a place in
+   * `maxConnections` for more than a minute. A client that closes TCP
+   * releases its connection at once, whatever this is.
+   *
+   * @default {60000}
+   */
+  stallFor?: number;
   /**
    * Cut each connection (TCP closed, no close frame) right after writing
    * the `n`-th reply, 0 for right after the opening handshake; what the
@@ -254,6 +266,8 @@ export const DEFAULT_MAX_HEADER_SIZE: number = MAX_HEAD_BYTES;
 export const DEFAULT_MAX_UNSENT_BYTES = 1024 * 1024;
 /** Default {@linkcode ServeOptions.closeTimeout}. */
 export const DEFAULT_SERVE_CLOSE_TIMEOUT = 2_000;
+/** Default {@linkcode ServeOptions.stallFor}. */
+export const DEFAULT_STALL_FOR = 60_000;
 
 /** The longest delay `setTimeout` honours (about 24.8 days); longer ones fire at once. */
 const MAX_TIMER = 2 ** 31 - 1;
@@ -269,6 +283,7 @@ export interface ServeSettings {
   idleTimeout: number | undefined;
   pong: { ping: string; pong: string } | undefined;
   stallAfter: number | (() => number) | undefined;
+  stallFor: number;
   dropAfter: number | (() => number) | undefined;
   closeWith: { code: number; reason: string } | undefined;
   echoDelay: number;
@@ -448,6 +463,7 @@ export function checkServeOptions(options: ServeOptions): ServeSettings {
     idleTimeout: optional(o.idleTimeout, (v) => delay("idleTimeout", v, true, false)),
     pong: o.pong,
     stallAfter: o.stallAfter,
+    stallFor: delay("stallFor", o.stallFor ?? DEFAULT_STALL_FOR, true, false),
     dropAfter: o.dropAfter,
     closeWith: o.closeWith === undefined ? undefined : checkCloseWith(o.closeWith),
     echoDelay: delay("echoDelay", o.echoDelay ?? 0, false, false),

@@ -13,6 +13,7 @@ import {
   DEFAULT_MAX_UNSENT_BYTES,
   DEFAULT_SERVE_CLOSE_TIMEOUT,
   DEFAULT_SERVE_MAX_MESSAGE_SIZE,
+  DEFAULT_STALL_FOR,
   serve,
   type ServeOptions,
 } from "../serve.ts";
@@ -57,6 +58,11 @@ Faults (to test a client against; all off by default):
       --pong PING:PONG         answer the text PING with PONG instead of echoing it
       --stall-after N          answer N messages per connection, then nothing at all, TCP open
                                (a dead peer: no echo, no pong, no close reply)
+      --stall-for SECS         hold a stalled connection at most SECS, then close TCP; it is
+                               released at once when the client closes TCP (default ${
+  DEFAULT_STALL_FOR / 1000
+},
+                               longer than a heartbeat takes to find the stall)
       --drop-after N           cut TCP, with no close frame, right after the N-th reply
       --close-with CODE[:REASON]  echo the first message, then close with CODE (1000-1003,
                                1007-1014 or 3000-4999) and REASON (at most 123 bytes of UTF-8)
@@ -78,6 +84,7 @@ const SERVE_OPTIONS = {
   "idle-timeout": { type: "string" },
   pong: { type: "string" },
   "stall-after": { type: "string" },
+  "stall-for": { type: "string" },
   "drop-after": { type: "string" },
   "close-with": { type: "string" },
   "echo-delay": { type: "string" },
@@ -150,6 +157,7 @@ export async function runServe(io: Io, args: string[], signal: AbortSignal): Pro
     options.pong = { ping: values.pong.slice(0, i), pong: values.pong.slice(i + 1) };
   }
   set("stallAfter", count("--stall-after", values["stall-after"], 0));
+  set("stallFor", seconds("--stall-for", values["stall-for"]));
   set("dropAfter", count("--drop-after", values["drop-after"], 0));
   if (values["close-with"] !== undefined) options.closeWith = parseCloseWith(values["close-with"]);
   set("echoDelay", seconds("--echo-delay", values["echo-delay"], true));

@@ -94,6 +94,7 @@ Deno.test("wsbeat serve rejects bad limit and fault values with exit 2, naming t
       ["--handshake-timeout", "0"],
       /^error: --handshake-timeout expects a number of seconds above 0, got '0'$/,
     ],
+    [["--stall-for", "0"], /^error: --stall-for expects a number of seconds above 0, got '0'$/],
   ];
   for (const [args, pattern] of cases) {
     await t.step(args.join(" ").slice(0, 40), async () => {
@@ -126,6 +127,7 @@ Deno.test("wsbeat serve --help gives each limit and fault with its default", asy
       "idle-timeout",
       "pong",
       "stall-after",
+      "stall-for",
       "drop-after",
       "close-with",
       "echo-delay",
@@ -210,4 +212,29 @@ Deno.test("wsbeat serve survives running out of file descriptors, and keeps echo
   assert.ok(server.stderr.some((l) => /^accepting again after \d+ failed accepts$/.test(l)));
   assert.equal(server.stderr.filter((l) => l.startsWith("accept failed")).length, 1);
   assert.doesNotMatch(server.stderr.join("\n"), /Uncaught|panicked|^\s+at /m);
+});
+
+Deno.test("wsbeat serve --stall-after 0 frees each place when its client leaves, and after --stall-for", async () => {
+  // The user's report: with --stall-after 0 --max-connections 3 the 4th client got 503.
+  const server = start(["--stall-after", "0", "--max-connections", "1", "--stall-for", "0.3"]);
+  const port = await server.port();
+  for (let i = 1; i <= 3; i++) { // in turn, each client leaving on its own
+    const raw = await RawClient.open(port);
+    assert.equal(((await raw.head()) as { status: number }).status, 101, `client ${i}`);
+    await server.line(new RegExp(`^#${i} connected`));
+    await raw.close();
+    await server.line(
+      new RegExp(
+        `^#${i} closed \\(1006; stalled \\(stallAfter\\), released when the client closed TCP\\)`,
+      ),
+    );
+  }
+  await using stays = await RawClient.open(port); // a client that never leaves
+  assert.equal(((await stays.head()) as { status: number }).status, 101);
+  assert.deepEqual(await stays.rest(5_000), new Uint8Array(0));
+  await server.line(
+    /^#4 closed \(1006; stalled \(stallAfter\), TCP closed after 300 ms \(stallFor\)\)/,
+  );
+  assert.equal(await server.stop(), 0);
+  assert.ok(!server.stderr.some((l) => / refused /.test(l)), server.stderr.join("\n"));
 });

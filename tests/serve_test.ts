@@ -175,6 +175,12 @@ Deno.test("serve() rejects bad options, naming the value", async () => {
     ],
     [{ cert: "x" }, "TypeError", /^Cannot serve wss: as cert and key must be given together$/],
     [
+      { stallFor: 0 },
+      "RangeError",
+      /^Cannot use stallFor as it is not a number of milliseconds above 0 to 2147483647: current value is 0$/,
+    ],
+    [{ stallFor: Infinity }, "RangeError", /^Cannot use stallFor .*: current value is Infinity$/],
+    [
       { closeWith: { code: 1005 } },
       "RangeError",
       /^Cannot use closeWith\.code as it is not a code a server may send \(1000-1003, 1007-1014, 3000-4999\): current value is 1005$/,
