@@ -76,7 +76,11 @@ export interface LiveCli extends AsyncDisposable {
   closeInput(): Promise<void>;
   /** Reads lines until one matches `pattern`, and returns it; throws if the output ends first. */
   waitFor(pattern: RegExp): Promise<string>;
-  /** Waits for the exit: the exit code, the lines read after the last `waitFor`, and stdout. */
+  /**
+   * Waits for the exit (stdin stays open: end it first with `closeInput` if
+   * the run waits for it): the exit code, the lines read after the last
+   * `waitFor`, and stdout (on a terminal: stderr).
+   */
   end(): Promise<{ code: number; rest: string[]; stdout: string }>;
 }
 
@@ -108,8 +112,8 @@ export function liveCli(args: string[], options: { terminal?: boolean } = {}): L
   let ended: Promise<{ code: number; rest: string[]; stdout: string }> | undefined;
   const end = () =>
     ended ??= (async () => {
-      await writer.close().catch(() => {});
       const { code } = await child.status;
+      await writer.close().catch(() => {});
       for await (const line of reader) lines.push(line.replace(/\r$/, ""));
       const stdout = await otherText;
       return { code, rest: lines.slice(mark), stdout };
