@@ -17,7 +17,10 @@
  * `closeTimeout`. Faults, off by default: `idleTimeout`, `pong`,
  * `stallAfter` (held at most `stallFor`), `dropAfter`, `closeWith`,
  * `echoDelay`, `fragment`, `pingInterval`, `rejectStatus`.
-
+ *
+ * What a client sent is shown escaped in the log lines (`\x1b` for ESC),
+ * with credentials in the query or a subprotocol masked; a request with a
+ * control byte in its target or a header value is answered HTTP 400.
  *
  * Deno only, so it is a separate entry point, `@wsbeat/wsbeat/serve`, and
  * not part of `mod.ts`. Permissions: `--allow-net` (and `--allow-read` for

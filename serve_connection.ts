@@ -26,6 +26,7 @@ import { handshakePhase, LINGER_BYTES } from "./serve_handshake.ts";
 import { type ConnectionInfo, faultCount, type ServeSettings } from "./serve_options.ts";
 import { DelayedReplies, fragmentFrames, type Reply } from "./serve_replies.ts";
 import { closeReport } from "./serve_report.ts";
+import { messageOf, shownProtocol, shownTarget } from "./serve_log.ts";
 import { holdStalled } from "./serve_stall.ts";
 import { FrameWriter } from "./frame_writer.ts";
 
@@ -61,10 +62,6 @@ type Timer = ReturnType<typeof setTimeout>;
 
 /** No automatic frames (pongs, close replies) to send: the common case. */
 const NO_FRAMES: readonly Uint8Array[] = [];
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /** One accepted connection; see the module doc. `done` resolves once it is fully released. */
 export class ServerConnection {
@@ -210,8 +207,8 @@ export class ServerConnection {
     this.#phase = "open";
     this.#openedAt = performance.now();
     this.#hooks.log(
-      `${this.#tag} connected from ${info.remoteAddr} ${info.path}${
-        info.protocol ? ` (subprotocol ${info.protocol})` : ""
+      `${this.#tag} connected from ${info.remoteAddr} ${shownTarget(info.path)}${
+        info.protocol ? ` (subprotocol ${shownProtocol(info.protocol)})` : ""
       }`,
     );
     this.#hooks.onOpen(info);

@@ -13,7 +13,8 @@
  */
 
 import { acceptKey, buildResponse, checkRequest, HandshakeError } from "./handshake.ts";
-import { buildErrorResponse, parseHttpHead } from "./http.ts";
+import { buildErrorResponse, type HttpHead, parseHttpHead } from "./http.ts";
+import { controlByte, messageOf, shownMessage, shownTarget } from "./serve_log.ts";
 import type { ConnectionInfo, ServeSettings } from "./serve_options.ts";
 import { writeAll } from "./frame_writer.ts";
 
@@ -62,9 +63,7 @@ export async function handshakePhase(
   } catch (error) {
     if (!ctx.ended()) {
       ctx.log(
-        `#${ctx.id} handshake failed from ${ctx.remoteAddr}: ${
-          error instanceof Error ? error.message : String(error)
-        }`,
+        `#${ctx.id} handshake failed from ${ctx.remoteAddr}: ${shownMessage(messageOf(error))}`,
       );
     }
   }
@@ -119,7 +118,9 @@ export async function acceptHandshake(ctx: HandshakeContext): Promise<Opened | u
     clearTimeout(timer);
     let request;
     try {
-      request = checkRequest(parseHttpHead(buffer.subarray(0, end), end + 1)!.head);
+      const head = parseHttpHead(buffer.subarray(0, end), end + 1)!.head;
+      checkControlBytes(head);
+      request = checkRequest(head);
     } catch (error) {
       if (rejectStatus !== undefined) return rejectAll(ctx, rejectStatus);
       if (error instanceof HandshakeError) {
@@ -167,10 +168,49 @@ async function reject(
   body: string = `${detail}\n`,
 ): Promise<undefined> {
   ctx.log(
-    `#${ctx.id} handshake rejected from ${ctx.remoteAddr}: ${status} ${detail}`,
+    `#${ctx.id} handshake rejected from ${ctx.remoteAddr}: ${status} ${shownMessage(detail)}`,
   );
   await answer(ctx, buildErrorResponse(status, body, headers), true);
   return undefined;
+}
+
+/**
+ * Refuses control bytes where HTTP forbids them (RFC 9112 and RFC 9110): in
+ * the request target, and in a header value (a tab aside). A header's value
+ * is not quoted back: it may be a credential.
+ *
+ * @throws {HandshakeError} 400, naming the byte and where it is.
+ */
+function checkControlBytes(head: HttpHead): void {
+  const line = head.startLine;
+  const first = line.indexOf(" "), last = line.lastIndexOf(" ");
+  const target = first !== -1 && last > first ? line.slice(first + 1, last) : line;
+  const inTarget = controlByte(target, false);
+  if (inTarget !== undefined) {
+    throw new HandshakeError(
+      "handshake",
+      `the request target "${shownTarget(target)}" holds the control byte ${
+        hex(inTarget.byte)
+      }; a client must percent-encode it`,
+      { status: 400 },
+    );
+  }
+  for (const [name, value] of head.headers) {
+    const inValue = controlByte(value, true);
+    if (inValue !== undefined) {
+      throw new HandshakeError(
+        "handshake",
+        `the request's ${name} header holds the control byte ${
+          hex(inValue.byte)
+        }, which RFC 9110 forbids in a field value`,
+        { status: 400 },
+      );
+    }
+  }
+}
+
+function hex(byte: number): string {
+  return `0x${byte.toString(16).padStart(2, "0")}`;
 }
 
 /** Answers with the `rejectStatus` fault's status. */

@@ -227,8 +227,12 @@ export interface ServeOptions {
    * how long the connection lasted), refused for a limit, handshake rejected
    * or timed out, reading stopped for `maxUnsentBytes`, and accept errors
    * such as `EMFILE` (at most one line in 10 s, then one when accepting
-   * works again). Lines have no newline and no stack trace. `wsbeat serve`
-   * writes them on stderr unless `-q`.
+   * works again). Lines have no newline and no stack trace. What a client
+   * sent (its path, subprotocol, close reason) is shown with control
+   * characters escaped (`\x1b` for ESC) and cut at 256 characters, and the
+   * values of credential query parameters (`token`, `key`, `auth`...) as
+   * `***`; header values are never logged. `wsbeat serve` writes them on
+   * stderr unless `-q`.
    *
    * @default {undefined}
    */

@@ -7,6 +7,7 @@
  */
 
 import type { Protocol } from "./protocol.ts";
+import { quoted } from "./serve_log.ts";
 
 /** What a connection knows at its end, for {@linkcode closeReport}. */
 export interface ConnectionEnd {
@@ -51,7 +52,7 @@ export function closeReport(end: ConnectionEnd): { code: number; reason: string;
   const why = clean || p.failure ? "" : end.why ?? "";
   const pings = end.pings && `${end.pings.sent} pings sent, ${end.pings.received} pongs received`;
   const parts = [
-    [`${code}${reason ? ` ${JSON.stringify(reason)}` : ""}`, by].filter(Boolean).join(", "),
+    [`${code}${reason ? ` ${quoted(reason)}` : ""}`, by].filter(Boolean).join(", "),
     why,
     pings,
   ].filter(Boolean).join("; ");

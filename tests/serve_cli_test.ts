@@ -238,3 +238,38 @@ Deno.test("wsbeat serve --stall-after 0 frees each place when its client leaves,
   assert.equal(await server.stop(), 0);
   assert.ok(!server.stderr.some((l) => / refused /.test(l)), server.stderr.join("\n"));
 });
+
+Deno.test("wsbeat serve answers 400 to control bytes and logs nothing raw, and no credential", async () => {
+  const server = start([]);
+  const port = await server.port();
+  const requests = [
+    upgradeRequest(port).replace("GET / ", "GET /\x1b]0;pwned\x07\x1b[2J "),
+    upgradeRequest(port).replace("\r\n\r\n", "\r\nUser-Agent: x\x1b[31m\r\n\r\n"),
+  ];
+  for (const [i, request] of requests.entries()) {
+    await using raw = await RawClient.open(port, { request });
+    assert.equal(((await raw.head()) as { status: number }).status, 400);
+    await server.line(new RegExp(`^#${i + 1} handshake rejected`));
+  }
+  const token = upgradeRequest(port).replace("GET / ", "GET /feed?token=s3cret ")
+    .replace("\r\n\r\n", "\r\nAuthorization: Bearer s3cret\r\nCookie: id=s3cret\r\n\r\n");
+  await using raw = await RawClient.open(port, { request: token });
+  assert.equal(((await raw.head()) as { status: number }).status, 101);
+  await server.line(/^#3 connected from 127\.0\.0\.1:\d+ \/feed\?token=\*\*\*$/);
+  await raw.close();
+  assert.equal(await server.stop(), 0);
+  const log = server.stderr.join("\n");
+  assert.match(
+    log,
+    /^#1 handshake rejected .*: 400 the request target "\/\\x1b\]0;pwned\\x07\\x1b\[2J" holds the control byte 0x1b; a client must percent-encode it$/m,
+  );
+  assert.match(
+    log,
+    /^#2 handshake rejected .*: 400 the request's user-agent header holds the control byte 0x1b, which RFC 9110 forbids in a field value$/m,
+  );
+  for (const line of server.stderr) {
+    // deno-lint-ignore no-control-regex -- a raw control byte (tab aside) is what must not be there
+    assert.doesNotMatch(line, /[\x00-\x08\x0a-\x1f\x7f-\x9f]/);
+  }
+  assert.doesNotMatch(log, /s3cret/);
+});
