@@ -42,6 +42,7 @@
  */
 
 import { ServerConnection } from "./serve_connection.ts";
+import { listen } from "./serve_tls.ts";
 import {
   checkServeOptions,
   DEFAULT_MAX_CONNECTIONS,
@@ -51,6 +52,7 @@ import {
 } from "./serve_options.ts";
 
 export type { ConnectionInfo, EchoServer, ServeOptions } from "./serve_options.ts";
+export { TlsOptionError, type TlsProblem } from "./serve_tls.ts";
 export {
   DEFAULT_HANDSHAKE_TIMEOUT,
   DEFAULT_MAX_CONNECTIONS,
@@ -78,6 +80,8 @@ const MAX_LINGERING_REFUSALS = 64;
  * code a server may send with a reason of at most 123 bytes.
  * @throws {TypeError} If an option has the wrong type, or only one of `cert`
  * and `key` is given.
+ * @throws {TlsOptionError} (a `TypeError`) If `cert` holds no PEM
+ * certificate, `key` no PEM private key, or `key` is not the certificate's.
  * @throws {Deno.errors.AddrInUse} If the port is taken.
  *
  * @example A server that drops idle clients after 3 s, and logs
@@ -134,9 +138,7 @@ class Server implements EchoServer {
     this.#settings = settings;
     this.#maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     this.#log = options.log ?? (() => {});
-    this.#listener = cert !== undefined && key !== undefined
-      ? Deno.listenTls({ port, hostname, cert, key })
-      : Deno.listen({ port, hostname });
+    this.#listener = listen({ port, hostname, cert, key });
     this.port = (this.#listener.addr as Deno.NetAddr).port;
     this.hostname = hostname;
     const host = hostname.includes(":") ? `[${hostname}]` : hostname;

@@ -18,6 +18,7 @@ import {
   type ServeOptions,
 } from "../serve.ts";
 import { checkCloseWith } from "../serve_options.ts";
+import { TlsOptionError } from "../serve_tls.ts";
 import { bounded, count, parse, seconds } from "./args.ts";
 import { errorLine, ExitCode, type Io, paint, UsageError } from "./output.ts";
 
@@ -120,6 +121,28 @@ function parseCloseWith(value: string): { code: number; reason: string } {
   }
 }
 
+/** What to say of a certificate or key `serve()` could not use, naming the flag and file. */
+function tlsProblem(error: TlsOptionError, cert: string, key: string): string {
+  switch (error.problem) {
+    case "swapped":
+      return `--cert ${cert} holds a private key, not a PEM certificate (-----BEGIN CERTIFICATE-----): give the certificate with --cert and its key with --key`;
+    case "missing":
+      return error.option === "cert"
+        ? `--cert ${cert} holds no PEM certificate (-----BEGIN CERTIFICATE-----): give the certificate file`
+        : `--key ${key} holds no PEM private key (-----BEGIN PRIVATE KEY-----): give the private key file`;
+    case "undecodable":
+      return `--${error.option} ${
+        error.option === "cert" ? cert : key
+      } holds a PEM block that does not decode (${
+        (error.cause as Error).message
+      }): give an intact file`;
+    case "mismatch":
+      return `--key ${key} does not match the certificate in --cert ${cert}: give the key made with that certificate`;
+    case "unsupported":
+      return `--key ${key} is not an RSA, ECDSA or EdDSA private key: give a key of one of these kinds`;
+  }
+}
+
 /** Runs `wsbeat serve` with `args` (after the word serve); returns the exit code. */
 export async function runServe(io: Io, args: string[], signal: AbortSignal): Promise<number> {
   const { values, positionals } = parse(args, SERVE_OPTIONS);
@@ -189,6 +212,9 @@ export async function runServe(io: Io, args: string[], signal: AbortSignal): Pro
         `cannot listen on ${options.hostname}:${port}: the port is in use; pick another with --port (0 picks a free one)`,
       );
       return ExitCode.Failed;
+    }
+    if (error instanceof TlsOptionError) {
+      throw new UsageError(tlsProblem(error, values.cert ?? "", values.key ?? ""));
     }
     if (error instanceof RangeError) throw new UsageError(error.message);
     if (

@@ -59,9 +59,12 @@ function start(args: string[], fileLimit?: number) {
   };
 }
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function run(
+  args: string[],
+  permissions: string[] = [],
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const { code, stdout, stderr } = await new Deno.Command("deno", {
-    args: ["run", "--allow-net=127.0.0.1", CLI, "serve", ...args],
+    args: ["run", "--allow-net=127.0.0.1", ...permissions, CLI, "serve", ...args],
     stdin: "null",
     env: { NO_COLOR: "1" },
   }).output();
@@ -272,4 +275,65 @@ Deno.test("wsbeat serve answers 400 to control bytes and logs nothing raw, and n
     assert.doesNotMatch(line, /[\x00-\x08\x0a-\x1f\x7f-\x9f]/);
   }
   assert.doesNotMatch(log, /s3cret/);
+});
+
+Deno.test("wsbeat serve rejects a bad --cert or --key with exit 2, naming the flag and the file", async (t) => {
+  const dir = new URL("./fixtures/", import.meta.url).pathname;
+  const pem = `${dir}localhost.pem`, key = `${dir}localhost.key`, notPem = `${dir}mtls_server.mjs`;
+  const cases: [string, string[], string][] = [
+    [
+      "not PEM as --cert",
+      ["--cert", notPem, "--key", key],
+      `error: --cert ${notPem} holds no PEM certificate (-----BEGIN CERTIFICATE-----): give the certificate file`,
+    ],
+    [
+      "not PEM as --key",
+      ["--cert", pem, "--key", notPem],
+      `error: --key ${notPem} holds no PEM private key (-----BEGIN PRIVATE KEY-----): give the private key file`,
+    ],
+    [
+      "a key of another certificate",
+      ["--cert", pem, "--key", `${dir}client.key`],
+      `error: --key ${dir}client.key does not match the certificate in --cert ${pem}: give the key made with that certificate`,
+    ],
+    [
+      "cert and key swapped",
+      ["--cert", key, "--key", pem],
+      `error: --cert ${key} holds a private key, not a PEM certificate (-----BEGIN CERTIFICATE-----): give the certificate with --cert and its key with --key`,
+    ],
+  ];
+  for (const [name, args, message] of cases) {
+    await t.step(name, async () => {
+      const result = await run([...args, "--port", "0"], [`--allow-read=${dir}`]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(result.stdout, "");
+      assert.equal(result.stderr, `${message}\n`);
+    });
+  }
+  await t.step("the right pair serves wss:", async () => {
+    const child = new Deno.Command("deno", {
+      args: [
+        "run",
+        "--allow-net=127.0.0.1",
+        `--allow-read=${dir}`,
+        CLI,
+        "serve",
+        "--port",
+        "0",
+        "--cert",
+        pem,
+        "--key",
+        key,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const out = readLines(child.stdout);
+    assert.match(String((await out.next()).value), /^listening wss:\/\/127\.0\.0\.1:\d+$/);
+    child.kill("SIGTERM");
+    assert.equal((await child.status).code, 0);
+    for await (const _ of out) { /* drain */ }
+  });
 });

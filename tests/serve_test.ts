@@ -175,6 +175,16 @@ Deno.test("serve() rejects bad options, naming the value", async () => {
     ],
     [{ cert: "x" }, "TypeError", /^Cannot serve wss: as cert and key must be given together$/],
     [
+      { cert: "x", key: "y" },
+      "TlsOptionError",
+      /^Cannot use cert as it holds no PEM certificate \(-----BEGIN CERTIFICATE-----\)$/,
+    ],
+    [
+      { cert: "-----BEGIN CERTIFICATE-----", key: "y" },
+      "TlsOptionError",
+      /^Cannot use key as it holds no PEM private key \(-----BEGIN PRIVATE KEY-----\)$/,
+    ],
+    [
       { stallFor: 0 },
       "RangeError",
       /^Cannot use stallFor as it is not a number of milliseconds above 0 to 2147483647: current value is 0$/,
@@ -224,6 +234,28 @@ Deno.test("serve() rejects bad options, naming the value", async () => {
   ];
   for (const [options, name, message] of cases) {
     assert.throws(() => serve(options), { name, message }, JSON.stringify(options));
+  }
+  const cert = await Deno.readTextFile(FIXTURES + "localhost.pem");
+  const keys: [string, RegExp][] = [
+    [
+      cert.replaceAll("CERTIFICATE", "PRIVATE KEY"),
+      /^Cannot use key as it is not an RSA, ECDSA or EdDSA private key$/,
+    ],
+    [
+      (await Deno.readTextFile(FIXTURES + "localhost.key")).replace(/\n[A-Za-z]/, "\n!"),
+      /^Cannot use key as its PEM private key does not decode: current error is Unable to decode key$/,
+    ],
+    [
+      await Deno.readTextFile(FIXTURES + "client.key"),
+      /^Cannot use key as it does not match the certificate in cert$/,
+    ],
+  ];
+  for (const [key, message] of keys) {
+    assert.throws(() => serve({ cert, key }), (error) => {
+      assert.ok(error instanceof TypeError, String(error));
+      assert.match(error.message, message);
+      return true;
+    });
   }
   for (const code of [1000, 1003, 1007, 1014, 3000, 4999]) {
     await serve({ closeWith: { code, reason: "é".repeat(61) } }).close(); // 122 bytes
