@@ -214,3 +214,78 @@ Deno.test("cli never prints a credential: failing, reconnecting, verbose, throug
     });
   }
 });
+
+Deno.test("cli refuses numbers out of range or not in decimal: one line on stderr, exit 2", async (t) => {
+  const cases: [string[], string][] = [
+    [["--interval", "-1"], "--interval expects a number of seconds above 0, got '-1'"],
+    [["-w", "-1"], "--wait expects a number of seconds, 0 or more, got '-1'"],
+    [["--max-retries", "-1"], "--max-retries expects a whole number of at least 0, got '-1'"],
+    [["--interval", "0"], "--interval expects a number of seconds above 0, got '0'"],
+    [
+      ["--connect-timeout", "1e-9"],
+      "--connect-timeout expects a number of seconds in decimal, such as 5 or 0.5, got '1e-9'",
+    ],
+    [
+      ["--connect-timeout", "0.0000001"],
+      "--connect-timeout expects at least 0.001 seconds (1 ms), got '0.0000001'",
+    ],
+    [
+      ["--timeout", "0x10"],
+      "--timeout expects a number of seconds in decimal, such as 5 or 0.5, got '0x10'",
+    ],
+    [
+      ["--every", "Infinity", "-x", "a"],
+      "--every expects a number of seconds in decimal, such as 5 or 0.5, got 'Infinity'",
+    ],
+    [
+      ["--stale-after", "3000000"],
+      "--stale-after expects at most 2000000 seconds (about 23 days), got '3000000'",
+    ],
+    [["-w", "0.0001"], "--wait expects at least 0.001 seconds (1 ms) or 0, got '0.0001'"],
+    [["-n", "1e3"], "--count expects a whole number of at least 1, got '1e3'"],
+    [
+      ["-n", "99999999999999999999"],
+      "--count expects a whole number of at least 1, got '99999999999999999999'",
+    ],
+    [["--backoff-factor", "0x2"], "--backoff-factor expects a number from 1 to 100, got '0x2'"],
+    [
+      ["-H", "-x"],
+      "option '-H' is missing its value: the next argument starts with '-'; for a value that begins with '-', write --header=VALUE",
+    ],
+    [["serve", "--port", "-1"], "--port expects a whole number of at least 0, got '-1'"],
+  ];
+  for (const [args, message] of cases) {
+    await t.step(args.join(" "), async () => {
+      const result = await cli([...args, ...(args[0] === "serve" ? [] : ["ws://127.0.0.1:9/"])]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(result.stderr, `error: ${message}\n`);
+      assert.equal(result.stdout, "");
+    });
+  }
+});
+
+Deno.test("cli header errors show the name and mask the value", async (t) => {
+  const cases: [string, string][] = [
+    [
+      "Bad Name: s3cr3t",
+      `--header expects "Name: value" with a name of letters, digits and !#$%&'*+.^_\`|~- only, got 'Bad Name: ***'`,
+    ],
+    [
+      "X-Token: ab\x01s3cr3t",
+      "--header \"X-Token\" has a control character (\\x01) in its value, which a header cannot carry: got 'X-Token: ***'",
+    ],
+    [
+      "X-Note: s3cr3t\x1b[2J",
+      "--header \"X-Note\" has a control character (\\x1b) in its value, which a header cannot carry: got 'X-Note: ***'",
+    ],
+    ["s3cr3t", `--header expects "Name: value", got no colon in '***'`],
+  ];
+  for (const [header, message] of cases) {
+    await t.step(JSON.stringify(header), async () => {
+      const result = await cli(["-H", header, "ws://127.0.0.1:9/"]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(result.stderr, `error: ${message}\n`);
+      assert.doesNotMatch(result.stderr, /s3cr3t/);
+    });
+  }
+});

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { readLines } from "../cli/stdin.ts";
 import { closedPort, silentServer } from "./_servers.ts";
-import { OP, rawServer } from "./_raw_server.ts";
+import { closePayload, OP, rawServer } from "./_raw_server.ts";
 import { liveCli } from "./_cli.ts";
 import { serve } from "../serve.ts";
 
@@ -202,4 +202,24 @@ Deno.test("cli --reconnect: /quit and /close typed on a terminal end the run, no
       assert.deepEqual(closes, [[closeCode, reason]]);
     });
   }
+});
+
+Deno.test("cli --reconnect says each close once: in the retry line, then in the error that ends the run", async () => {
+  await using server = rawServer(async (peer) => {
+    await peer.sendFrame({ opcode: OP.CLOSE, payload: closePayload(1012, "restarting") });
+    await peer.expectClose();
+  }, { connections: 2 });
+  const result = await run(["--max-retries", "1", "--backoff-initial", "0.01", server.url]);
+  assert.equal(result.code, 1, result.stderr);
+  const lines = result.stderr.trimEnd().split("\n").map((l) =>
+    l.replace(/\d+(\.\d+)? m?s\b/g, "T")
+  );
+  assert.deepEqual(lines, [
+    `connected to ${server.url} in T`,
+    `closed by the server (1012) "restarting"; reconnecting in T (attempt 2, retry 1 of 1)`,
+    "reconnected after T",
+    `connected to ${server.url} in T`,
+    `error: gave up reconnecting to ${server.url} after 1 retry in a row (--max-retries): closed by the server (1012) "restarting"`,
+  ]);
+  await server.done;
 });
