@@ -8,6 +8,8 @@
  * 3. slowloris: 2 000 half-sent upgrade requests.
  * 4. shutdown: SIGTERM with a client that completed the handshake and never
  *    reads or answers.
+ * 5. stall: 200 clients in turn against `--stall-after 0 --max-connections 3`,
+ *    each leaving after the handshake; the server's open files are counted.
  *
  * Usage: deno run --allow-net=127.0.0.1 --allow-run=sh,ps tests/serve_hostile.ts
  *        [--seconds 5] [--flooders 4] [--max-message-size BYTES]
@@ -51,6 +53,10 @@ async function server(args: string[], limit = 4096) {
     const ps = new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(child.pid)] });
     return Number(new TextDecoder().decode((await ps.output()).stdout).trim()) / 1024;
   };
+  const fds = async () => {
+    const ls = new Deno.Command("sh", { args: ["-c", `ls /proc/${child.pid}/fd | wc -l`] });
+    return Number(new TextDecoder().decode((await ls.output()).stdout).trim());
+  };
   const stop = async () => {
     const started = performance.now();
     child.kill("SIGTERM");
@@ -58,7 +64,7 @@ async function server(args: string[], limit = 4096) {
     await reader.cancel();
     return { code, ms: performance.now() - started };
   };
-  return { port, rss, stop };
+  return { port, rss, fds, stop };
 }
 
 function request(port: number): Uint8Array {
@@ -227,5 +233,26 @@ for (const args of [[], ["--max-connections", "200"]]) {
     `shutdown: SIGTERM with a client that never reads or answers: exit ${code} after ${
       ms.toFixed(0)
     } ms (close timeout 2 s)`,
+  );
+}
+
+// --- 5. stalled connections whose clients leave -----------------------------------------------------
+
+{
+  const s = await server(["--stall-after", "0", "--max-connections", "3"]);
+  const before = await s.fds();
+  const statuses = new Map<number, number>();
+  for (let i = 0; i < 200; i++) {
+    const { conn, status } = await upgrade(s.port);
+    statuses.set(status, (statuses.get(status) ?? 0) + 1);
+    close(conn); // the client leaves; the stalled connection must be released for the next one
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200)); // let the last EOF be seen
+  const after = await s.fds();
+  await s.stop();
+  console.log(
+    `stall: 200 clients in turn at --stall-after 0 --max-connections 3: ${
+      [...statuses].map(([status, n]) => `${n} answered ${status || "nothing"}`).join(", ")
+    }; server open files ${before} before, ${after} after`,
   );
 }
