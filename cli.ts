@@ -26,7 +26,7 @@ import { demo } from "./demo.ts";
 import { checkHabits, CLIENT_OPTIONS, clientConfig, parse } from "./cli/args.ts";
 import { runClient } from "./cli/client.ts";
 import { HELP, VERSION } from "./cli/help.ts";
-import { errorLine, ExitCode, realIo, secretsIn, UsageError } from "./cli/output.ts";
+import { errorLine, ExitCode, maskUrl, realIo, secretsIn, UsageError } from "./cli/output.ts";
 import { runServe } from "./cli/serve.ts";
 
 /**
@@ -95,7 +95,7 @@ export async function main(args: string[]): Promise<number> {
     }
     if (urls.length > 1) {
       throw new UsageError(
-        `expected one URL, got ${urls.length}: ${urls.map((p) => `'${p}'`).join(" ")}`,
+        `expected one URL, got ${urls.length}: ${urls.map((p) => `'${maskUrl(p)}'`).join(" ")}`,
       );
     }
     if (values.verbose && values.quiet) {

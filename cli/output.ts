@@ -2,8 +2,9 @@
  * Where the CLI writes and how: stdout for messages (a write error ends the
  * run, a reader that went away ends it quietly), stderr for status and
  * errors, with every credential masked, colour only on a terminal; the exit
- * codes; and the wording of errors in the CLI's own terms (flags, not
- * library option names).
+ * codes; the wording of errors in the CLI's own terms (flags, not library
+ * option names, lower case); and {@linkcode escapeControl}, through which
+ * every text a peer controls passes before it reaches a terminal.
  *
  * @module
  */
