@@ -11,7 +11,11 @@ import { isValidCloseCode } from "./close_payload.ts";
 import { MAX_HEAD_BYTES } from "./http.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./protocol.ts";
 
-/** A connection as seen by the server, for {@linkcode ServeOptions.onConnect}. */
+/**
+ * A connection as seen by the server, for {@linkcode ServeOptions.onConnect}.
+ * Its texts are as the client sent them (credentials included, and any
+ * character but a control byte): escape them before printing.
+ */
 export interface ConnectionInfo {
   /** A number, counting up from 1, for each TCP connection accepted (refused ones included). */
   id: number;
@@ -219,7 +223,8 @@ export interface ServeOptions {
    * Called when a client's connection has closed: with the code and reason
    * of the first close frame sent or received (the server's 1001 at
    * shutdown, a client's own code, 1009 for a message too large), or 1006
-   * and `""` when none went either way (a dropped connection).
+   * and `""` when none went either way (a dropped connection). A client's
+   * reason is as it sent it: escape it before printing.
    */
   onDisconnect?: (info: ConnectionInfo, code: number, reason: string) => void;
   /**
