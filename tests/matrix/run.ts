@@ -3,17 +3,19 @@
 // per runtime: `{ variant, version, results }`, or `{ variant, error }` when
 // the runtime could not be installed or run.
 //
-//   deno run -A tests/matrix/run.ts '<urls as JSON>' deno deno-native node22 node24 node24-ts bun bun-ts chromium
+//   deno run -A tests/matrix/run.ts '<urls as JSON>' deno deno-native deno25 node22 node24 node24-ts bun bun-ts chromium
 //
 // Installs what is missing first (see runtimes.ts). Variants: mod.ts as
 // TypeScript on Deno (deno: wsbeat's transport, deno-native: the native
-// one), the core bundled with `deno bundle` (node22, node24, bun, chromium),
-// or run as TypeScript (node24-ts: Node's type stripping; bun-ts). Each
-// result line also says whether the process ended by itself (`exits`).
+// one, deno25: wsbeat's transport on Deno 2.5, Deploy's runtime), the core
+// bundled with `deno bundle` (node22, node24, bun, chromium), or run as
+// TypeScript (node24-ts: Node's type stripping; bun-ts). Each result line
+// also says whether the process ended by itself (`exits`).
 
 import { openBrowser } from "./browser_client.ts";
 import {
   BUN,
+  DENO25,
   ensureNpm,
   NODE22,
   NODE24,
@@ -31,13 +33,14 @@ interface Variant {
   runtime?: NpmRuntime;
   typescript?: boolean;
   browser?: boolean;
-  /** Deno itself (mod.ts as TypeScript), on this transport. */
+  /** Deno (mod.ts as TypeScript), on this transport; `runtime` names another Deno than this one. */
   deno?: "wsbeat" | "native";
 }
 
 const VARIANTS: Record<string, Variant> = {
   deno: { deno: "wsbeat" },
   "deno-native": { deno: "native" },
+  deno25: { deno: "wsbeat", runtime: DENO25 },
   node22: { runtime: NODE22 },
   node24: { runtime: NODE24 },
   "node24-ts": { runtime: NODE24, typescript: true },
@@ -83,7 +86,7 @@ async function onRuntime(variant: Variant, urls: string): Promise<unknown> {
   let bin: string;
   let args: string[];
   if (variant.deno) {
-    bin = "deno";
+    bin = variant.runtime ? await ensureNpm(variant.runtime) : "deno";
     args = [
       "run",
       "--allow-net=127.0.0.1",

