@@ -130,14 +130,24 @@ export async function acceptKey(key: string): Promise<string> {
   return base64(new Uint8Array(digest));
 }
 
-function headerPairs(init: HeadersInit | undefined): [string, string][] {
+/**
+ * The name-value pairs of headers given as a `Headers`, a record or pairs.
+ *
+ * @param init The headers.
+ * @returns The pairs, in order.
+ * @throws {TypeError} When an item of a list is not a pair (its items are
+ *   not shown: one may be a credential).
+ */
+export function headerPairs(init: HeadersInit | undefined): [string, string][] {
   if (init === undefined) return [];
   if (init instanceof Headers) return [...init];
   if (Array.isArray(init)) {
-    return init.map((pair) => {
+    return init.map((pair, i) => {
       if (pair.length === 2) return [String(pair[0]), String(pair[1])];
       throw new TypeError(
-        `Cannot send the header as it is not a pair: current value is ${q(pair)}`,
+        `Cannot send header ${
+          i + 1
+        } of the list as it is not a [name, value] pair: current value has ${pair.length} items`,
       );
     });
   }
@@ -171,8 +181,8 @@ function checkProtocols(protocols: string[]): void {
  * @returns The request head as bytes.
  * @throws {TypeError} When an extra header would set one of the handshake's
  * own headers (or `Sec-WebSocket-Extensions`: none is supported), when a
- * header name is not a token or a value has CR, LF or NUL (the message names
- * the header and hides the value when the name looks secret), or when a
+ * header name is not a token or a value has CR, LF, NUL or another control
+ * character (the message names the header, never its value), or when a
  * subprotocol is not a token or is repeated.
  *
  * @example

@@ -9,39 +9,72 @@
  */
 
 import { ProtocolError } from "./errors.ts";
-import { isSecretName } from "./url.ts";
 
 const encoder = new TextEncoder();
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const q = JSON.stringify;
 
+/** A header name as an error shows it: whatever follows a colon (a value typed into the name) masked. */
+function shownName(name: string): string {
+  const colon = name.indexOf(":");
+  return q(colon === -1 ? name : `${name.slice(0, colon)}: ***`);
+}
+
+/** Names the first character of `value` a header cannot carry, or returns undefined. */
+function badCharacter(value: string, latin1: boolean): string | undefined {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    const at = ` at position ${i + 1}`;
+    if (c === 13) return `a carriage return (CR)${at}`;
+    if (c === 10) return `a line feed (LF)${at}`;
+    if (c === 0) return `a NUL${at}`;
+    if ((c < 32 && c !== 9) || c === 127) {
+      return `a control character (U+${c.toString(16).padStart(4, "0").toUpperCase()})${at}`;
+    }
+    if (latin1 && c > 255) {
+      return `a character beyond Latin-1${at}, which the runtime's WebSocket cannot send (percent-encode it)`;
+    }
+  }
+  return undefined;
+}
+
 /**
- * Checks a header to be sent: a token name, a value with no CR, LF or NUL.
+ * Checks a header to be sent: a token name; a value of one line, with no
+ * control character but tab (and, with `latin1`, no character beyond
+ * U+00FF, which the runtime's `WebSocket` refuses).
  *
  * @param name The header name.
  * @param value The header value.
- * @throws {TypeError} Naming the header; the value is shown only when the
- *   name does not say it is a credential (`Authorization`, `Cookie`, `*token*`,
- *   `*key*`, `*secret*`, ...).
+ * @param options `latin1`: also refuse characters beyond Latin-1.
+ * @throws {TypeError} Naming the header and the character at fault. A value
+ *   is never shown (it may be a credential), nor what follows a colon in a
+ *   name (`"Authorization: Bearer x"` given as a name).
  *
  * @example
  * ```ts
  * import { checkHeaderField } from "./http.ts";
  * import assert from "node:assert/strict";
  *
- * assert.throws(() => checkHeaderField("Authorization", "Bearer x\r\ny"), /hidden/);
+ * assert.throws(() => checkHeaderField("Authorization", "Bearer x\r\ny"), {
+ *   message:
+ *     'Cannot send the header "Authorization" as its value contains a carriage return (CR) at position 9: current value is hidden',
+ * });
  * ```
  */
-export function checkHeaderField(name: string, value: string): void {
+export function checkHeaderField(
+  name: string,
+  value: string,
+  options: { latin1?: boolean } = {},
+): void {
   if (!TOKEN.test(name)) {
     throw new TypeError(
-      `Cannot send the header as its name is not a token: current value is ${q(name)}`,
+      `Cannot send the header as its name is not a token: current value is ${shownName(name)}`,
     );
   }
-  if (/[\r\n\0]/.test(value)) {
-    const shown = isSecretName(name) ? "hidden" : q(value);
+  const bad = badCharacter(value, options.latin1 ?? false);
+  if (bad !== undefined) {
     throw new TypeError(
-      `Cannot send the header "${name}" as its value contains CR, LF or NUL: current value is ${shown}`,
+      `Cannot send the header "${name}" as its value contains ${bad}: current value is hidden`,
     );
   }
 }
