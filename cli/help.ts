@@ -45,7 +45,6 @@ Connection:
       --proxy URL              tunnel through this HTTP proxy (CONNECT); default from
                                HTTPS_PROXY (wss://) or HTTP_PROXY (ws://), minus NO_PROXY
       --connect-timeout SECS   give up opening after SECS (default 10)
-  Durations are seconds in decimal (5, 0.5), from 0.001 (1 ms) to 2000000.
       --stale-after SECS       close the connection when no message arrived for SECS,
                                even while pings are answered (the feed went quiet);
                                with --reconnect, connect again (default: off)
@@ -84,14 +83,19 @@ Output:
   -h, --help              show this help
   -V, --version           show the version
 
+Durations (SECS, SECONDS, S) are seconds written in decimal, such as 5 or 0.5, from
+0.001 (1 ms) to 2000000; --wait also takes 0. Counts are whole numbers in decimal.
+
 Messages go to stdout, one per line; status and errors go to stderr, so
 'wsbeat URL | jq' works. Credentials (URL user info, values of query parameters
 and headers named like token, key, secret, signature, password, auth, cookie)
-are shown as ***.
+are shown as ***. Text from the server reaches a terminal with its control characters
+escaped (ESC shown as \\x1b): reasons, errors, and messages when stdout is a terminal;
+to a pipe or a file, messages are written exactly as received.
 
 Exit codes:
   0    clean end: stdin ended and --wait passed, --count reached, the server closed
-       normally (1000, 1001, 1005), /quit, or the reader of stdout went away
+       normally (1000, 1001, 1005), /quit or /close, or the reader of stdout went away
   1    the connection failed, or closed abnormally (with --reconnect: a failure that is
        not retried, or --max-retries reached); stdout could not be written; an input
        line was refused (--json, --binary, invalid UTF-8, too long)
