@@ -17,8 +17,10 @@ import {
 } from "./client_options.ts";
 import type { Transport } from "./transport.ts";
 import { NativeTransport } from "./transport_native.ts";
-import { canUseTcp } from "./tcp_connect.ts";
-import { TcpTransport } from "./transport_tcp.ts";
+import { canUseTcp, type OpenOptions } from "./tcp_connect.ts";
+import { headerPairs } from "./handshake.ts";
+import { checkHeaderField } from "./http.ts";
+import { TcpTransport, type TcpTransportOptions } from "./transport_tcp.ts";
 import { checkUrl, maskUrl } from "./url.ts";
 import { checkProxyUrl } from "./proxy.ts";
 
@@ -134,11 +136,21 @@ function openTransport(
     }
     const { client } = options;
     checkNativeOptions(options);
+    // Checked here, as the wsbeat transport checks them: the runtime's own errors print the value.
+    for (const [name, value] of headerPairs(options.headers)) {
+      checkHeaderField(name, value, { latin1: true });
+    }
     const init = options.headers === undefined && client === undefined
       ? protocols
       // Deno's (and Bun's) non-standard options object.
       : { protocols, headers: options.headers, client } as unknown as string[];
-    return new NativeTransport(new WebSocket(url.href, init), maskUrl(url), {
+    let socket: WebSocket;
+    try {
+      socket = new WebSocket(url.href, init);
+    } catch (error) {
+      throw withoutHeaderValues(error, options.headers);
+    }
+    return new NativeTransport(socket, maskUrl(url), {
       url,
       headers: options.headers,
     });
@@ -157,7 +169,7 @@ function openTransport(
   if (url.username) headers = withBasicAuth(headers, url);
   const proxy = options.proxy === undefined ? undefined : checkProxyUrl(options.proxy);
   const clientCert = checkClientCert(options, proxy);
-  return new TcpTransport({
+  const transportOptions: TcpTransportOptions & Pick<OpenOptions, "connectTimeout"> = {
     url,
     displayUrl: maskUrl(url),
     protocols,
@@ -167,7 +179,39 @@ function openTransport(
     clientCert,
     maxMessageSize: checkMaxMessageSize(options.maxMessageSize),
     closeTimeout: checked.closeTimeout,
-  });
+    // For openConnection's timeout messages (it gets the transport's options).
+    connectTimeout: checked.connectTimeout,
+  };
+  return new TcpTransport(transportOptions);
+}
+
+/**
+ * An error the runtime's `WebSocket` constructor threw, as it may reach the
+ * caller: when it is about a header, the header named and its value hidden
+ * (Deno's says `Invalid header value: "Bearer ..."`, value and all).
+ */
+function withoutHeaderValues(error: unknown, headers: HeadersInit | undefined): unknown {
+  if (!(error instanceof TypeError) || headers === undefined) return error;
+  let pairs: [string, string][];
+  try {
+    pairs = headerPairs(headers);
+  } catch {
+    return error;
+  }
+  for (const [name, value] of pairs) {
+    try {
+      new Headers([[name, value]]);
+    } catch {
+      return new TypeError(
+        `Cannot send the header "${name}" as the runtime's WebSocket refused it: current value is hidden`,
+      );
+    }
+  }
+  let message = error.message;
+  const values = pairs.map(([, value]) => value.trim()).filter((value) => value !== "");
+  for (const value of values) message = message.replaceAll(value, "***");
+  if (message === error.message) return error;
+  return new TypeError(`${message} (header values hidden)`);
 }
 
 /**

@@ -22,7 +22,7 @@ import type { ProtocolError } from "./errors.ts";
 import { FrameWriter, writeAll } from "./frame_writer.ts";
 import { acceptKey, buildClientRequest, generateKey } from "./handshake.ts";
 import { Protocol } from "./protocol.ts";
-import { classify, denoNet, openConnection, readHandshakeAnswer } from "./tcp_connect.ts";
+import { connectFailure, denoNet, openConnection, readHandshakeAnswer } from "./tcp_connect.ts";
 import type { Transport, TransportEnd, TransportHandler } from "./transport.ts";
 
 /** Settings for {@linkcode TcpTransport}. */
@@ -227,7 +227,7 @@ export class TcpTransport implements Transport {
       this.#connecting = undefined;
       if (answer.rest.byteLength > 0) this.#protocol.receiveData(answer.rest);
     } catch (error) {
-      const reason = signal.aborted ? signal.reason : classify(displayUrl, error, tls);
+      const reason = connectFailure(displayUrl, error, signal, tls);
       this.#abortError ??= reason;
       this.#release();
       throw reason;

@@ -1,0 +1,164 @@
+// Nothing outlives a failed connect (issue 21): at each step of opening (the proxy's CONNECT,
+// the TLS handshake, the WebSocket upgrade), a peer that accepts TCP and then says nothing,
+// a short connectTimeout or an aborted signal, and then the peer must see EOF: the client
+// closed its socket. Every wait is bounded; the only clock is the client's connectTimeout.
+import assert from "node:assert/strict";
+import { connect, ConnectError } from "../mod.ts";
+
+const FIXTURES = new URL("./fixtures/", import.meta.url);
+const CERT = Deno.readTextFileSync(new URL("localhost.pem", FIXTURES));
+const KEY = Deno.readTextFileSync(new URL("localhost.key", FIXTURES));
+
+/** Rejects if `promise` has not settled within `ms` (a bound, not a sleep: it never waits more). */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A peer that accepts one connection, reads and never writes. */
+interface MutePeer extends AsyncDisposable {
+  port: number;
+  /** Resolves when the bytes read so far contain `until` (or any byte, without it). */
+  heard: Promise<void>;
+  /** Resolves when a read returned null or failed: the client closed its socket. */
+  eof: Promise<void>;
+}
+
+/**
+ * A peer on 127.0.0.1 that says nothing: over TCP (it reads a TLS hello, a CONNECT or an
+ * upgrade request and never answers), or over TLS (the handshake completes, then silence).
+ */
+function mutePeer(options: { tls?: boolean; until?: string } = {}): MutePeer {
+  const listener = options.tls
+    ? Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert: CERT, key: KEY })
+    : Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const heard = Promise.withResolvers<void>();
+  const eof = Promise.withResolvers<void>();
+  let conn: Deno.Conn | undefined;
+  const serving = (async () => {
+    try {
+      conn = await listener.accept();
+    } catch {
+      return; // the listener closed before a client came
+    }
+    const buffer = new Uint8Array(4096);
+    let text = "";
+    try {
+      for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+        text += new TextDecoder().decode(buffer.subarray(0, n));
+        if (options.until === undefined || text.includes(options.until)) heard.resolve();
+      }
+    } catch { /* reset by the client, or closed by dispose */ }
+    eof.resolve();
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    heard: heard.promise,
+    eof: eof.promise,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      try {
+        conn?.close();
+      } catch { /* already */ }
+      await serving;
+    },
+  };
+}
+
+const REQUEST_END = "\r\n\r\n";
+
+Deno.test("connect() closes its socket when connectTimeout stops the upgrade (ws and wss)", async (t) => {
+  for (const scheme of ["ws", "wss"] as const) {
+    await t.step(scheme, async () => {
+      await using peer = mutePeer({ tls: scheme === "wss", until: REQUEST_END });
+      const host = scheme === "wss" ? "localhost" : "127.0.0.1";
+      const error = await connect(`${scheme}://${host}:${peer.port}/`, {
+        connectTimeout: 500,
+        caCerts: [CERT],
+      }).catch((e) => e);
+      assert.ok(error instanceof ConnectError, String(error));
+      assert.equal(error.kind, "timeout");
+      assert.match(error.message, /: no handshake within 500 ms \(connectTimeout\)/);
+      await within(peer.eof, 2_000, "the peer's EOF");
+    });
+  }
+});
+
+Deno.test("connect() closes its socket when the signal aborts the upgrade (ws and wss)", async (t) => {
+  for (const scheme of ["ws", "wss"] as const) {
+    await t.step(scheme, async () => {
+      await using peer = mutePeer({ tls: scheme === "wss", until: REQUEST_END });
+      const host = scheme === "wss" ? "localhost" : "127.0.0.1";
+      const controller = new AbortController();
+      const reason = new Error("stop");
+      const opening = connect(`${scheme}://${host}:${peer.port}/`, {
+        signal: controller.signal,
+        caCerts: [CERT],
+      }).catch((e) => e);
+      await within(peer.heard, 2_000, "the upgrade request");
+      controller.abort(reason);
+      assert.equal(await opening, reason);
+      await within(peer.eof, 2_000, "the peer's EOF");
+    });
+  }
+});
+
+Deno.test("connect() closes its socket to a proxy that never answers CONNECT, and names the proxy (ws and wss)", async (t) => {
+  for (const scheme of ["ws", "wss"] as const) {
+    await t.step(`${scheme}, connectTimeout`, async () => {
+      await using proxy = mutePeer({ until: REQUEST_END });
+      const error = await connect(`${scheme}://127.0.0.1:1/`, {
+        proxy: `http://user:hunter2@127.0.0.1:${proxy.port}`,
+        connectTimeout: 200,
+      }).catch((e) => e);
+      assert.ok(error instanceof ConnectError, String(error));
+      assert.equal(error.kind, "timeout");
+      assert.equal(
+        error.message,
+        `Cannot connect to ${scheme}://127.0.0.1:1/: the proxy http://user:***@127.0.0.1:${proxy.port}/ ` +
+          "did not answer CONNECT within 200 ms (connectTimeout)",
+      );
+      assert.ok(error.cause instanceof ConnectError); // the client's timeout
+      await within(proxy.eof, 2_000, "the proxy's EOF");
+    });
+    await t.step(`${scheme}, signal`, async () => {
+      await using proxy = mutePeer({ until: REQUEST_END });
+      const controller = new AbortController();
+      const opening = connect(`${scheme}://127.0.0.1:1/`, {
+        proxy: `http://127.0.0.1:${proxy.port}`,
+        signal: controller.signal,
+      }).catch((e) => e);
+      await within(proxy.heard, 2_000, "the CONNECT request");
+      controller.abort(new Error("stop"));
+      assert.equal((await opening).message, "stop");
+      await within(proxy.eof, 2_000, "the proxy's EOF");
+    });
+  }
+});
+
+Deno.test("connect() to a server that never answers the TLS hello fails by connectTimeout, named for TLS", async () => {
+  // Deno 2.9.6 cannot cancel a TLS handshake: the client's Deno.TlsConn is closed and the
+  // handshake rejected at once, but the runtime keeps the socket until the peer answers or
+  // closes (rustls-tokio-stream waits for the handshake task). So this test asserts the
+  // error only; the peer closes its side when disposed, which ends the runtime's handshake.
+  await using peer = mutePeer(); // reads the ClientHello, answers nothing
+  const error = await connect(`wss://localhost:${peer.port}/`, {
+    connectTimeout: 200,
+    caCerts: [CERT],
+  }).catch((e) => e);
+  assert.ok(error instanceof ConnectError, String(error));
+  assert.equal(error.kind, "timeout");
+  assert.equal(
+    error.message,
+    `Cannot connect to wss://localhost:${peer.port}/: the server did not complete the TLS ` +
+      "handshake within 200 ms (connectTimeout); is it speaking TLS on that port?",
+  );
+  await within(peer.heard, 2_000, "the ClientHello"); // it was sent: the TLS step was under way
+});
