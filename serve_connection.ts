@@ -229,7 +229,7 @@ export class ServerConnection {
       this.#pingTimer = setInterval(() => this.#ping(), s.pingInterval);
     }
     if (rest.length > 0) this.#receive(rest);
-    if (!this.#ended && !this.#stopped) this.#readLoop = this.#read();
+    if (!this.#ended) this.#readLoop = this.#read(); // stalled by `rest`: it holds the stall
   }
 
   // --- reading -------------------------------------------------------------------------

@@ -4,7 +4,15 @@
 import assert from "node:assert/strict";
 import { connect, TooSlowError } from "../mod.ts";
 import { serve } from "../serve.ts";
-import { logLines, OP, RawClient, refusedStatus, type ServerFrame } from "./_serve_clients.ts";
+import {
+  logLines,
+  OP,
+  RawClient,
+  refusedStatus,
+  type ServerFrame,
+  upgradeRequest,
+} from "./_serve_clients.ts";
+import { concat, encodeFrame } from "./_raw_frames.ts";
 
 const status = (head: Awaited<ReturnType<RawClient["head"]>>) =>
   typeof head === "string" ? head : head.status;
@@ -60,6 +68,23 @@ Deno.test("serve() releases a stalled connection as soon as its client closes TC
     assert.deepEqual(echoes.map((f) => new TextDecoder().decode(f.payload)), ["a", "b"]);
     await raw.send({ opcode: OP.CLOSE, payload: new Uint8Array([0x03, 0xe8]) });
     assert.equal(await raw.frame(200), "timeout"); // stalled: no echo of "c", no close reply
+    await raw.close();
+    await logs.next(
+      /^#1 closed \(1006; stalled \(stallAfter\), released when the client closed TCP\)/,
+    );
+    assert.equal(server.connections, 0);
+  });
+  await t.step("stalled by frames sent with the upgrade request", async () => {
+    const logs = logLines();
+    await using server = serve({ stallAfter: 1, log: logs.log });
+    const frame = encodeFrame({ opcode: OP.TEXT, payload: "early", mask: true });
+    const request = new TextEncoder().encode(upgradeRequest(server.port));
+    const raw = await RawClient.open(server.port, { request: "" });
+    await raw.write(concat([request, frame, frame]));
+    assert.equal(status(await raw.head()), 101);
+    const echo = (await raw.frame()) as ServerFrame;
+    assert.equal(new TextDecoder().decode(echo.payload), "early");
+    assert.equal(await raw.frame(200), "timeout");
     await raw.close();
     await logs.next(
       /^#1 closed \(1006; stalled \(stallAfter\), released when the client closed TCP\)/,
