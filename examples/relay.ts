@@ -95,7 +95,7 @@ export interface Health {
    * start, dropped because they did not keep up, and the buffer each has.
    */
   clients: { connected: number; served: number; dropped: number; bufferBytes: number };
-  /** The isolate's memory, where the runtime tells it. */
+  /** The process's memory, where the runtime tells it. */
   memory: { rssBytes: number; heapUsedBytes: number } | null;
 }
 
