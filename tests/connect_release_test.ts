@@ -1,7 +1,9 @@
-// Nothing outlives a failed connect (issue 21): at each step of opening (the proxy's CONNECT,
-// the TLS handshake, the WebSocket upgrade), a peer that accepts TCP and then says nothing,
-// a short connectTimeout or an aborted signal, and then the peer must see EOF: the client
-// closed its socket. Every wait is bounded; the only clock is the client's connectTimeout.
+// Nothing outlives a failed connect (issue 21): at each step of opening (TCP to the server or
+// to a proxy, the proxy's CONNECT, the TLS handshake, the WebSocket upgrade), a peer that stays
+// silent at that step, a short connectTimeout or an aborted signal: the error names the step,
+// and where the peer has a socket it must see EOF (the client closed its own). Every wait is
+// bounded; the only clock is the client's connectTimeout. The op sanitizer checks that no
+// connect, read or handshake of the client is left pending.
 import assert from "node:assert/strict";
 import { connect, ConnectError } from "../mod.ts";
 
@@ -161,4 +163,84 @@ Deno.test("connect() to a server that never answers the TLS hello fails by conne
       "handshake within 200 ms (connectTimeout); is it speaking TLS on that port?",
   );
   await within(peer.heard, 2_000, "the ClientHello"); // it was sent: the TLS step was under way
+});
+
+/**
+ * A listener whose accept queue is full (backlog 0 and one connection not accepted): the
+ * kernel drops further SYNs, so a TCP connect to it hangs, the TCP step of opening.
+ */
+async function fullListener(): Promise<{ port: number } & AsyncDisposable> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0, tcpBacklog: 0 });
+  const port = listener.addr.port;
+  const filler = await Deno.connect({ hostname: "127.0.0.1", port });
+  return {
+    port,
+    [Symbol.asyncDispose]() {
+      filler.close();
+      listener.close();
+      return Promise.resolve();
+    },
+  };
+}
+
+Deno.test("connect() gives up a TCP connect that hangs, named for TCP, to the server or to the proxy", async (t) => {
+  // The op sanitizer checks that no Deno.connect is left pending.
+  for (const scheme of ["ws", "wss"] as const) {
+    await t.step(`${scheme}, to the server`, async () => {
+      await using full = await fullListener();
+      const error = await connect(`${scheme}://127.0.0.1:${full.port}/`, { connectTimeout: 200 })
+        .catch((e) => e);
+      assert.ok(error instanceof ConnectError, String(error));
+      assert.equal(error.kind, "timeout");
+      assert.match(
+        error.message,
+        /: the TCP connection to the server did not open within 200 ms \(connectTimeout\)$/,
+      );
+    });
+    await t.step(`${scheme}, to the proxy`, async () => {
+      await using full = await fullListener();
+      const error = await connect(`${scheme}://127.0.0.1:1/`, {
+        connectTimeout: 200,
+        proxy: `http://me:hunter2@127.0.0.1:${full.port}`,
+      }).catch((e) => e);
+      assert.ok(error instanceof ConnectError, String(error));
+      assert.equal(error.kind, "timeout");
+      assert.equal(
+        error.message,
+        `Cannot connect to ${scheme}://127.0.0.1:1/: the TCP connection to the proxy ` +
+          `http://me:***@127.0.0.1:${full.port}/ did not open within 200 ms (connectTimeout)`,
+      );
+    });
+  }
+});
+
+Deno.test("connect() with a client certificate to a server that never answers the TLS hello: timeout or abort, at once", async (t) => {
+  const cert = Deno.readTextFileSync(new URL("client.pem", FIXTURES));
+  const key = Deno.readTextFileSync(new URL("client.key", FIXTURES));
+  await t.step("connectTimeout", async () => {
+    await using peer = mutePeer();
+    const error = await connect(`wss://localhost:${peer.port}/`, {
+      connectTimeout: 200,
+      caCerts: [CERT],
+      cert,
+      key,
+    }).catch((e) => e);
+    assert.ok(error instanceof ConnectError, String(error));
+    assert.equal(error.kind, "timeout");
+    assert.match(error.message, /: the server did not complete the TLS handshake within 200 ms/);
+  });
+  await t.step("signal", async () => {
+    await using peer = mutePeer();
+    const controller = new AbortController();
+    const reason = new Error("stop");
+    const opening = connect(`wss://localhost:${peer.port}/`, {
+      signal: controller.signal,
+      caCerts: [CERT],
+      cert,
+      key,
+    }).catch((e) => e);
+    await within(peer.heard, 2_000, "the ClientHello");
+    controller.abort(reason);
+    assert.equal(await within(opening, 1_000, "the rejection"), reason);
+  });
 });
