@@ -490,6 +490,8 @@ if (import.meta.main) {
   const stop = async () => {
     Deno.removeSignalListener("SIGINT", stop);
     console.error("SIGINT: ending the browsers' streams and closing the upstream");
+    // A browser that stopped reading could hold the server's shutdown: end anyway, before SIGKILL.
+    Deno.unrefTimer(setTimeout(() => Deno.exit(0), 4_000));
     await relay.close();
     await server.shutdown();
   };
