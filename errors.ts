@@ -33,12 +33,14 @@ export type ConnectErrorKind =
  * | `"handshake"` | the server's answer broke RFC 6455 (wrong `Sec-WebSocket-Accept`, a subprotocol or extension never offered, ...) |
  * | `"refused"` | nothing accepted the TCP connection |
  * | `"dns"` | the host name did not resolve |
- * | `"tls"` | the certificate was not trusted or TLS failed |
- * | `"timeout"` | no handshake within `connectTimeout` |
+ * | `"tls"` | TLS failed: a certificate not trusted or not valid for the host, the server's alert (one that wants a client certificate), the server closing during the TLS handshake, or a `wss:` URL for a server that does not speak TLS (or the reverse) |
+ * | `"timeout"` | the opening did not finish within `connectTimeout`; the message names the step it stopped (TCP, a proxy's `CONNECT`, TLS, the handshake) |
  * | `"aborted"` | `close()` was called while connecting |
  * | `"rejected"` | the server answered HTTP but refused the upgrade, and the runtime hides the status (Node, browsers): see `reconnecting()` for how often it is retried |
  * | `"network"` | any other network failure |
  *
+ * On the wsbeat transport the kind comes from the runtime error's class and
+ * from the step of opening that failed, never from the words of a message.
  * What can be told apart depends on the runtime: Deno, Node 22+ and Bun
  * report a refused port as `"refused"` and an upgrade answered 403 as
  * `"status"` (Node through a plain `GET` of the URL); a browser says only
