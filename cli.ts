@@ -95,7 +95,9 @@ export async function main(args: string[]): Promise<number> {
     }
     if (urls.length > 1) {
       throw new UsageError(
-        `expected one URL, got ${urls.length}: ${urls.map((p) => `'${maskUrl(p)}'`).join(" ")}`,
+        `expected one URL, got ${urls.length}: ${
+          urls.map((p) => `'${secretsIn([p]).length > 0 ? maskUrl(p) : p}'`).join(" ")
+        }`,
       );
     }
     if (values.verbose && values.quiet) {

@@ -89,6 +89,11 @@ Deno.test("cli usage errors name the value, exit 2, and mask secrets", async (t)
       /^error: --host expects .*, got "no such host"$/,
     ],
     [
+      "two URLs, one with a password",
+      ["ws://u:pw-s3cr3t@a/", "ws://b"],
+      /^error: expected one URL, got 2: 'ws:\/\/u:\*\*\*@a\/' 'ws:\/\/b'$/,
+    ],
+    [
       "invalid URL with a password",
       ["ws://u:pw-s3cr3t@exa mple/"],
       /^error: invalid URL 'ws:\/\/u:\*\*\*@exa mple\/'/,
