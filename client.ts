@@ -54,7 +54,7 @@ import { HeartbeatLoop, type Probe, type ProbeListener } from "./heartbeat_loop.
 import { Inbox } from "./inbox.ts";
 import { Probes, untilAborted } from "./probes.ts";
 import { StaleFeedError, StaleWatch } from "./stale.ts";
-import type { Transport, TransportHandler } from "./transport.ts";
+import type { ClosingStart, Transport, TransportHandler } from "./transport.ts";
 import { NativeTransport } from "./transport_native.ts";
 import { maskUrl } from "./url.ts";
 
@@ -67,6 +67,14 @@ export let endIterationQuietly: (ws: WebSocketClient) => void;
 
 /** How many received messages wait unread in `ws`. Internal: not exported from `mod.ts`. */
 export let unreadCount: (ws: WebSocketClient) => number;
+
+/**
+ * How many rounds a heartbeat's catch-up may take while each brings input in
+ * (see `WebSocketClient.#catchUp`): enough for a reply behind a few
+ * megabytes of queued messages, and a bound for a peer that streams data but
+ * never answers.
+ */
+const CATCH_UP_ROUNDS = 32;
 
 /**
  * A connected (or connecting) WebSocket: iterate it for messages, `send()` on
@@ -107,6 +115,8 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #opened: Promise<void>;
   #isOpen = false;
   #closing = false;
+  /** Why the connection is closing, once the peer or a protocol failure began it. */
+  #closingStart: ClosingStart | undefined;
   #initiator: CloseInitiator | undefined;
   #forced: Error | undefined; // why wsbeat ended the connection itself (reported as 1006)
   #info: CloseInfo | undefined;
@@ -119,6 +129,12 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #flow: Flow;
 
   #counters: ClientCounters;
+  /** Messages and pongs handed over by the transport: what the heartbeat's catch-up watches. */
+  #arrivals = 0;
+  /** The longest a heartbeat timer fired after its time, in ms (the event loop's lag). */
+  #lag = 0;
+  /** The timer of a heartbeat catch-up's turn, cleared when the connection ends. */
+  #turn: { timer: ReturnType<typeof setTimeout>; done: () => void } | undefined;
 
   /**
    * Wraps a native `WebSocket` (in the `CONNECTING` or `OPEN` state) or a
@@ -226,6 +242,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       latency: this.#probes.latency,
       readPaused: this.#flow.paused,
       readPauses: this.#flow.pauses,
+      eventLoopLag: this.#lag,
     });
   }
 
@@ -369,14 +386,19 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #handler: TransportHandler = {
     onMessage: (data) => {
       if (this.#info) return;
+      this.#arrivals++;
       this.#counters.received(data);
       const probes = this.#probes;
       if ((probes.hasReply || probes.awaitingMessage) && probes.onMessage(data)) return;
       this.#stale?.touch();
       this.#inbox.push(data);
     },
-    onPong: (payload) => this.#probes.onPong(payload),
+    onPong: (payload) => {
+      this.#arrivals++;
+      this.#probes.onPong(payload);
+    },
     onDrain: () => this.#flow.written(),
+    onClosing: (start) => this.#onClosing(start),
     onClosed: (end) => this.#finish(closeInfoOf(end, this.#initiator, this.#forced)),
   };
 
@@ -386,13 +408,58 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
 
   #notOpen(action: string, cause?: unknown): ConnectionClosedError {
     const info = this.#info;
+    if (info) {
+      return new ConnectionClosedError(
+        info.code,
+        info.reason,
+        `Cannot ${action} as the connection is not open: current state is closed (${
+          describeClose(info)
+        })`,
+        { cause: info.error ?? cause },
+      );
+    }
+    const start = this.#closingStart;
+    const [code, reason, why] = start?.by === "peer"
+      ? [
+        start.code,
+        start.reason,
+        describeClose({ ...start, wasClean: false, initiator: "server" }),
+      ]
+      : start?.by === "failure"
+      ? [
+        start.error.closeCode,
+        "",
+        describeClose({
+          code: start.error.closeCode,
+          reason: "",
+          wasClean: false,
+          initiator: "client",
+          error: start.error,
+        }),
+      ]
+      : [1006, "", undefined];
     return new ConnectionClosedError(
-      info?.code ?? 1006,
-      info?.reason ?? "",
+      code,
+      reason,
       `Cannot ${action} as the connection is not open: current state is ${this.state}` +
-        (info ? ` (${describeClose(info)})` : ""),
-      { cause: info?.error ?? cause },
+        (why ? ` (${why})` : ""),
+      { cause: start?.by === "failure" ? start.error : cause },
     );
+  }
+
+  /**
+   * The peer began the closing handshake, or broke the protocol and the
+   * connection is being failed: that is the first cause of the close. Nothing
+   * can be sent any more, and the watchdogs stop, so that neither can become
+   * the cause instead (the closing handshake has its own bound, closeTimeout).
+   */
+  #onClosing(start: ClosingStart): void {
+    if (this.#info || this.#forced || this.#closingStart) return;
+    this.#closingStart = start;
+    this.#closing = true;
+    this.#initiator ??= start.by === "peer" ? "server" : "client";
+    this.#stale?.stop();
+    this.#beats?.stop(this.#notOpen("ping"));
   }
 
   /** One heartbeat probe: a ping frame, or an application message when `application`. */
@@ -405,6 +472,9 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     clearTimeout(this.#connectTimer);
     this.#isOpen = true;
     this.#counters.opened();
+    // Frames that came with the handshake's answer may have begun the close already: then
+    // the close has its cause, and no watchdog is started to replace it.
+    if (this.#closing || this.#info) return;
     const beat = this.#opts.heartbeat;
     if (beat) this.#startHeartbeat(beat);
     const staleAfter = this.#opts.staleAfter;
@@ -426,9 +496,45 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       timeout,
       onBeat: beat.onBeat,
       excuseLate: () => this.#flow.excuseLate(timeout),
+      catchUp: () => this.#catchUp(timeout),
+      onLag: (ms) => {
+        if (ms > this.#lag) this.#lag = ms;
+      },
     });
     this.#beats.done.catch((error) => {
-      if (!this.#info) this.#forceEnd("heartbeat", error);
+      // Once closing began, the close has its cause already: the heartbeat cannot replace it.
+      if (!this.#info && !this.#closing) this.#forceEnd("heartbeat", error);
+    });
+  }
+
+  /**
+   * Lets the transport take in what has already arrived before a late reply
+   * is blamed on the peer: a turn of the event loop (two timer turns, so that
+   * pending reads complete), again while each turn brought something in, at
+   * most {@linkcode CATCH_UP_ROUNDS} times and `timeout` ms. A dead peer costs
+   * one round; a peer whose reply sat behind a blocked event loop or a burst
+   * of messages is heard.
+   */
+  async #catchUp(timeout: number): Promise<void> {
+    const until = performance.now() + timeout;
+    for (let round = 0; round < CATCH_UP_ROUNDS && !this.#info; round++) {
+      const before = this.#arrivals + (this.#transport.reads ?? 0);
+      await this.#nextTurn();
+      await this.#nextTurn();
+      const after = this.#arrivals + (this.#transport.reads ?? 0);
+      if (after === before || performance.now() > until) return;
+    }
+  }
+
+  /** Resolves after one timer turn of the event loop, or at once when the connection ends. */
+  #nextTurn(): Promise<void> {
+    if (this.#info) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#turn = undefined;
+        resolve();
+      };
+      this.#turn = { timer: setTimeout(done, 0), done };
     });
   }
 
@@ -500,6 +606,11 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     this.#opts.signal?.removeEventListener("abort", this.#onSignal);
     this.#stale?.stop();
     this.#beats?.stop(this.#end);
+    const turn = this.#turn;
+    if (turn) {
+      clearTimeout(turn.timer);
+      turn.done();
+    }
     this.#flow.end();
     this.#inbox.end(this.#end, this.#alwaysQuiet || isNormalClose(info));
     this.#probes.rejectAll(this.#end);

@@ -62,6 +62,13 @@ export interface ClientStats {
    * `maxQueuedMessages` or `maxQueuedBytes` (wsbeat transport).
    */
   readPauses: number;
+  /**
+   * The longest a heartbeat timer fired after its time, in milliseconds: how
+   * late the event loop ran (a consumer that blocks it shows here). A late
+   * deadline is not blamed on the peer before the client has taken in what
+   * arrived meanwhile. 0 without a heartbeat.
+   */
+  eventLoopLag: number;
 }
 
 /** The state of a {@linkcode WebSocketClient}. */
@@ -86,8 +93,13 @@ export interface ProbeOptions {
   /**
    * How to recognise the reply to an application probe.
    *
-   * - Unset: any message received after the probe proves the peer alive, and
-   *   is delivered to the application as usual.
+   * - Unset: the probe's echo (a message equal to the probe, as an echo
+   *   server sends back) answers it and never reaches the application; any
+   *   other message received after the probe also proves the peer alive, and
+   *   is delivered as usual. So the default native probe works against echo
+   *   servers and against servers that send data at least once per
+   *   `timeout`; for a server that answers with a message of its own (a
+   *   `pong`), set `reply`.
    * - A string (or bytes): a message equal to it answers the oldest
    *   outstanding probe. Such messages are heartbeat traffic and never reach
    *   the application.

@@ -13,7 +13,10 @@ import { byteLength } from "./inbox.ts";
 import type { Transport } from "./transport.ts";
 
 /** What {@linkcode ClientCounters.snapshot} adds from other parts of the client. */
-export type LiveStats = Pick<ClientStats, "latency" | "readPaused" | "readPauses">;
+export type LiveStats = Pick<
+  ClientStats,
+  "latency" | "readPaused" | "readPauses" | "eventLoopLag"
+>;
 
 /**
  * One client's counters; see the module doc.
@@ -28,7 +31,12 @@ export type LiveStats = Pick<ClientStats, "latency" | "readPaused" | "readPauses
  * counters.opened();
  * counters.sent("héllo");
  * counters.received(new Uint8Array(3));
- * const stats = counters.snapshot({ latency: undefined, readPaused: false, readPauses: 0 });
+ * const stats = counters.snapshot({
+ *   latency: undefined,
+ *   readPaused: false,
+ *   readPauses: 0,
+ *   eventLoopLag: 0,
+ * });
  * assert.equal(stats.bytesSent, 6);
  * assert.equal(stats.messagesReceived, 1);
  * assert.equal(stats.bytesReceived, 3);

@@ -46,6 +46,18 @@ export interface HeartbeatSettings {
   onBeat?: (rtt: number) => void;
   /** See `HeartbeatOptions.excuseLate` in `heartbeat.ts`. */
   excuseLate?: () => Promise<void> | undefined;
+  /**
+   * Called when a reply's deadline passes, before the loop decides: resolves
+   * once the owner has taken in what already arrived (a blocked event loop
+   * leaves replies unread in the socket). A reply that comes meanwhile
+   * counts; the loop decides only after the promise settles.
+   */
+  catchUp?: () => Promise<void>;
+  /**
+   * Called with how many milliseconds after its time each of the loop's
+   * alarms fired: the event loop's lag, as the heartbeat saw it.
+   */
+  onLag?: (ms: number) => void;
 }
 
 /**
@@ -93,6 +105,7 @@ export class HeartbeatLoop implements ProbeListener {
   #reason: unknown; // what stopped or failed it
   #sent: Probe | undefined; // the probe awaiting its reply
   #alarm: Alarm | undefined; // the reply's deadline, or the end of the sleep
+  #caughtUp = false; // this beat's deadline passed and the owner took in what had arrived
 
   /**
    * Starts beating: the first probe is sent before the constructor returns.
@@ -129,7 +142,9 @@ export class HeartbeatLoop implements ProbeListener {
   }
 
   #beat = (): void => {
+    if (this.#alarm) this.#lag(this.#alarm);
     this.#alarm = undefined;
+    this.#caughtUp = false;
     if (this.#ended) return;
     // The deadline before the send, so that nothing runs between the send and the loop being
     // ready for the reply. (Starting a timer may run queued microtasks under `deno test`.)
@@ -183,7 +198,19 @@ export class HeartbeatLoop implements ProbeListener {
   }
 
   #late = (): void => {
+    if (this.#alarm) this.#lag(this.#alarm);
     this.#alarm = undefined;
+    const { catchUp } = this.#settings;
+    if (catchUp !== undefined && !this.#caughtUp) {
+      // Take in what already arrived before blaming the peer: the reply may sit unread.
+      this.#caughtUp = true;
+      const probe = this.#sent;
+      catchUp().then(
+        () => this.#sent === probe && !this.#ended && this.#late(),
+        (thrown) => this.#fail(thrown),
+      );
+      return;
+    }
     const sent = this.#sent!;
     this.#sent = undefined;
     const { timeout, excuseLate } = this.#settings;
@@ -205,6 +232,11 @@ export class HeartbeatLoop implements ProbeListener {
     }
     excused.then(this.#beat, (thrown) => this.#ended || this.#fail(thrown));
   };
+
+  #lag(alarm: Alarm): void {
+    const { onLag } = this.#settings;
+    if (onLag !== undefined) onLag(Math.max(0, performance.now() - alarm.at));
+  }
 
   #fail(error: unknown): void {
     if (this.#ended) return;

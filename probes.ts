@@ -29,6 +29,12 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** Whether a received message is the same as a sent one (text to text, bytes to bytes). */
+function sameMessage(sent: string | Uint8Array, received: Message): boolean {
+  if (typeof sent === "string") return received === sent;
+  return typeof received !== "string" && sameBytes(sent, received);
+}
+
 const digits = new Uint8Array(16);
 
 /** A ping payload: `seq` in ASCII digits, a view of a scratch buffer (the frame copies it). */
@@ -121,7 +127,13 @@ export class Probes {
   probeMessage(listener: ProbeListener): Probe {
     const seq = ++this.#seq;
     const message = typeof this.#message === "function" ? this.#message(seq) : this.#message;
-    return this.#track(seq, this.#messages ??= [], () => this.#sender.send(message), listener);
+    return this.#track(
+      seq,
+      this.#messages ??= [],
+      () => this.#sender.send(message),
+      listener,
+      message,
+    );
   }
 
   /**
@@ -135,7 +147,13 @@ export class Probes {
     const seq = ++this.#seq;
     if (application) {
       const message = typeof this.#message === "function" ? this.#message(seq) : this.#message;
-      return this.#track(seq, this.#messages ??= [], () => this.#sender.send(message));
+      return this.#track(
+        seq,
+        this.#messages ??= [],
+        () => this.#sender.send(message),
+        undefined,
+        message,
+      );
     }
     return this.#track(seq, this.#frames ??= [], () => this.#sender.ping(seqBytes(seq)));
   }
@@ -155,7 +173,10 @@ export class Probes {
   }
 
   /**
-   * Settles the application probes `message` answers.
+   * Settles the application probes `message` answers. Without `reply`, the
+   * echo of a probe (a message equal to one sent and still awaited) answers
+   * it and is kept from the application; any other message proves the peer
+   * alive too, answers every awaited probe, and is delivered.
    *
    * @param message A received message.
    * @returns Whether the message is heartbeat traffic, kept from the application.
@@ -164,7 +185,14 @@ export class Probes {
     const reply = this.#reply;
     const pending = this.#messages;
     if (reply === undefined) {
-      if (pending) { for (const probe of [...pending]) probe.resolve(); }
+      if (!pending) return false;
+      for (const probe of pending) {
+        if (probe.sent !== undefined && sameMessage(probe.sent, message)) {
+          probe.resolve();
+          return true; // the echo of our probe: heartbeat traffic
+        }
+      }
+      for (const probe of [...pending]) probe.resolve();
       return false;
     }
     if (typeof reply === "function") {
@@ -219,10 +247,28 @@ export class Probes {
     };
   }
 
-  #track(seq: number, list: Outstanding[], send: () => void): AwaitedProbe;
-  #track(seq: number, list: Outstanding[], send: () => void, listener: ProbeListener): Probe;
-  #track(seq: number, list: Outstanding[], send: () => void, listener?: ProbeListener): Probe {
-    const probe = new Outstanding(seq, list, this, listener);
+  #track(
+    seq: number,
+    list: Outstanding[],
+    send: () => void,
+    listener?: undefined,
+    sent?: string | Uint8Array,
+  ): AwaitedProbe;
+  #track(
+    seq: number,
+    list: Outstanding[],
+    send: () => void,
+    listener: ProbeListener,
+    sent?: string | Uint8Array,
+  ): Probe;
+  #track(
+    seq: number,
+    list: Outstanding[],
+    send: () => void,
+    listener?: ProbeListener,
+    sent?: string | Uint8Array,
+  ): Probe {
+    const probe = new Outstanding(seq, list, this, listener, sent);
     list.push(probe);
     try {
       send();
@@ -266,6 +312,8 @@ export class Probes {
  */
 class Outstanding implements Probe {
   readonly seq: number;
+  /** The application message this probe sent, if it is one: its echo answers it. */
+  readonly sent: string | Uint8Array | undefined;
   readonly reply: Promise<number> | undefined;
   #sentAt = performance.now();
   #list: Outstanding[] | undefined;
@@ -274,8 +322,15 @@ class Outstanding implements Probe {
   #resolve: ((rtt: number) => void) | undefined;
   #reject: ((error: unknown) => void) | undefined;
 
-  constructor(seq: number, list: Outstanding[], probes: Probes, listener?: ProbeListener) {
+  constructor(
+    seq: number,
+    list: Outstanding[],
+    probes: Probes,
+    listener?: ProbeListener,
+    sent?: string | Uint8Array,
+  ) {
     this.seq = seq;
+    this.sent = sent;
     this.#list = list;
     this.#probes = probes;
     if (listener) this.#listener = listener;

@@ -16,6 +16,8 @@
  * @module
  */
 
+import type { ProtocolError } from "./errors.ts";
+
 /** Which transport {@linkcode connect} uses; see the module doc. */
 export type TransportName = "wsbeat" | "native";
 
@@ -33,12 +35,30 @@ export interface TransportEnd {
   error?: Error;
 }
 
+/**
+ * How the closing handshake began, when the transport learns of it before
+ * the client does: the peer's close frame arrived, or the peer broke a rule
+ * of RFC 6455 and the protocol failed the connection (a close frame with
+ * `error.closeCode` went out). Given to {@linkcode TransportHandler.onClosing}.
+ */
+export type ClosingStart =
+  | { by: "peer"; code: number; reason: string }
+  | { by: "failure"; error: ProtocolError };
+
 /** What a transport calls as things happen; the client implements it. */
 export interface TransportHandler {
   /** A whole message arrived. */
   onMessage(data: string | Uint8Array): void;
   /** A pong frame arrived (only on transports that can ping). */
   onPong(data: Uint8Array): void;
+  /**
+   * The closing handshake began on the peer's side, or the protocol failed the
+   * connection: from now on nothing can be sent, and the first cause of the
+   * close is this one. Called at most once, before {@linkcode onClosed}, and
+   * not when the client's own `close()` or `abort()` began it (transports that
+   * cannot see close frames, such as the native one, never call it).
+   */
+  onClosing?(start: ClosingStart): void;
   /** The connection is over and released. Called once, after `opened` settled. */
   onClosed(end: TransportEnd): void;
   /** A write to the socket completed, so `bufferedAmount` went down. */
@@ -68,6 +88,11 @@ export interface Transport {
   readonly bytesSent?: number;
   /** Payload bytes of the messages received so far, as {@linkcode Transport.bytesSent}. */
   readonly bytesReceived?: number;
+  /**
+   * How many reads from the socket have completed, when the transport counts
+   * them: the heartbeat watches it to tell input still arriving from none.
+   */
+  readonly reads?: number;
   /** Sets the handler; called once, before the event loop turns. */
   attach(handler: TransportHandler): void;
   /** Sends a text (string) or binary message. */

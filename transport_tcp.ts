@@ -50,6 +50,17 @@ export interface TcpTransportOptions {
   clientCert?: { cert: string; key: string } | undefined;
 }
 
+/**
+ * Unsent bytes past which automatic pongs are coalesced (see `#flush`): far
+ * above what a healthy connection leaves waiting between two writes, and a
+ * small bound on what a ping flood can make us hold.
+ */
+const PONG_BACKLOG = 16 * 1024;
+
+/** The first byte of an unfragmented pong frame, and of a close frame. */
+const PONG_BYTE = 0x8a;
+const CLOSE_BYTE = 0x88;
+
 /** Read buffer size: a loopback read rarely returns more. */
 const READ_SIZE = 64 * 1024;
 /** The read buffer of a connection that has not yet received a burst that filled it. */
@@ -82,9 +93,13 @@ export class TcpTransport implements Transport {
   /** The latest read delivered more than one message: answers are likely to follow in a burst. */
   #burst = false;
   #closeWhenFlushed = false;
+  /** The latest automatic pong, waiting for the unsent bytes ahead of it (see `#flush`). */
+  #heldPong: Uint8Array | undefined;
+  #closingTold = false;
 
   // Reading.
   #paused = false;
+  #reads = 0;
   #resume: (() => void) | undefined;
   #readLoop: Promise<void> | undefined;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
@@ -126,6 +141,11 @@ export class TcpTransport implements Transport {
 
   get bufferedAmount(): number {
     return this.#writer?.unsent ?? 0;
+  }
+
+  /** Reads from the socket that completed (see {@linkcode Transport.reads}). */
+  get reads(): number {
+    return this.#reads;
   }
 
   /** Counted by the protocol, as it frames them. */
@@ -215,7 +235,7 @@ export class TcpTransport implements Transport {
       this.#extensions = answer.extensions;
       this.#open = true;
       this.#writer = new FrameWriter(conn, {
-        onWritten: () => this.#handler?.onDrain?.(),
+        onWritten: () => this.#written(),
         onIdle: () => {
           if (this.#closeWhenFlushed) this.#release();
         },
@@ -253,6 +273,7 @@ export class TcpTransport implements Transport {
           continue;
         }
         const n = await conn.read(buffer);
+        this.#reads++;
         if (this.#ended) break;
         if (n === null) this.#protocol.receiveEof();
         else this.#protocol.receiveData(buffer, n);
@@ -289,28 +310,79 @@ export class TcpTransport implements Transport {
           break; // already answered by the protocol
       }
     }
+    if (!this.#closingTold && (protocol.failure || protocol.closeReceived)) this.#tellClosing();
     this.#flush();
-    if (this.#protocol.closeExpected()) {
+    if (protocol.closeExpected()) {
       this.#closeWhenFlushed = true;
       if (!this.#writer!.busy) this.#release();
-    } else if (
-      this.#protocol.closeSent && this.#protocol.closeReceived && !this.#lingerTimer &&
-      this.#options.closeTimeout !== Infinity
-    ) {
-      // The server should close TCP now; do not wait on it for ever.
-      this.#lingerTimer = setTimeout(() => this.#release(), this.#options.closeTimeout);
+      else this.#linger(); // a peer that does not read must not hold the close for ever
+    } else if (protocol.closeSent && protocol.closeReceived) {
+      this.#linger(); // the server should close TCP now; do not wait on it for ever
     }
+  }
+
+  /**
+   * Tells the client, once, that the peer began the closing handshake or that
+   * the protocol failed the connection: the first cause of the close, which
+   * the client records before anything else (a heartbeat, say) can end it.
+   */
+  #tellClosing(): void {
+    this.#closingTold = true;
+    const protocol = this.#protocol;
+    const failure = protocol.failure;
+    if (failure) {
+      this.#handler!.onClosing?.({ by: "failure", error: failure });
+    } else if (this.#firstClose === "remote") {
+      const { code, reason } = protocol.closeReceived!;
+      this.#handler!.onClosing?.({ by: "peer", code, reason });
+    }
+  }
+
+  /** Releases the socket after `closeTimeout` unless it is released before. */
+  #linger(): void {
+    if (this.#lingerTimer || this.#options.closeTimeout === Infinity) return;
+    this.#lingerTimer = setTimeout(() => this.#release(), this.#options.closeTimeout);
   }
 
   // --- writing ---------------------------------------------------------------
 
-  /** Hands the protocol's frames to the writer and starts it. */
+  /**
+   * Hands the protocol's frames to the writer and starts it. Every ping is
+   * answered while the peer keeps up with what we write; once
+   * {@linkcode PONG_BACKLOG} bytes wait unsent, an automatic pong is held
+   * aside instead, and a newer one replaces it (RFC 6455 section 5.5.3 lets
+   * an endpoint answer only the most recent ping): a peer that floods pings
+   * and never reads leaves at most that backlog and one pong waiting, not a
+   * pong per ping.
+   */
   #flush(): void {
     if (this.#protocol.pendingBytes === 0 || this.#ended) return;
     const writer = this.#writer;
     if (writer === undefined) return; // opening: #dispatch flushes once open
-    for (let frame; (frame = this.#protocol.nextData()) !== undefined;) writer.queue(frame);
+    for (let frame; (frame = this.#protocol.nextData()) !== undefined;) {
+      const first = frame[0];
+      if (first === PONG_BYTE && writer.unsent >= PONG_BACKLOG) {
+        this.#heldPong = frame.slice(); // its own copy: the frame may be a view of a shared slab
+        continue;
+      }
+      if (first === CLOSE_BYTE) this.#heldPong = undefined; // nothing follows a close frame
+      writer.queue(frame);
+    }
     writer.flush(this.#burst);
+  }
+
+  /**
+   * After a write completed: the socket is moving, so the held pong joins the
+   * queue (at most one pong per completed write, however many pings came).
+   */
+  #written(): void {
+    const pong = this.#heldPong;
+    if (pong !== undefined && !this.#ended) {
+      this.#heldPong = undefined;
+      this.#writer!.queue(pong);
+      this.#writer!.flush(false);
+    }
+    this.#handler?.onDrain?.();
   }
 
   // --- the end -----------------------------------------------------------------

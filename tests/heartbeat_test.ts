@@ -10,6 +10,7 @@ import {
   TooSlowError,
 } from "../mod.ts";
 import { serve } from "../serve.ts";
+import { closePayload, OP, rawServer } from "./_raw_server.ts";
 import { silentServer } from "./_servers.ts";
 
 Deno.test("sleep() resolves after the delay", async () => {
@@ -295,12 +296,13 @@ Deno.test("a heartbeat finds a stalled server, fails with TooSlowError and close
     const info = await ws.closed;
     assert.equal(info.initiator, "heartbeat");
     assert.ok(info.error instanceof TooSlowError);
-    // The three echoed probes ("ping") were application messages: no reply was configured.
+    // The three echoed probes ("ping") answered their probes: heartbeat traffic, never delivered.
     const received: Message[] = [];
     await (async () => {
       for await (const message of ws) received.push(message);
     })().catch(() => {});
-    assert.deepEqual(received, ["ping", "ping", "ping"]);
+    assert.deepEqual(received, []);
+    assert.equal(ws.stats.latency?.samples, 3);
     await server.close(); // the server lets go of the stalled socket, and so does the runtime
   });
 });
@@ -372,12 +374,30 @@ Deno.test("WebSocketClient.ping() sends a ping frame and resolves with the round
   assert.equal(await ws.receive(), "after");
 });
 
-Deno.test("WebSocketClient.ping() on the native transport resolves when any message arrives", async () => {
+Deno.test("WebSocketClient.ping() on the native transport takes the probe's echo as its answer, never delivered", async () => {
   await using server = serve();
   await using ws = await connect(server.url, { transport: "native" });
   const rtt = await ws.ping();
   assert.ok(rtt >= 0);
-  assert.equal(await ws.receive(), "ping"); // the echo is also a message
+  ws.send("after");
+  assert.equal(await ws.receive(), "after"); // the echoed "ping" came first and was kept back
+});
+
+Deno.test("WebSocketClient.ping() on the native transport is answered by any other message, which is delivered", async () => {
+  // A server that does not echo but answers with data of its own: that proves it alive, and is
+  // the application's.
+  await using server = rawServer(async (peer) => {
+    const probe = await peer.readMessage();
+    assert.equal(new TextDecoder().decode(probe!.payload), "ping");
+    await peer.sendFrame({ opcode: OP.TEXT, payload: "tick" });
+    await peer.expectClose();
+    await peer.sendFrame({ opcode: OP.CLOSE, payload: closePayload(1000) });
+  });
+  const ws = await connect(server.url, { transport: "native" });
+  assert.ok(await ws.ping() >= 0);
+  assert.equal(await ws.receive(), "tick");
+  await ws.close();
+  await server.done;
 });
 
 Deno.test("WebSocketClient.ping() rejects with the signal's reason", async () => {
