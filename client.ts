@@ -333,13 +333,21 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
    * ms, the TCP connection is closed anyway. Closing a closed client
    * resolves with how it ended; closing a connecting one aborts the connect.
    *
-   * @param code A close code: 1000, or 3000 to 4999 for applications.
+   * @param code A close code: 1000, 1001 when this end is going away (not on
+   *   the native transport, whose Web API refuses it), or 3000 to 4999 for
+   *   applications.
    * @param reason A reason of at most 123 UTF-8 bytes.
    * @returns How the connection ended.
    * @throws {RangeError} If the code or reason is not allowed.
    */
   async close(code = 1000, reason = ""): Promise<CloseInfo> {
     checkClientClose(code, reason);
+    if (code === 1001 && this.#transport instanceof NativeTransport) {
+      throw new RangeError(
+        "Cannot close with code 1001 on the native transport as the runtime's WebSocket " +
+          "sends only 1000 or 3000 to 4999: use 1000, or the wsbeat transport",
+      );
+    }
     if (this.#info) return this.#info;
     this.#initiator ??= "client";
     if (!this.#isOpen) {

@@ -139,9 +139,10 @@ export function closeInfoOf(
 }
 
 /**
- * Checks what a client's `close(code, reason)` may send: code 1000, or 3000
- * to 4999 for applications (the codes of RFC 6455 section 7.4.1 that describe
- * a protocol or server condition are the library's to send, not the
+ * Checks what a client's `close(code, reason)` may send: code 1000, 1001
+ * ("going away": a process shutting down, a page left), or 3000 to 4999 for
+ * applications (the other codes of RFC 6455 section 7.4.1 describe a
+ * protocol or server condition and are the library's to send, not the
  * caller's), and a reason of at most 123 bytes of UTF-8.
  *
  * @param code The close code.
@@ -149,9 +150,11 @@ export function closeInfoOf(
  * @throws {RangeError} Naming the value that is not allowed.
  */
 export function checkClientClose(code: number, reason: string): void {
-  if (!Number.isInteger(code) || (code !== 1000 && (code < 3000 || code > 4999))) {
+  if (
+    !Number.isInteger(code) || (code !== 1000 && code !== 1001 && (code < 3000 || code > 4999))
+  ) {
     throw new RangeError(
-      `Cannot close with code ${code} as clients may only send 1000 or 3000 to 4999`,
+      `Cannot close with code ${code} as clients may only send 1000, 1001 or 3000 to 4999`,
     );
   }
   if (typeof reason !== "string" || byteLength(reason) > 123) {

@@ -152,8 +152,8 @@ export function configFromEnv(
 /** A browser's stream. */
 type Subscriber = ReadableStreamDefaultController<Uint8Array>;
 
-/** The upstream's close code when the relay stops (a client may not send 1001). */
-export const UPSTREAM_CLOSE_CODE = 1000;
+/** The upstream's close code when the relay stops: 1001, going away. */
+export const UPSTREAM_CLOSE_CODE = 1001;
 /** The longest wait for the upstream's closing handshake: well inside Deploy's 5 s to SIGKILL. */
 const CLOSE_TIMEOUT_MS = 2_000;
 const encoder = new TextEncoder();

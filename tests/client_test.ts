@@ -413,15 +413,30 @@ Deno.test("WebSocketClient.close() gives up on a peer that never answers the han
 Deno.test("WebSocketClient.close() rejects codes and reasons a client may not send", async () => {
   await using server = serve();
   await using ws = await connect(server.url);
-  await assert.rejects(ws.close(1001), {
+  await assert.rejects(ws.close(1002), {
     name: "RangeError",
-    message: "Cannot close with code 1001 as clients may only send 1000 or 3000 to 4999",
+    message: "Cannot close with code 1002 as clients may only send 1000, 1001 or 3000 to 4999",
   });
   await assert.rejects(ws.close(1000, "x".repeat(124)), {
     name: "RangeError",
     message: /must be a string of at most 123 UTF-8 bytes/,
   });
   assert.equal(ws.state, "open");
+});
+
+Deno.test("WebSocketClient.close(1001) says the client is going away; the native transport refuses it", async () => {
+  const { promise: seen, resolve } = Promise.withResolvers<number>();
+  await using server = serve({ onDisconnect: (_info, code) => resolve(code) });
+  const ws = await connect(server.url);
+  assert.equal((await ws.close(1001, "shutting down")).code, 1001);
+  assert.equal(await seen, 1001);
+  await using native = await connect(server.url, { transport: "native" });
+  await assert.rejects(native.close(1001), {
+    name: "RangeError",
+    message: "Cannot close with code 1001 on the native transport as the runtime's WebSocket " +
+      "sends only 1000 or 3000 to 4999: use 1000, or the wsbeat transport",
+  });
+  assert.equal(native.state, "open");
 });
 
 Deno.test("WebSocketClient.receive() rejects with the signal's reason and keeps the message for later", async () => {
