@@ -75,7 +75,13 @@ export {
   ProtocolError,
   TooSlowError,
 } from "./errors.ts";
-export type { Transport, TransportEnd, TransportHandler, TransportName } from "./transport.ts";
+export type {
+  ClosingStart,
+  Transport,
+  TransportEnd,
+  TransportHandler,
+  TransportName,
+} from "./transport.ts";
 export {
   failAfter,
   type FailAfterOptions,
