@@ -35,7 +35,6 @@
 import {
   checkClientOptions,
   type CheckedOptions,
-  type ClientHeartbeatOptions,
   type ClientOptions,
   type ClientState,
   type ClientStats,
@@ -47,13 +46,18 @@ import {
 } from "./client_options.ts";
 import { ConnectError, ConnectionClosedError, TooSlowError } from "./errors.ts";
 import { ClientCounters } from "./client_stats.ts";
-import { checkClientClose, closeInfoOf, describeClose, isNormalClose } from "./close_info.ts";
+import {
+  checkClientClose,
+  closeInfoOf,
+  describeClose,
+  isNormalClose,
+  notOpenError,
+} from "./close_info.ts";
+import { Watchdogs } from "./client_watchdogs.ts";
 import { Flow } from "./flow.ts";
-import { DEFAULT_INTERVAL, DEFAULT_TIMEOUT } from "./heartbeat.ts";
-import { HeartbeatLoop, type Probe, type ProbeListener } from "./heartbeat_loop.ts";
+import type { Probe, ProbeListener } from "./heartbeat_loop.ts";
 import { Inbox } from "./inbox.ts";
 import { Probes, untilAborted } from "./probes.ts";
-import { StaleFeedError, StaleWatch } from "./stale.ts";
 import type { ClosingStart, Transport, TransportHandler } from "./transport.ts";
 import { NativeTransport } from "./transport_native.ts";
 import { maskUrl } from "./url.ts";
@@ -67,14 +71,6 @@ export let endIterationQuietly: (ws: WebSocketClient) => void;
 
 /** How many received messages wait unread in `ws`. Internal: not exported from `mod.ts`. */
 export let unreadCount: (ws: WebSocketClient) => number;
-
-/**
- * How many rounds a heartbeat's catch-up may take while each brings input in
- * (see `WebSocketClient.#catchUp`): enough for a reply behind a few
- * megabytes of queued messages, and a bound for a peer that streams data but
- * never answers.
- */
-const CATCH_UP_ROUNDS = 32;
 
 /**
  * A connected (or connecting) WebSocket: iterate it for messages, `send()` on
@@ -123,18 +119,13 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #end: ConnectionClosedError | undefined;
   #closed: Promise<CloseInfo>;
   #resolveClosed!: (info: CloseInfo) => void;
-  #beats: HeartbeatLoop | undefined; // the heartbeat's scope, when there is a heartbeat
-  #stale: StaleWatch | undefined; // the stale-feed watchdog, with staleAfter
+  #watchdogs: Watchdogs; // the heartbeat and the stale watch, while open
 
   #flow: Flow;
 
   #counters: ClientCounters;
   /** Messages and pongs handed over by the transport: what the heartbeat's catch-up watches. */
   #arrivals = 0;
-  /** The longest a heartbeat timer fired after its time, in ms (the event loop's lag). */
-  #lag = 0;
-  /** The timer of a heartbeat catch-up's turn, cleared when the connection ends. */
-  #turn: { timer: ReturnType<typeof setTimeout>; done: () => void } | undefined;
 
   /**
    * Wraps a native `WebSocket` (in the `CONNECTING` or `OPEN` state) or a
@@ -166,6 +157,15 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       maxBytes: opts.maxQueuedBytes,
       onFull: () => this.#onFull(),
       onRoom: () => this.#flow.resume(),
+    });
+    this.#watchdogs = new Watchdogs({
+      probe: (application, listener) => this.#probe(application, listener),
+      excuseLate: (timeout) => this.#flow.excuseLate(timeout),
+      readPaused: () => this.#flow.paused,
+      progress: () => this.#arrivals + (transport.reads ?? 0),
+      fail: (initiator, error) => {
+        if (!this.#info && !this.#closing) this.#forceEnd(initiator, error);
+      },
     });
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     transport.attach(this.#handler);
@@ -242,7 +242,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       latency: this.#probes.latency,
       readPaused: this.#flow.paused,
       readPauses: this.#flow.pauses,
-      eventLoopLag: this.#lag,
+      eventLoopLag: this.#watchdogs.lag,
     });
   }
 
@@ -357,8 +357,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       return this.#closed;
     }
     // The closing handshake has its own bound (closeTimeout): the watchdogs' work is done.
-    this.#stale?.stop();
-    this.#beats?.stop(
+    this.#watchdogs.stop(
       new ConnectionClosedError(code, reason, "The client is closing the connection"),
     );
     if (!this.#closing) {
@@ -398,7 +397,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       this.#counters.received(data);
       const probes = this.#probes;
       if ((probes.hasReply || probes.awaitingMessage) && probes.onMessage(data)) return;
-      this.#stale?.touch();
+      this.#watchdogs.touch();
       this.#inbox.push(data);
     },
     onPong: (payload) => {
@@ -415,44 +414,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   }
 
   #notOpen(action: string, cause?: unknown): ConnectionClosedError {
-    const info = this.#info;
-    if (info) {
-      return new ConnectionClosedError(
-        info.code,
-        info.reason,
-        `Cannot ${action} as the connection is not open: current state is closed (${
-          describeClose(info)
-        })`,
-        { cause: info.error ?? cause },
-      );
-    }
-    const start = this.#closingStart;
-    const [code, reason, why] = start?.by === "peer"
-      ? [
-        start.code,
-        start.reason,
-        describeClose({ ...start, wasClean: false, initiator: "server" }),
-      ]
-      : start?.by === "failure"
-      ? [
-        start.error.closeCode,
-        "",
-        describeClose({
-          code: start.error.closeCode,
-          reason: "",
-          wasClean: false,
-          initiator: "client",
-          error: start.error,
-        }),
-      ]
-      : [1006, "", undefined];
-    return new ConnectionClosedError(
-      code,
-      reason,
-      `Cannot ${action} as the connection is not open: current state is ${this.state}` +
-        (why ? ` (${why})` : ""),
-      { cause: start?.by === "failure" ? start.error : cause },
-    );
+    return notOpenError(action, this.state, this.#info ?? this.#closingStart, cause);
   }
 
   /**
@@ -466,8 +428,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     this.#closingStart = start;
     this.#closing = true;
     this.#initiator ??= start.by === "peer" ? "server" : "client";
-    this.#stale?.stop();
-    this.#beats?.stop(this.#notOpen("ping"));
+    this.#watchdogs.stop(this.#notOpen("ping"));
   }
 
   /** One heartbeat probe: a ping frame, or an application message when `application`. */
@@ -483,66 +444,10 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     // Frames that came with the handshake's answer may have begun the close already: then
     // the close has its cause, and no watchdog is started to replace it.
     if (this.#closing || this.#info) return;
-    const beat = this.#opts.heartbeat;
-    if (beat) this.#startHeartbeat(beat);
-    const staleAfter = this.#opts.staleAfter;
-    if (staleAfter !== Infinity) {
-      this.#stale = new StaleWatch(
-        staleAfter,
-        () => this.#flow.paused,
-        () => this.#forceEnd("client", new StaleFeedError(staleAfter)),
-      );
-    }
-  }
-
-  #startHeartbeat(beat: ClientHeartbeatOptions): void {
-    const application = !this.#transport.canPing || beat.message !== undefined ||
-      beat.reply !== undefined;
-    const timeout = beat.timeout ?? DEFAULT_TIMEOUT;
-    this.#beats = new HeartbeatLoop((listener) => this.#probe(application, listener), {
-      interval: beat.interval ?? DEFAULT_INTERVAL,
-      timeout,
-      onBeat: beat.onBeat,
-      excuseLate: () => this.#flow.excuseLate(timeout),
-      catchUp: () => this.#catchUp(timeout),
-      onLag: (ms) => {
-        if (ms > this.#lag) this.#lag = ms;
-      },
-    });
-    this.#beats.done.catch((error) => {
-      // Once closing began, the close has its cause already: the heartbeat cannot replace it.
-      if (!this.#info && !this.#closing) this.#forceEnd("heartbeat", error);
-    });
-  }
-
-  /**
-   * Lets the transport take in what has already arrived before a late reply
-   * is blamed on the peer: a turn of the event loop (two timer turns, so that
-   * pending reads complete), again while each turn brought something in, at
-   * most {@linkcode CATCH_UP_ROUNDS} times and `timeout` ms. A dead peer costs
-   * one round; a peer whose reply sat behind a blocked event loop or a burst
-   * of messages is heard.
-   */
-  async #catchUp(timeout: number): Promise<void> {
-    const until = performance.now() + timeout;
-    for (let round = 0; round < CATCH_UP_ROUNDS && !this.#info; round++) {
-      const before = this.#arrivals + (this.#transport.reads ?? 0);
-      await this.#nextTurn();
-      await this.#nextTurn();
-      const after = this.#arrivals + (this.#transport.reads ?? 0);
-      if (after === before || performance.now() > until) return;
-    }
-  }
-
-  /** Resolves after one timer turn of the event loop, or at once when the connection ends. */
-  #nextTurn(): Promise<void> {
-    if (this.#info) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.#turn = undefined;
-        resolve();
-      };
-      this.#turn = { timer: setTimeout(done, 0), done };
+    this.#watchdogs.start({
+      heartbeat: this.#opts.heartbeat,
+      canPing: this.#transport.canPing,
+      staleAfter: this.#opts.staleAfter,
     });
   }
 
@@ -597,7 +502,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     if (this.#info || this.#forced) return;
     this.#initiator = initiator;
     this.#forced = error;
-    this.#beats?.stop(error);
+    this.#watchdogs.stop(error);
     this.#transport.abort(error, 1011);
   }
 
@@ -612,13 +517,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
         cause: info.error,
       });
     this.#opts.signal?.removeEventListener("abort", this.#onSignal);
-    this.#stale?.stop();
-    this.#beats?.stop(this.#end);
-    const turn = this.#turn;
-    if (turn) {
-      clearTimeout(turn.timer);
-      turn.done();
-    }
+    this.#watchdogs.stop(this.#end);
     this.#flow.end();
     this.#inbox.end(this.#end, this.#alwaysQuiet || isNormalClose(info));
     this.#probes.rejectAll(this.#end);

@@ -21,9 +21,9 @@
  * @module
  */
 
-import { ProtocolError } from "./errors.ts";
+import { ConnectionClosedError, ProtocolError } from "./errors.ts";
 import { byteLength } from "./inbox.ts";
-import type { TransportEnd } from "./transport.ts";
+import type { ClosingStart, TransportEnd } from "./transport.ts";
 
 /**
  * Who closed the connection first.
@@ -98,6 +98,45 @@ export function describeClose(info: CloseInfo): string {
         ? info.error.message
         : `Connection closed by the client with code ${info.code}${reason}`;
   }
+}
+
+/**
+ * The error for an operation refused because the connection is not open,
+ * naming the state and, once known, the close's first cause: how it ended,
+ * or why it is closing (the server's close, the rule it broke).
+ *
+ * @param action What could not be done, e.g. `"send"`.
+ * @param state The client's state now.
+ * @param known How the connection ended, or how its closing began, if known.
+ * @param cause The error behind the refusal, if no close explains it.
+ * @returns The error, with the close's code and reason (1006 while unknown).
+ */
+export function notOpenError(
+  action: string,
+  state: string,
+  known: CloseInfo | ClosingStart | undefined,
+  cause?: unknown,
+): ConnectionClosedError {
+  let info: CloseInfo | undefined;
+  if (known === undefined || "initiator" in known) info = known;
+  else if (known.by === "peer") {
+    info = { code: known.code, reason: known.reason, wasClean: false, initiator: "server" };
+  } else {
+    info = {
+      code: known.error.closeCode,
+      reason: "",
+      wasClean: false,
+      initiator: "client",
+      error: known.error,
+    };
+  }
+  return new ConnectionClosedError(
+    info?.code ?? 1006,
+    info?.reason ?? "",
+    `Cannot ${action} as the connection is not open: current state is ${state}` +
+      (info ? ` (${describeClose(info)})` : ""),
+    { cause: info?.error ?? cause },
+  );
 }
 
 /**
