@@ -23,7 +23,8 @@
  */
 
 import { demo } from "./demo.ts";
-import { checkHabits, CLIENT_OPTIONS, clientConfig, parse } from "./cli/args.ts";
+import { checkHabits, CLIENT_OPTIONS, clientConfig } from "./cli/args.ts";
+import { parse } from "./cli/values.ts";
 import { runClient } from "./cli/client.ts";
 import { HELP, VERSION } from "./cli/help.ts";
 import { errorLine, ExitCode, maskUrl, realIo, secretsIn, UsageError } from "./cli/output.ts";

@@ -19,7 +19,7 @@ import {
 } from "../serve.ts";
 import { checkCloseWith } from "../serve_options.ts";
 import { TlsOptionError } from "../serve_tls.ts";
-import { bounded, count, parse, seconds } from "./args.ts";
+import { bounded, count, parse, seconds } from "./values.ts";
 import { errorLine, ExitCode, type Io, paint, UsageError } from "./output.ts";
 
 /** `wsbeat serve --help`. */

@@ -3,7 +3,8 @@
 // times (--idle-timeout 30 becomes 0.6 s, --interval 10 becomes 0.2 s).
 
 import assert from "node:assert/strict";
-import { checkHabits, CLIENT_OPTIONS, clientConfig, parse } from "../cli/args.ts";
+import { checkHabits, CLIENT_OPTIONS, clientConfig } from "../cli/args.ts";
+import { parse } from "../cli/values.ts";
 import { HELP } from "../cli/help.ts";
 import { readLines } from "../cli/stdin.ts";
 import { denoArgs, liveCli, shell } from "./_cli.ts";
