@@ -314,7 +314,16 @@ function timeoutDetail(phase: OpenPhase, proxy: URL | undefined, ms: number | un
  *
  * One gap is Deno's (2.9.6): a TLS handshake cannot be cancelled. Closing a
  * `Deno.TlsConn` whose handshake is under way rejects the handshake at once,
- * but the runtime keeps the socket until the server answers or closes it.
+ * but the runtime keeps the socket until the server answers or closes it
+ * (rustls-tokio-stream's `TlsStream` dropped while handshaking awaits its
+ * handshake task instead of aborting it).
+ *
+ * `node:tls` over a stream around our own `Deno.connect` socket would close
+ * it at once, but it does not trust as `Deno.connectTls` does, so it is not
+ * used: on Deno 2.9.6 it accepts an X.509 v1 certificate that names a CA
+ * given in `ca` (our `caCerts`) as its issuer without checking its
+ * signature (a forgery), and a certificate that names the host only in its
+ * subject CN; tests/connect_errors_test.ts holds both cases.
  */
 export async function openConnection(
   net: DenoNet,

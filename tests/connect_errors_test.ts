@@ -47,6 +47,63 @@ Deno.test("connect() names a certificate for another host a TLS failure, not DNS
   assert.equal(defaultShouldRetry({ error, failures: 1 } as never), false);
 });
 
+/**
+ * Runs `run` against tests/fixtures/tls_server.mjs (Node, OpenSSL) presenting the fixture
+ * certificate `name`, which answers a WebSocket upgrade: a connect() that trusts the certificate
+ * opens.
+ */
+async function nodeTlsServer(name: string, run: (port: number) => Promise<void>): Promise<void> {
+  const server = new Deno.Command("node", {
+    args: [new URL("tls_server.mjs", FIXTURES).pathname, name],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    await run(Number((await lines.read()).value));
+  } finally {
+    await server.stdin.close();
+    await server.status;
+    await lines.cancel();
+  }
+}
+
+// Trust is the runtime's (rustls, webpki): these guard it against a TLS stack that trusts less
+// strictly. Deno 2.9.6's node:tls accepts both certificates (see tcp_connect.ts).
+Deno.test("connect() refuses a forged certificate that names a trusted CA as its issuer", async () => {
+  // forged_v1.pem: X.509 v1, CN=localhost, issuer "wsbeat test private CA" (private_ca.pem's
+  // name) but signed by another key. Node's node:tls on Deno 2.9.6 checks a v1 chain by names
+  // only, and accepts it when the CA came in caCerts (ca).
+  await nodeTlsServer("forged_v1", async (port) => {
+    const opened = await connect(`wss://localhost:${port}/`, { caCerts: [read("private_ca.pem")] })
+      .catch((e) => e);
+    if (!(opened instanceof Error)) opened.close();
+    assert.ok(opened instanceof ConnectError, `opened over a forged certificate: ${opened}`);
+    assert.equal(opened.kind, "tls");
+    assert.match(
+      opened.message,
+      /: TLS failed \(invalid peer certificate: .*UnsupportedCertVersion/,
+    );
+  });
+});
+
+Deno.test("connect() refuses a certificate that names its host only in the subject CN", async () => {
+  // cn_only.pem: CN=localhost, no subjectAltName, signed by private_ca.pem. webpki reads names
+  // from subjectAltName only; Node's checkServerIdentity falls back to the CN.
+  await nodeTlsServer("cn_only", async (port) => {
+    const opened = await connect(`wss://localhost:${port}/`, { caCerts: [read("private_ca.pem")] })
+      .catch((e) => e);
+    if (!(opened instanceof Error)) opened.close();
+    assert.ok(opened instanceof ConnectError, `opened with a CN-only certificate: ${opened}`);
+    assert.equal(opened.kind, "tls");
+    assert.match(
+      opened.message,
+      /: TLS failed \(invalid peer certificate: certificate not valid for name "localhost"/,
+    );
+  });
+});
+
 Deno.test("connect() names an untrusted certificate a TLS failure, with what to do", async () => {
   await using server = tlsServer(CERT, KEY);
   const error = await connect(`wss://localhost:${server.port}/`).catch((e) => e);

@@ -36,8 +36,10 @@ interface MutePeer extends AsyncDisposable {
 /**
  * A peer on 127.0.0.1 that says nothing: over TCP (it reads a TLS hello, a CONNECT or an
  * upgrade request and never answers), or over TLS (the handshake completes, then silence).
+ * With `tunnel`, a proxy that grants the CONNECT (200) and then says nothing: `heard`
+ * resolves on the first bytes sent through the tunnel (the TLS hello, for `wss:`).
  */
-function mutePeer(options: { tls?: boolean; until?: string } = {}): MutePeer {
+function mutePeer(options: { tls?: boolean; until?: string; tunnel?: boolean } = {}): MutePeer {
   const listener = options.tls
     ? Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert: CERT, key: KEY })
     : Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -52,8 +54,17 @@ function mutePeer(options: { tls?: boolean; until?: string } = {}): MutePeer {
     }
     const buffer = new Uint8Array(4096);
     let text = "";
+    let granted = !options.tunnel;
     try {
       for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+        if (!granted) {
+          text += new TextDecoder().decode(buffer.subarray(0, n));
+          if (!text.endsWith(REQUEST_END)) continue; // a client sends nothing before the answer
+          granted = true;
+          text = "";
+          await conn.write(new TextEncoder().encode("HTTP/1.1 200 Connection established\r\n\r\n"));
+          continue;
+        }
         text += new TextDecoder().decode(buffer.subarray(0, n));
         if (options.until === undefined || text.includes(options.until)) heard.resolve();
       }
@@ -145,24 +156,65 @@ Deno.test("connect() closes its socket to a proxy that never answers CONNECT, an
   }
 });
 
-Deno.test("connect() to a server that never answers the TLS hello fails by connectTimeout, named for TLS", async () => {
-  // Deno 2.9.6 cannot cancel a TLS handshake: the client's Deno.TlsConn is closed and the
-  // handshake rejected at once, but the runtime keeps the socket until the peer answers or
-  // closes (rustls-tokio-stream waits for the handshake task). So this test asserts the
-  // error only; the peer closes its side when disposed, which ends the runtime's handshake.
-  await using peer = mutePeer(); // reads the ClientHello, answers nothing
-  const error = await connect(`wss://localhost:${peer.port}/`, {
-    connectTimeout: 200,
-    caCerts: [CERT],
-  }).catch((e) => e);
-  assert.ok(error instanceof ConnectError, String(error));
-  assert.equal(error.kind, "timeout");
-  assert.equal(
-    error.message,
-    `Cannot connect to wss://localhost:${peer.port}/: the server did not complete the TLS ` +
-      "handshake within 200 ms (connectTimeout); is it speaking TLS on that port?",
-  );
-  await within(peer.heard, 2_000, "the ClientHello"); // it was sent: the TLS step was under way
+// The TLS step, a server or a tunnel silent at the TLS hello. Deno 2.9.6 cannot cancel a TLS
+// handshake (Deno.connectTls and Deno.startTls): closing the client's Deno.TlsConn rejects the
+// handshake at once, but the runtime's handshake task (rustls-tokio-stream) keeps the socket
+// until the peer answers or closes it. So these assert the error and its promptness; the
+// peer's EOF is asserted by the ignored test below, to enable once the runtime releases the
+// socket (tests/fixtures/silent_hello_count.ts counts it). Each peer closes its side when
+// disposed, which ends the runtime's handshake.
+Deno.test("connect() gives up a TLS hello that gets no answer, to the server or through a proxy, by timeout or signal", async (t) => {
+  for (const via of ["server", "proxy"] as const) {
+    await t.step(`${via}, connectTimeout`, async () => {
+      await using peer = mutePeer({ tunnel: via === "proxy" });
+      const url = via === "proxy" ? "wss://localhost:1/" : `wss://localhost:${peer.port}/`;
+      const error = await connect(url, {
+        connectTimeout: 200,
+        caCerts: [CERT],
+        ...(via === "proxy" ? { proxy: `http://127.0.0.1:${peer.port}` } : {}),
+      }).catch((e) => e);
+      assert.ok(error instanceof ConnectError, String(error));
+      assert.equal(error.kind, "timeout");
+      assert.equal(
+        error.message,
+        `Cannot connect to ${url}: the server did not complete the TLS handshake within 200 ms ` +
+          "(connectTimeout); is it speaking TLS on that port?",
+      );
+      await within(peer.heard, 2_000, "the ClientHello"); // the TLS step was under way
+    });
+    await t.step(`${via}, signal`, async () => {
+      await using peer = mutePeer({ tunnel: via === "proxy" });
+      const url = via === "proxy" ? "wss://localhost:1/" : `wss://localhost:${peer.port}/`;
+      const controller = new AbortController();
+      const reason = new Error("stop");
+      const opening = connect(url, {
+        signal: controller.signal,
+        caCerts: [CERT],
+        ...(via === "proxy" ? { proxy: `http://127.0.0.1:${peer.port}` } : {}),
+      }).catch((e) => e);
+      await within(peer.heard, 2_000, "the ClientHello");
+      controller.abort(reason);
+      assert.equal(await within(opening, 1_000, "the rejection"), reason);
+    });
+  }
+});
+
+Deno.test({
+  name:
+    "connect() closes its socket when a TLS hello gets no answer (needs a runtime that cancels a TLS handshake)",
+  ignore: true, // Deno 2.9.6 keeps the socket: see above
+  async fn() {
+    const peers = Array.from({ length: 20 }, () => mutePeer());
+    try {
+      for (const peer of peers) {
+        await connect(`wss://localhost:${peer.port}/`, { connectTimeout: 100, caCerts: [CERT] })
+          .catch(() => {});
+      }
+      await within(Promise.all(peers.map((peer) => peer.eof)), 2_000, "every peer's EOF");
+    } finally {
+      for (const peer of peers) await peer[Symbol.asyncDispose]();
+    }
+  },
 });
 
 /**
