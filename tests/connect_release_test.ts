@@ -159,9 +159,9 @@ Deno.test("connect() closes its socket to a proxy that never answers CONNECT, an
 // The TLS step, a server or a tunnel silent at the TLS hello. Deno 2.9.6 cannot cancel a TLS
 // handshake (Deno.connectTls and Deno.startTls): closing the client's Deno.TlsConn rejects the
 // handshake at once, but the runtime's handshake task (rustls-tokio-stream) keeps the socket
-// until the peer answers or closes it. So these assert the error and its promptness; the
-// peer's EOF is asserted by the ignored test below, to enable once the runtime releases the
-// socket (tests/fixtures/silent_hello_count.ts counts it). Each peer closes its side when
+// until the peer answers or closes it. So these assert the error and its promptness, not the
+// peer's EOF: `deno run -A tests/fixtures/silent_hello_count.ts` counts the sockets a silent TLS
+// peer is left holding (30 of 30 on Deno 2.9.6; 0 over ws:). Each peer closes its side when
 // disposed, which ends the runtime's handshake.
 Deno.test("connect() gives up a TLS hello that gets no answer, to the server or through a proxy, by timeout or signal", async (t) => {
   for (const via of ["server", "proxy"] as const) {
@@ -197,24 +197,6 @@ Deno.test("connect() gives up a TLS hello that gets no answer, to the server or 
       assert.equal(await within(opening, 1_000, "the rejection"), reason);
     });
   }
-});
-
-Deno.test({
-  name:
-    "connect() closes its socket when a TLS hello gets no answer (needs a runtime that cancels a TLS handshake)",
-  ignore: true, // Deno 2.9.6 keeps the socket: see above
-  async fn() {
-    const peers = Array.from({ length: 20 }, () => mutePeer());
-    try {
-      for (const peer of peers) {
-        await connect(`wss://localhost:${peer.port}/`, { connectTimeout: 100, caCerts: [CERT] })
-          .catch(() => {});
-      }
-      await within(Promise.all(peers.map((peer) => peer.eof)), 2_000, "every peer's EOF");
-    } finally {
-      for (const peer of peers) await peer[Symbol.asyncDispose]();
-    }
-  },
 });
 
 /**
