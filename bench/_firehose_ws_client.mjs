@@ -1,0 +1,66 @@
+// Node's `ws` client for bench/firehose.ts, run by `node` in a process of its own, with the same
+// protocol as bench/_firehose_client.ts: one JSON request a line on stdin (`{"url", "size",
+// "binary", "count"}`), one JSON answer a line on stdout (`{"n", "ms", "cpuUs"}` or `{"error"}`).
+// A `message` handler counts the messages and checks each one's type and length; text is turned
+// into a string (`toString()`), as the other clients hand out strings.
+//
+// Usage: node bench/_firehose_ws_client.mjs WS_PACKAGE_DIR (the folder of npm's `ws` package;
+// bench/firehose.ts finds it in Deno's npm cache with `deno info --json npm:ws@8`).
+
+import process from "node:process";
+import { createInterface } from "node:readline";
+import { pathToFileURL } from "node:url";
+
+const dir = process.argv[2];
+if (!dir) throw new TypeError("usage: node _firehose_ws_client.mjs WS_PACKAGE_DIR");
+const { WebSocket } = await import(pathToFileURL(`${dir}/wrapper.mjs`).href);
+
+/** Runs one request; resolves with `{ n, ms, cpuUs }`, rejects naming the count reached. */
+function run({ url, size, binary, count }) {
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const target = new URL(url);
+  target.searchParams.set("size", String(size));
+  target.searchParams.set("binary", binary ? "1" : "0");
+  target.searchParams.set("count", String(count));
+  const ws = new WebSocket(target.href);
+  let n = 0;
+  let result;
+  let failure;
+  const stopped = (why) => new Error(`stopped after ${n} of ${count} messages: ${why}`);
+  return new Promise((resolve, reject) => {
+    ws.on("message", (data, isBinary) => {
+      if (failure) return;
+      const length = isBinary ? data.length : data.toString().length;
+      if (isBinary !== binary || length !== size) {
+        failure = stopped(
+          `message ${n + 1} was ${isBinary ? "binary" : "text"} of ${length}, expected ${
+            binary ? "binary" : "text"
+          } of ${size}`,
+        );
+        ws.terminate();
+        return;
+      }
+      if (++n === count) {
+        const cpu = process.cpuUsage(cpu0);
+        result = { n, ms: performance.now() - t0, cpuUs: cpu.user + cpu.system };
+      } else if (n > count) failure = stopped("more messages than asked for");
+    });
+    ws.on("error", (error) => failure ??= stopped(error.message));
+    ws.on("close", (code) => {
+      if (failure) reject(failure);
+      else if (result) resolve(result);
+      else reject(stopped(`the connection closed (code ${code})`));
+    });
+  });
+}
+
+for await (const line of createInterface({ input: process.stdin })) {
+  let answer;
+  try {
+    answer = await run(JSON.parse(line));
+  } catch (error) {
+    answer = { error: error.message };
+  }
+  process.stdout.write(JSON.stringify(answer) + "\n");
+}
