@@ -29,6 +29,7 @@ import { burstBench, burstTable, congestionControl } from "./burst.ts";
 import { floorBench, type FloorRow, floorTable } from "./floor.ts";
 import { warmupLabel, warmupProcess, warmupTable } from "./warmup.ts";
 import { cliStartup, startupTable } from "./cli_startup.ts";
+import { defaultCount, FIREHOSE_CASES, firehoseBench, firehoseTable } from "./firehose.ts";
 import { startServer, startWsServer, table } from "./_server.ts";
 import {
   idleServer,
@@ -142,6 +143,14 @@ const serverIdle = {
   wsbeat: await idleServer("wsbeat", { connections: SERVER_IDLE }),
 };
 console.log(idleServerTable(serverIdle));
+
+const FIREHOSE_REPS = quick ? 2 : 5;
+log("firehose: a feed pushed as fast as the socket takes it, each client in its own process");
+const firehose = await firehoseBench({
+  reps: FIREHOSE_REPS,
+  cases: quick ? FIREHOSE_CASES.map((c) => ({ ...c, count: c.count / 4 })) : FIREHOSE_CASES,
+});
+console.log(firehoseTable(firehose));
 
 log("CLI startup");
 const startup = await cliStartup(10);
@@ -408,6 +417,31 @@ ${serverTargets(serverRows, serverIdle)}
 ${serverEchoTable(serverRows)}
 
 ${idleServerTable(serverIdle)}
+
+## 8. Firehose: reading a feed as fast as the socket takes it
+
+The job wsbeat exists for: a server (a market-data feed) pushing messages as fast as the socket
+takes them, a client reading them (bench/firehose.ts). The server (bench/_firehose_server.ts, a
+process of its own kept to the last core with \`taskset\`) answers the upgrade by hand and writes
+about 1 MiB of frames built once per row at a time, then a close frame: almost no work per message,
+so that the client is what is measured. Each client runs in a process of its own and measures its
+own CPU time (user + system, all its threads, \`process.cpuUsage()\`) from the connect to the last
+message; the processes take turns. The **floor** is a bare \`Deno.connect\` read loop that walks the
+frame headers and touches each payload's first and last byte without making messages: the least any
+JavaScript client on this runtime can spend. Then the raw native \`WebSocket\` (\`onmessage\`,
+\`binaryType\` \`"arraybuffer"\`), the wsbeat client (\`for await\`) on the wsbeat transport and on
+the native transport, and Node's \`ws\` run by \`node\` (a \`message\` handler; text turned into
+strings, as the other clients hand out). Every client counts the messages and checks each one's type
+and length. Per row: a warm-up run of each client, then ${FIREHOSE_REPS} runs each in a rotating
+order; the figures are the medians, in brackets the ratio to the raw native client and to the
+floor. Messages a run: ${defaultCount(32).toLocaleString("en-US")} up to 1 KiB, ${
+  defaultCount(16384).toLocaleString("en-US")
+} at 16 KiB, ${defaultCount(262144).toLocaleString("en-US")} at 256 KiB${
+  quick ? " (a quarter of that with --quick)" : ""
+}. A floor run is short (it reads the feed as fast as the server writes it), so its
+figures are the noisiest.
+
+${firehoseTable(firehose)}
 `;
 const path = new URL("./RESULTS.md", import.meta.url).pathname;
 await Deno.writeTextFile(path, results);
