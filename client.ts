@@ -1,526 +1,297 @@
 /**
- * Layer 3, the client: {@linkcode WebSocketClient}, the semantics users see,
- * the same on either transport. `connect()` (in `connect.ts`)
- * resolves when the connection is open or rejects with a
- * {@linkcode ConnectError} that names the cause; messages arrive through
- * async iteration and are never dropped; {@linkcode WebSocketClient.send}
- * throws instead of discarding data on a closed socket; and every close is
- * reported as a {@linkcode CloseInfo} saying who closed and why.
- *
- * ## Close semantics
- *
- * As `close_info.ts` states them: iteration ends quietly on a normal close
- * (1000, 1001, 1005) and rejects with {@linkcode ConnectionClosedError} on
- * any other, after the messages received before the close;
- * {@linkcode WebSocketClient.closed} never rejects, and resolves once the
- * socket is released.
- *
- * This module does not touch `Deno.*`: it runs on every runtime.
- *
- * @example Connect, send, read, close
- * ```ts ignore
- * import { connect } from "@wsbeat/wsbeat";
- *
- * await using ws = await connect("ws://127.0.0.1:9000");
- * ws.send("hello");
- * for await (const message of ws) {
- *   console.log(message);
- *   break;
- * }
- * ```
+ * Layer 3, the client: {@linkcode connect}, which checks the URL and options,
+ * picks the transport (wsbeat's own where `Deno.connect` exists, the
+ * runtime's `WebSocket` elsewhere), and resolves with an open
+ * {@linkcode WebSocketClient} or rejects with a {@linkcode ConnectError}
+ * that names the cause.
  *
  * @module
  */
 
+import { WebSocketClient } from "./client.ts";
 import {
   checkClientOptions,
   type CheckedOptions,
-  type ClientOptions,
-  type ClientState,
-  type ClientStats,
-  type CloseInfo,
-  type CloseInitiator,
-  type Message,
-  type SendData,
-  type SignalOptions,
+  checkMaxMessageSize,
+  type ConnectOptions,
 } from "./client_options.ts";
-import { ConnectError, ConnectionClosedError, TooSlowError } from "./errors.ts";
-import { ClientCounters } from "./client_stats.ts";
-import {
-  checkClientClose,
-  closeInfoOf,
-  describeClose,
-  isNormalClose,
-  notOpenError,
-} from "./close_info.ts";
-import { Watchdogs } from "./client_watchdogs.ts";
-import { Flow } from "./flow.ts";
-import type { Probe, ProbeListener } from "./heartbeat_loop.ts";
-import { Inbox } from "./inbox.ts";
-import { Probes, untilAborted } from "./probes.ts";
-import type { ClosingStart, Transport, TransportHandler } from "./transport.ts";
+import type { Transport } from "./transport.ts";
 import { NativeTransport } from "./transport_native.ts";
-import { maskUrl } from "./url.ts";
+import { canUseTcp, type OpenOptions } from "./tcp_connect.ts";
+import { headerPairs } from "./handshake.ts";
+import { checkHeaderField } from "./http.ts";
+import { TcpTransport, type TcpTransportOptions } from "./transport_tcp.ts";
+import { checkUrl, maskUrl } from "./url.ts";
+import { checkProxyUrl } from "./proxy.ts";
+
+function checkProtocols(protocols: unknown): string[] {
+  const list = protocols === undefined
+    ? []
+    : typeof protocols === "string"
+    ? [protocols]
+    : protocols;
+  if (!Array.isArray(list)) {
+    throw new TypeError(
+      `Cannot offer protocols as they are not a string or an array of strings: current value is ${
+        String(protocols)
+      }`,
+    );
+  }
+  const seen = new Set<string>();
+  for (const protocol of list) {
+    if (typeof protocol !== "string" || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(protocol)) {
+      throw new DOMException(`Invalid protocol value: '${String(protocol)}'`, "SyntaxError");
+    }
+    if (seen.has(protocol)) {
+      throw new DOMException(
+        `Cannot supply multiple times the same protocol: ${protocol}`,
+        "SyntaxError",
+      );
+    }
+    seen.add(protocol);
+  }
+  return list;
+}
+
+interface Host {
+  Deno?: unknown;
+  Bun?: { version?: string };
+  process?: { versions?: { node?: string } };
+  navigator?: { userAgent?: string };
+}
+
+const BROWSERS: [string, RegExp][] = [
+  ["Edge", /Edg\/(\d+)/],
+  ["Firefox", /Firefox\/(\d+)/],
+  ["Chrome", /Chrome\/(\d+)/],
+  ["Safari", /Version\/(\d+).*Safari/],
+];
+
+/** The runtime, named for an error message: "Node 22.23.3", "Chrome 156", ... */
+function runtimeName(host: Host): string {
+  if (host.Bun !== undefined) return `Bun ${host.Bun.version ?? ""}`.trim();
+  const node = host.process?.versions?.node;
+  if (node !== undefined) return `Node ${node}`;
+  const agent = host.navigator?.userAgent ?? "";
+  for (const [name, pattern] of BROWSERS) {
+    const match = pattern.exec(agent);
+    if (match) return `${name} ${match[1]}`;
+  }
+  return agent || "unknown";
+}
 
 /**
- * Makes `ws`'s message iteration end quietly whatever the close, as
- * {@linkcode reconnecting} promises inside its loop. Internal: not exported
- * from `mod.ts`.
+ * Refuses the options that the runtime's `WebSocket` would ignore or misread:
+ * `headers` where the constructor takes only the standard arguments
+ * (browsers, workers: Chromium reads the object as a subprotocol), and
+ * `client` anywhere but Deno.
  */
-export let endIterationQuietly: (ws: WebSocketClient) => void;
+function checkNativeOptions(options: ConnectOptions): void {
+  const host = globalThis as Host;
+  const isDeno = host.Deno !== undefined;
+  const takesHeaders = isDeno || host.Bun !== undefined ||
+    host.process?.versions?.node !== undefined;
+  if (options.headers !== undefined && !takesHeaders) {
+    throw new TypeError(
+      `Cannot send headers as the WebSocket of this runtime (${
+        runtimeName(host)
+      }) takes none: only Deno, Bun and Node send extra handshake headers`,
+    );
+  }
+  if (options.client !== undefined && !isDeno) {
+    throw new TypeError(
+      `Cannot use client as it is an HTTP client of Deno and this runtime (${
+        runtimeName(host)
+      }) is not Deno`,
+    );
+  }
+}
 
-/** How many received messages wait unread in `ws`. Internal: not exported from `mod.ts`. */
-export let unreadCount: (ws: WebSocketClient) => number;
+/** Picks and creates the transport for {@linkcode connect}. */
+function openTransport(
+  url: URL,
+  options: ConnectOptions,
+  checked: CheckedOptions,
+  protocols: string[],
+): Transport {
+  const name = options.transport ?? (canUseTcp() ? "wsbeat" : "native");
+  if (name !== "wsbeat" && name !== "native") {
+    throw new TypeError(
+      `Cannot use transport ${JSON.stringify(name)} as it is not "wsbeat" or "native"`,
+    );
+  }
+  if (name === "native") {
+    for (const option of ["proxy", "cert", "key"] as const) {
+      if (options[option] !== undefined) {
+        throw new TypeError(
+          `Cannot use ${option} with transport "native"; use the wsbeat transport`,
+        );
+      }
+    }
+    if (options.caCerts !== undefined) {
+      throw new TypeError(
+        'Cannot use caCerts with transport "native"; use the wsbeat transport, or pass ' +
+          "client: Deno.createHttpClient({ caCerts }) on Deno",
+      );
+    }
+    const { client } = options;
+    checkNativeOptions(options);
+    // Checked here, as the wsbeat transport checks them: the runtime's own errors print the value.
+    for (const [name, value] of headerPairs(options.headers)) {
+      checkHeaderField(name, value, { latin1: true });
+    }
+    const init = options.headers === undefined && client === undefined
+      ? protocols
+      // Deno's (and Bun's) non-standard options object.
+      : { protocols, headers: options.headers, client } as unknown as string[];
+    let socket: WebSocket;
+    try {
+      socket = new WebSocket(url.href, init);
+    } catch (error) {
+      throw withoutHeaderValues(error, options.headers);
+    }
+    return new NativeTransport(socket, maskUrl(url), {
+      url,
+      headers: options.headers,
+    });
+  }
+  if (!canUseTcp()) {
+    throw new TypeError(
+      'Cannot use transport "wsbeat" as this runtime has no Deno.connect; use transport "native"',
+    );
+  }
+  if (options.client !== undefined) {
+    throw new TypeError(
+      'Cannot use client with transport "wsbeat": it is for the native transport; pass caCerts to trust a private CA',
+    );
+  }
+  let headers = options.headers;
+  if (url.username) headers = withBasicAuth(headers, url);
+  const proxy = options.proxy === undefined ? undefined : checkProxyUrl(options.proxy);
+  const clientCert = checkClientCert(options, proxy);
+  const transportOptions: TcpTransportOptions & Pick<OpenOptions, "connectTimeout"> = {
+    url,
+    displayUrl: maskUrl(url),
+    protocols,
+    headers,
+    caCerts: options.caCerts,
+    proxy,
+    clientCert,
+    maxMessageSize: checkMaxMessageSize(options.maxMessageSize),
+    closeTimeout: checked.closeTimeout,
+    // For openConnection's timeout messages (it gets the transport's options).
+    connectTimeout: checked.connectTimeout,
+  };
+  return new TcpTransport(transportOptions);
+}
 
 /**
- * A connected (or connecting) WebSocket: iterate it for messages, `send()` on
- * it, `close()` it. Create one with {@linkcode connect}; the constructor also
- * wraps a native `WebSocket` you made yourself (wrap it before yielding to the
- * event loop, so no message is missed), or any {@linkcode Transport}.
+ * An error the runtime's `WebSocket` constructor threw, as it may reach the
+ * caller: when it is about a header, the header named and its value hidden
+ * (Deno's says `Invalid header value: "Bearer ..."`, value and all).
+ */
+function withoutHeaderValues(error: unknown, headers: HeadersInit | undefined): unknown {
+  if (!(error instanceof TypeError) || headers === undefined) return error;
+  let pairs: [string, string][];
+  try {
+    pairs = headerPairs(headers);
+  } catch {
+    return error;
+  }
+  for (const [name, value] of pairs) {
+    try {
+      new Headers([[name, value]]);
+    } catch {
+      return new TypeError(
+        `Cannot send the header "${name}" as the runtime's WebSocket refused it: current value is hidden`,
+      );
+    }
+  }
+  let message = error.message;
+  const values = pairs.map(([, value]) => value.trim()).filter((value) => value !== "");
+  for (const value of values) message = message.replaceAll(value, "***");
+  if (message === error.message) return error;
+  return new TypeError(`${message} (header values hidden)`);
+}
+
+/**
+ * Opens a WebSocket and resolves when it is open.
  *
- * @example Iterate messages until the server closes
+ * @param url A `ws:`, `wss:`, `http:` or `https:` URL.
+ * @param options Transport, subprotocols, headers, TLS, timeouts, limits, heartbeat.
+ * @returns The open client.
+ * @throws {ConnectError} If the connection could not be opened; `kind` says why.
+ * @throws {SyntaxError} If the URL or a subprotocol is invalid (a
+ *   `DOMException`, naming the value).
+ * @throws {TypeError} If `url` is not a string or URL, or an option has the wrong type.
+ * @throws {RangeError} If an option is out of range.
+ * @throws The signal's reason, if `options.signal` aborts while connecting.
+ *
+ * @example Connect with a heartbeat
  * ```ts ignore
  * import { connect } from "@wsbeat/wsbeat";
  *
- * await using ws = await connect("ws://127.0.0.1:9000", {
+ * await using ws = await connect("wss://example.com/feed", {
  *   heartbeat: { interval: 10_000, timeout: 5_000 },
  * });
- * ws.send(JSON.stringify({ op: "subscribe", channel: "prices" }));
  * for await (const message of ws) console.log(message);
- * console.log(await ws.closed); // { code: 1000, initiator: "server", ... }
  * ```
  */
-export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable {
-  static {
-    endIterationQuietly = (ws) => {
-      ws.#alwaysQuiet = true;
-      if (ws.#info) ws.#inbox.quiet = true;
-    };
-    unreadCount = (ws) => ws.#inbox.length;
-  }
-
-  #transport: Transport;
-  #opts: CheckedOptions;
-  #alwaysQuiet = false;
-  #connectTimer: ReturnType<typeof setTimeout> | undefined;
-  #onSignal = () => this.#onAbort();
-  #probes: Probes;
-  #inbox: Inbox;
-
-  // Lifecycle.
-  #opened: Promise<void>;
-  #isOpen = false;
-  #closing = false;
-  /** Why the connection is closing, once the peer or a protocol failure began it. */
-  #closingStart: ClosingStart | undefined;
-  #initiator: CloseInitiator | undefined;
-  #forced: Error | undefined; // why wsbeat ended the connection itself (reported as 1006)
-  #info: CloseInfo | undefined;
-  #end: ConnectionClosedError | undefined;
-  #closed: Promise<CloseInfo>;
-  #resolveClosed!: (info: CloseInfo) => void;
-  #watchdogs: Watchdogs; // the heartbeat and the stale watch, while open
-
-  #flow: Flow;
-
-  #counters: ClientCounters;
-  /** Messages and pongs handed over by the transport: what the heartbeat's catch-up watches. */
-  #arrivals = 0;
-
-  /**
-   * Wraps a native `WebSocket` (in the `CONNECTING` or `OPEN` state) or a
-   * {@linkcode Transport} that is connecting.
-   *
-   * @param socket The socket or transport to wrap.
-   * @param options Timeouts, heartbeat, queue bounds and signal.
-   * @throws {TypeError} If an option has the wrong type.
-   * @throws {RangeError} If an option is out of range.
-   */
-  constructor(socket: WebSocket | Transport, options: ClientOptions = {}) {
-    const opts = checkClientOptions(options);
-    this.#opts = opts;
-    const transport: Transport = "attach" in socket
-      ? socket
-      : new NativeTransport(socket, maskUrl(socket.url));
-    this.#transport = transport;
-    this.#counters = new ClientCounters(transport);
-    this.#flow = new Flow(transport, opts.sendHighWaterMark);
-    this.#probes = new Probes(opts.heartbeat ?? {}, {
-      send: (message) => this.send(message),
-      ping: (payload) => {
-        this.#checkOpen("ping");
-        transport.ping(payload);
-      },
-    });
-    this.#inbox = new Inbox({
-      maxMessages: opts.maxQueuedMessages,
-      maxBytes: opts.maxQueuedBytes,
-      onFull: () => this.#onFull(),
-      onRoom: () => this.#flow.resume(),
-    });
-    this.#watchdogs = new Watchdogs({
-      probe: (application, listener) => this.#probe(application, listener),
-      excuseLate: (timeout) => this.#flow.excuseLate(timeout),
-      readPaused: () => this.#flow.paused,
-      progress: () => this.#arrivals + (transport.reads ?? 0),
-      fail: (initiator, error) => {
-        if (!this.#info && !this.#closing) this.#forceEnd(initiator, error);
-      },
-    });
-    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    transport.attach(this.#handler);
-    this.#opened = transport.opened.then(
-      () => this.#onOpen(),
-      (error) => {
-        // An aborted signal rejects `opened` with its reason, whatever that is.
-        throw this.#abortReason ? this.#abortReason.reason : error;
-      },
-    );
-    this.#opened.catch((error) => this.#onConnectFailed(error));
-    if (opts.connectTimeout !== Infinity) {
-      this.#connectTimer = setTimeout(() => {
-        transport.abort(
-          new ConnectError(
-            transport.url,
-            "timeout",
-            `no handshake within ${opts.connectTimeout} ms (connectTimeout); ` +
-              "is the server up and speaking WebSocket on that port?",
-          ),
-        );
-      }, opts.connectTimeout);
-    }
-    const signal = opts.signal;
-    if (signal) {
-      if (signal.aborted) this.#onAbort();
-      else signal.addEventListener("abort", this.#onSignal, { once: true });
-    }
-  }
-
-  /** The URL, credentials masked. */
-  get url(): string {
-    return this.#transport.url;
-  }
-
-  /** The subprotocol the server chose, or `""`. */
-  get protocol(): string {
-    return this.#transport.protocol;
-  }
-
-  /** The extensions the server chose, or `""`. */
-  get extensions(): string {
-    return this.#transport.extensions;
-  }
-
-  /** Bytes passed to `send()` that have not yet been written to the socket. */
-  get bufferedAmount(): number {
-    return this.#info ? 0 : this.#transport.bufferedAmount;
-  }
-
-  /** `"connecting"`, `"open"`, `"closing"` or `"closed"`. */
-  get state(): ClientState {
-    if (this.#info) return "closed";
-    if (!this.#isOpen) return "connecting";
-    return this.#closing ? "closing" : "open";
-  }
-
-  /**
-   * Resolves when the socket is open; rejects with a {@linkcode ConnectError},
-   * or with the signal's reason when the signal aborted first.
-   */
-  get opened(): Promise<void> {
-    return this.#opened;
-  }
-
-  /** Resolves with how the connection ended, once it is released. Never rejects. */
-  get closed(): Promise<CloseInfo> {
-    return this.#closed;
-  }
-
-  /** A snapshot of the counters: timing, traffic, round-trip times, flow control. */
-  get stats(): ClientStats {
-    return this.#counters.snapshot({
-      latency: this.#probes.latency,
-      readPaused: this.#flow.paused,
-      readPauses: this.#flow.pauses,
-      eventLoopLag: this.#watchdogs.lag,
-    });
-  }
-
-  /**
-   * Sends a message: text for a string, binary otherwise.
-   *
-   * @param data The message.
-   * @throws {ConnectionClosedError} If the connection is not open; the native
-   *   API would silently discard the data.
-   * @throws {TypeError} If `data` is not a string, `ArrayBuffer` or view.
-   */
-  send(data: SendData): void {
-    this.#checkOpen("send");
-    let payload: string | Uint8Array;
-    if (typeof data === "string" || data instanceof Uint8Array) payload = data;
-    else if (data instanceof ArrayBuffer) payload = new Uint8Array(data);
-    else if (ArrayBuffer.isView(data)) {
-      payload = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    } else {
-      throw new TypeError(
-        `Cannot send data as it is not a string, ArrayBuffer or view: current value is ${
-          Object.prototype.toString.call(data)
-        }`,
-      );
-    }
-    try {
-      this.#transport.send(payload);
-    } catch (error) {
-      throw this.#notOpen("send", error);
-    }
-    this.#counters.sent(payload);
-  }
-
-  /**
-   * Resolves once the bytes waiting to be written are at or below
-   * `sendHighWaterMark`: a producer that awaits it after each `send()` holds
-   * a bounded amount in memory, however slowly the peer reads.
-   *
-   * @param options A signal to stop waiting.
-   * @throws {ConnectionClosedError} If the connection closes first.
-   */
-  drain(options: SignalOptions = {}): Promise<void> {
-    return this.#flow.drain(() => this.#end, options.signal);
-  }
-
-  /**
-   * Resolves with the next message.
-   *
-   * @param options A signal to stop waiting.
-   * @returns The next message, queued or yet to come.
-   * @throws {ConnectionClosedError} Once the connection has closed and every
-   *   queued message has been read, whatever the close code.
-   */
-  receive(options: SignalOptions = {}): Promise<Message> {
-    return this.#inbox.receive(options.signal);
-  }
-
-  /**
-   * Iterates the messages. Ends quietly on a normal close (1000, 1001, 1005);
-   * rejects with {@linkcode ConnectionClosedError} on any other. Leaving the
-   * loop early (`break`) does not close the connection.
-   */
-  [Symbol.asyncIterator](): AsyncIterator<Message> {
-    return { next: () => this.#inbox.next() };
-  }
-
-  /**
-   * Measures a round trip: on the wsbeat transport a ping frame answered by
-   * the peer's pong (every conforming server answers), on the native one an
-   * application probe (see {@linkcode ProbeOptions}). It does not time out by
-   * itself: bound it with a signal, or use {@linkcode failAfter}.
-   *
-   * @param options A signal to stop waiting.
-   * @returns The round-trip time in milliseconds.
-   * @throws {ConnectionClosedError} If the connection is or becomes closed.
-   */
-  ping(options: SignalOptions = {}): Promise<number> {
-    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
-    if (this.#info !== undefined || !this.#isOpen || this.#closing) {
-      return Promise.reject(this.#notOpen("ping"));
-    }
-    return untilAborted(this.#probes.awaited(!this.#transport.canPing), options.signal);
-  }
-
-  /**
-   * Starts the closing handshake and resolves when it completes and the
-   * socket is released. If the peer has not answered within `closeTimeout`
-   * ms, the TCP connection is closed anyway. Closing a closed client
-   * resolves with how it ended; closing a connecting one aborts the connect.
-   *
-   * @param code A close code: 1000, 1001 when this end is going away (not on
-   *   the native transport, whose Web API refuses it), or 3000 to 4999 for
-   *   applications.
-   * @param reason A reason of at most 123 UTF-8 bytes.
-   * @returns How the connection ended.
-   * @throws {RangeError} If the code or reason is not allowed.
-   */
-  async close(code = 1000, reason = ""): Promise<CloseInfo> {
-    checkClientClose(code, reason);
-    if (code === 1001 && this.#transport instanceof NativeTransport) {
-      throw new RangeError(
-        "Cannot close with code 1001 on the native transport as the runtime's WebSocket " +
-          "sends only 1000 or 3000 to 4999: use 1000, or the wsbeat transport",
-      );
-    }
-    if (this.#info) return this.#info;
-    this.#initiator ??= "client";
-    if (!this.#isOpen) {
-      this.#transport.abort(
-        new ConnectError(this.#transport.url, "aborted", "close() was called while connecting"),
-      );
-      return this.#closed;
-    }
-    // The closing handshake has its own bound (closeTimeout): the watchdogs' work is done.
-    this.#watchdogs.stop(
-      new ConnectionClosedError(code, reason, "The client is closing the connection"),
-    );
-    if (!this.#closing) {
-      this.#closing = true;
-      this.#transport.close(code, reason);
-    }
-    if (this.#opts.closeTimeout === Infinity) return this.#closed;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<void>((
-      resolve,
-    ) => (timer = setTimeout(resolve, this.#opts.closeTimeout)));
-    const info = await Promise.race([this.#closed, late]);
-    clearTimeout(timer);
-    if (info) return info;
-    // The peer did not finish the handshake in time: close TCP. If close
-    // frames did go both ways, the close is still reported as clean.
-    this.#transport.abort(
-      new TooSlowError(
-        this.#opts.closeTimeout,
-        `The peer did not finish the closing handshake within ${this.#opts.closeTimeout} ms (closeTimeout)`,
-      ),
-    );
-    return this.#closed;
-  }
-
-  /** Closes the connection with code 1000, as `await using` does. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
-  }
-
-  // --- internals -----------------------------------------------------------
-
-  #handler: TransportHandler = {
-    onMessage: (data) => {
-      if (this.#info) return;
-      this.#arrivals++;
-      this.#counters.received(data);
-      const probes = this.#probes;
-      if ((probes.hasReply || probes.awaitingMessage) && probes.onMessage(data)) return;
-      this.#watchdogs.touch();
-      this.#inbox.push(data);
-    },
-    onPong: (payload) => {
-      this.#arrivals++;
-      this.#probes.onPong(payload);
-    },
-    onDrain: () => this.#flow.written(),
-    onClosing: (start) => this.#onClosing(start),
-    onClosed: (end) => this.#finish(closeInfoOf(end, this.#initiator, this.#forced)),
-  };
-
-  #checkOpen(action: string): void {
-    if (this.#info !== undefined || !this.#isOpen || this.#closing) throw this.#notOpen(action);
-  }
-
-  #notOpen(action: string, cause?: unknown): ConnectionClosedError {
-    return notOpenError(action, this.state, this.#info ?? this.#closingStart, cause);
-  }
-
-  /**
-   * The peer began the closing handshake, or broke the protocol and the
-   * connection is being failed: that is the first cause of the close. Nothing
-   * can be sent any more, and the watchdogs stop, so that neither can become
-   * the cause instead (the closing handshake has its own bound, closeTimeout).
-   */
-  #onClosing(start: ClosingStart): void {
-    if (this.#info || this.#forced || this.#closingStart) return;
-    this.#closingStart = start;
-    this.#closing = true;
-    this.#initiator ??= start.by === "peer" ? "server" : "client";
-    this.#watchdogs.stop(this.#notOpen("ping"));
-  }
-
-  /** One heartbeat probe: a ping frame, or an application message when `application`. */
-  #probe(application: boolean, listener: ProbeListener): Probe {
-    if (this.#info !== undefined || !this.#isOpen || this.#closing) throw this.#notOpen("ping");
-    return application ? this.#probes.probeMessage(listener) : this.#probes.pingFrame(listener);
-  }
-
-  #onOpen(): void {
-    clearTimeout(this.#connectTimer);
-    this.#isOpen = true;
-    this.#counters.opened();
-    // Frames that came with the handshake's answer may have begun the close already: then
-    // the close has its cause, and no watchdog is started to replace it.
-    if (this.#closing || this.#info) return;
-    this.#watchdogs.start({
-      heartbeat: this.#opts.heartbeat,
-      canPing: this.#transport.canPing,
-      staleAfter: this.#opts.staleAfter,
-    });
-  }
-
-  #onFull(): void {
-    if (this.#transport.canPause) {
-      this.#flow.pause();
-      return;
-    }
-    this.#forceEnd(
-      "client",
-      new ConnectionClosedError(
-        1006,
-        "",
-        `Consumer fell behind: ${this.#inbox.length} received messages were waiting to be read ` +
-          "(maxQueuedMessages, maxQueuedBytes), and the native transport cannot stop reading; " +
-          "read faster, raise the bounds, or use the wsbeat transport",
-      ),
+export async function connect(
+  url: string | URL,
+  options: ConnectOptions = {},
+): Promise<WebSocketClient> {
+  if (typeof url !== "string" && !(url instanceof URL)) {
+    throw new TypeError(
+      `Cannot connect to url as it is not a string or URL: current value is ${String(url)}`,
     );
   }
+  const checked = checkClientOptions(options);
+  const parsed = checkUrl(url);
+  const protocols = checkProtocols(options.protocols);
+  if (options.signal?.aborted) throw options.signal.reason;
+  const ws = new WebSocketClient(openTransport(parsed, options, checked, protocols), options);
+  await ws.opened;
+  return ws;
+}
 
-  #onConnectFailed(error: unknown): void {
-    clearTimeout(this.#connectTimer);
-    this.#finish({
-      code: 1006,
-      reason: "",
-      wasClean: false,
-      initiator: this.#initiator ?? "network",
-      ...(error instanceof Error ? { error } : {}),
-    });
+/**
+ * Adds `Authorization: Basic` from the URL's user info (as browsers do),
+ * unless the caller set one. The caller's headers stay as given, so that
+ * `buildClientRequest` can refuse a bad one without printing a secret.
+ */
+function withBasicAuth(headers: HeadersInit | undefined, url: URL): HeadersInit {
+  const pairs: [string, string][] = headers === undefined
+    ? []
+    : headers instanceof Headers
+    ? [...headers]
+    : Array.isArray(headers)
+    ? headers.map((pair) => [String(pair[0]), String(pair[1])])
+    : Object.entries(headers);
+  if (pairs.some(([name]) => name.toLowerCase() === "authorization")) return pairs;
+  const user = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  const bytes = new TextEncoder().encode(`${user}:${password}`);
+  pairs.push(["authorization", `Basic ${btoa(String.fromCharCode(...bytes))}`]);
+  return pairs;
+}
+
+/** Checks `cert` and `key`: both or neither, PEM, and not through a proxy. */
+function checkClientCert(
+  options: ConnectOptions,
+  proxy: URL | undefined,
+): { cert: string; key: string } | undefined {
+  const { cert, key } = options;
+  if (cert === undefined && key === undefined) return undefined;
+  if (typeof cert !== "string" || typeof key !== "string") {
+    throw new TypeError(
+      "Cannot use a client certificate as cert and key go together, both PEM strings",
+    );
   }
-
-  #onAbort(): void {
-    const reason = this.#opts.signal!.reason;
-    if (!this.#isOpen) {
-      this.#initiator ??= "client";
-      this.#transport.abort(reason instanceof Error ? reason : new Error(String(reason)));
-      // `opened` must reject with the reason itself, whatever it is.
-      this.#abortReason = { reason };
-    } else {
-      this.close().catch(() => {});
-    }
+  if (proxy) {
+    throw new TypeError(
+      "Cannot use cert with proxy as TLS through a tunnel (Deno.startTls) cannot present a client certificate",
+    );
   }
-
-  #abortReason: { reason: unknown } | undefined;
-
-  /**
-   * Ends the connection at once, without waiting for the peer: for a peer
-   * that is not answering, or a consumer that fell behind. Reported as 1006
-   * with `error`, as soon as the transport has let go of the socket.
-   */
-  #forceEnd(initiator: CloseInitiator, error: Error): void {
-    if (this.#info || this.#forced) return;
-    this.#initiator = initiator;
-    this.#forced = error;
-    this.#watchdogs.stop(error);
-    this.#transport.abort(error, 1011);
-  }
-
-  #finish(info: CloseInfo): void {
-    if (this.#info) return;
-    clearTimeout(this.#connectTimer);
-    this.#info = info;
-    this.#counters.ended();
-    this.#end = info.error instanceof ConnectionClosedError
-      ? info.error
-      : new ConnectionClosedError(info.code, info.reason, describeClose(info), {
-        cause: info.error,
-      });
-    this.#opts.signal?.removeEventListener("abort", this.#onSignal);
-    this.#watchdogs.stop(this.#end);
-    this.#flow.end();
-    this.#inbox.end(this.#end, this.#alwaysQuiet || isNormalClose(info));
-    this.#probes.rejectAll(this.#end);
-    this.#resolveClosed(info);
-  }
+  return { cert, key };
 }

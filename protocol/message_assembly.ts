@@ -1,0 +1,165 @@
+/**
+ * The protocol layer (sans-I/O): data messages out of data frames. A message
+ * in one frame is delivered at once; a fragmented one is reassembled as its
+ * fragments arrive. Text is checked as strict UTF-8 fragment by fragment, so
+ * invalid bytes fail the connection (1007) before the last fragment, and a
+ * code point split across fragments is fine. Neither kind keeps an object per
+ * fragment, so a message sent as many tiny (or empty) fragments costs no more
+ * memory than its size, which `protocol/frame_reader.ts` bounds by `maxMessageSize`.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "../util/errors.ts";
+import { OP_TEXT } from "./frames.ts";
+
+/**
+ * A whole text or binary message, as `protocol/protocol.ts` reports it; `echo` is the
+ * message's payload when it came in one frame with header room (see
+ * {@linkcode MessageAssembler.whole}).
+ */
+export type DataMessage =
+  | { type: "text"; data: string; echo?: Uint8Array }
+  | { type: "binary"; data: Uint8Array; echo?: Uint8Array };
+
+/** The binary buffer when no fragmented message is open: shared, never written. */
+const EMPTY = new Uint8Array(0);
+/** Decodes whole text messages first; see {@linkcode MessageAssembler.whole}. */
+const lossyDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+/** Fragments of a text message decoded before their strings are joined into one. */
+const TEXT_BATCH = 256;
+
+/** The bytes in a buffer of their own: small payloads arrive as views of a shared slab. */
+export function own(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+    ? bytes
+    : bytes.slice();
+}
+
+/** The message being reassembled on one connection: see the module doc. */
+export class MessageAssembler {
+  readonly #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  readonly #maxMessageSize: number;
+  /** OP_TEXT or OP_BINARY while a fragmented message is open, else 0. */
+  #opcode = 0;
+  /** A fragmented text message: batches of decoded fragments, joined. */
+  #textParts: string[] = [];
+  #textBatch: string[] = [];
+  /** A fragmented binary message: one buffer, grown by doubling up to the limit. */
+  #binary = EMPTY;
+  #binaryLength = 0;
+
+  /**
+   * Creates the state of one connection.
+   *
+   * @param maxMessageSize The size a binary buffer may grow to.
+   */
+  constructor(maxMessageSize: number) {
+    this.#maxMessageSize = maxMessageSize;
+  }
+
+  /** Whether a fragmented message is open. */
+  get open(): boolean {
+    return this.#opcode !== 0;
+  }
+
+  /**
+   * A message in one frame.
+   *
+   * @param opcode OP_TEXT or OP_BINARY.
+   * @param payload The frame's payload; binary data is this payload, not a
+   *   copy (see `Frame.payload` in `protocol/frame_reader.ts`).
+   * @param room Whether the payload has room for a header before it (a
+   *   frame's `room`): then it is the message's `echo` too.
+   * @returns The message.
+   * @throws {ProtocolError} 1007 for text that is not UTF-8.
+   */
+  whole(opcode: number, payload: Uint8Array, room = false): DataMessage {
+    if (opcode !== OP_TEXT) {
+      return room
+        ? { type: "binary", data: payload, echo: payload }
+        : { type: "binary", data: payload };
+    }
+    // The lossy decoder is 2-6x faster than the fatal one (Deno 2.9: it skips a copy and the
+    // error checks), and turns every invalid sequence into U+FFFD: only a message that holds
+    // one (invalid, or a real U+FFFD) is decoded again, strictly.
+    let text = lossyDecoder.decode(payload);
+    if (text.includes("\uFFFD")) text = this.#decode(payload, false);
+    return room ? { type: "text", data: text, echo: payload } : { type: "text", data: text };
+  }
+
+  /**
+   * Opens a fragmented message with its first fragment.
+   *
+   * @param opcode OP_TEXT or OP_BINARY.
+   * @param payload The first fragment's payload.
+   * @throws {ProtocolError} 1007 for text that is not UTF-8.
+   */
+  start(opcode: number, payload: Uint8Array): void {
+    this.#opcode = opcode;
+    this.add(payload, false);
+  }
+
+  /**
+   * Adds a continuation fragment.
+   *
+   * @param payload The fragment's payload.
+   * @param fin Whether it is the last.
+   * @returns The whole message after the last fragment, else `undefined`.
+   * @throws {ProtocolError} 1007 for text that is not UTF-8, or that ends
+   *   in the middle of a code point.
+   */
+  add(payload: Uint8Array, fin: boolean): DataMessage | undefined {
+    let message: DataMessage | undefined;
+    if (this.#opcode === OP_TEXT) {
+      const text = this.#decode(payload, !fin);
+      if (text !== "") this.#textBatch.push(text);
+      if (this.#textBatch.length === TEXT_BATCH || fin) {
+        this.#textParts.push(this.#textBatch.join(""));
+        this.#textBatch = [];
+      }
+      if (!fin) return undefined;
+      message = { type: "text", data: this.#textParts.join("") };
+      this.#textParts = [];
+    } else {
+      const length = this.#binaryLength + payload.length;
+      if (length > this.#binary.length) {
+        const size = Math.min(
+          Math.max(length, 2 * this.#binary.length, 1024),
+          this.#maxMessageSize,
+        );
+        const grown = new Uint8Array(size);
+        grown.set(this.#binary.subarray(0, this.#binaryLength));
+        this.#binary = grown;
+      }
+      this.#binary.set(payload, this.#binaryLength);
+      this.#binaryLength = length;
+      if (!fin) return undefined;
+      const data = this.#binary.length === length && length > 0
+        ? this.#binary
+        : this.#binary.slice(0, length);
+      message = { type: "binary", data };
+      this.#binary = EMPTY;
+      this.#binaryLength = 0;
+    }
+    this.#opcode = 0;
+    return message;
+  }
+
+  /** Drops an open message, when the connection ends. */
+  reset(): void {
+    this.#opcode = 0;
+    this.#textParts = [];
+    this.#textBatch = [];
+    this.#binary = EMPTY;
+    this.#binaryLength = 0;
+  }
+
+  #decode(payload: Uint8Array, stream: boolean): string {
+    try {
+      return this.#decoder.decode(payload, { stream });
+    } catch (cause) {
+      throw new ProtocolError(1007, "invalid UTF-8 in text message", { cause });
+    }
+  }
+}

@@ -1,0 +1,431 @@
+/**
+ * The transport layer: wsbeat's own transport, the sans-I/O {@linkcode Protocol} driven
+ * over `Deno.connect` (and `Deno.startTls` for `wss:`). It is the only place
+ * with reads, writes and sockets for that protocol:
+ *
+ * - one read loop, feeding each chunk to the protocol and dispatching its
+ *   events; paused while the client's queue is full, so TCP flow control
+ *   holds the peer back instead of memory growing;
+ * - one write pump (`transport/frame_writer.ts`, gathering) that writes every frame
+ *   queued since the last write in a single `write()` (with `TCP_NODELAY`
+ *   on, so a frame never waits for the peer's delayed ACK);
+ * - `abort()`, which closes the socket at once: a dead peer is released, not
+ *   waited on.
+ *
+ * `Deno.*` is touched only inside the functions here, behind
+ * {@linkcode canUseTcp}, so the module loads on every runtime.
+ *
+ * @module
+ */
+
+import type { ProtocolError } from "../util/errors.ts";
+import { FrameWriter, writeAll } from "./frame_writer.ts";
+import { acceptKey, buildClientRequest, generateKey } from "../protocol/handshake.ts";
+import { Protocol } from "../protocol/protocol.ts";
+import { connectFailure, denoNet, openConnection, readHandshakeAnswer } from "./tcp_connect.ts";
+import type { Transport, TransportEnd, TransportHandler } from "./transport.ts";
+
+/** Settings for {@linkcode TcpTransport}. */
+export interface TcpTransportOptions {
+  /** The `ws:` or `wss:` URL, already checked. */
+  url: URL;
+  /** The URL as errors show it, credentials masked. */
+  displayUrl: string;
+  /** Subprotocols to offer. */
+  protocols: string[];
+  /** Extra handshake headers, as the caller gave them (checked by `buildClientRequest`). */
+  headers: HeadersInit | undefined;
+  /** Extra CA certificates (PEM) for `wss:`. */
+  caCerts: string[] | undefined;
+  /** The largest message accepted, in bytes. */
+  maxMessageSize: number;
+  /**
+   * Milliseconds to wait, once close frames went both ways, for the server
+   * to close TCP (RFC 6455 section 7.1.1) before closing it ourselves.
+   */
+  closeTimeout: number;
+  /** An HTTP proxy to tunnel through with CONNECT (see `transport/proxy.ts`). */
+  proxy?: URL | undefined;
+  /** A client certificate and key (PEM) for `wss:`, presented with `Deno.connectTls`. */
+  clientCert?: { cert: string; key: string } | undefined;
+}
+
+/**
+ * Unsent bytes past which automatic pongs are coalesced (see `#flush`): far
+ * above what a healthy connection leaves waiting between two writes, and a
+ * small bound on what a ping flood can make us hold.
+ */
+const PONG_BACKLOG = 16 * 1024;
+
+/** The first byte of an unfragmented pong frame, and of a close frame. */
+const PONG_BYTE = 0x8a;
+const CLOSE_BYTE = 0x88;
+
+/** Read buffer size: a loopback read rarely returns more. */
+const READ_SIZE = 64 * 1024;
+/** The read buffer of a connection that has not yet received a burst that filled it. */
+const READ_SIZE_IDLE = 1024;
+
+/**
+ * wsbeat's own transport: see the module doc. Created connecting; the
+ * connection, TLS and opening handshake run in the constructor's promise,
+ * {@linkcode TcpTransport.opened}.
+ */
+export class TcpTransport implements Transport {
+  readonly opened: Promise<void>;
+  readonly canPing = true;
+  readonly canPause = true;
+  #options: TcpTransportOptions;
+  #handler: TransportHandler | undefined;
+  #protocol: Protocol;
+  #conn: Deno.Conn | undefined;
+  #connecting: AbortController | undefined = new AbortController(); // dropped once open
+  #protocolName = "";
+  #extensions = "";
+  #open = false;
+  #ended = false;
+  #abortError: Error | undefined;
+  #networkError: Error | undefined;
+  #firstClose: "local" | "remote" | undefined;
+
+  // Writing (transport/frame_writer.ts): created once the connection is open.
+  #writer: FrameWriter | undefined;
+  /** The latest read delivered more than one message: answers are likely to follow in a burst. */
+  #burst = false;
+  #closeWhenFlushed = false;
+  /** The latest automatic pong, waiting for the unsent bytes ahead of it (see `#flush`). */
+  #heldPong: Uint8Array | undefined;
+  #closingTold = false;
+
+  // Reading.
+  #paused = false;
+  #reads = 0;
+  #resume: (() => void) | undefined;
+  #readLoop: Promise<void> | undefined;
+  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+
+  #key = generateKey();
+  #request: Uint8Array | undefined; // dropped once written
+
+  /**
+   * Starts connecting.
+   *
+   * @param options The URL, offers, headers, TLS trust and message limit.
+   * @throws {TypeError} If a header is invalid or one the handshake sets itself
+   *   (before any connection is made).
+   */
+  constructor(options: TcpTransportOptions) {
+    this.#options = options;
+    this.#request = buildClientRequest({
+      url: options.url,
+      key: this.#key,
+      protocols: options.protocols,
+      headers: options.headers,
+    });
+    this.#protocol = new Protocol({ role: "client", maxMessageSize: options.maxMessageSize });
+    this.opened = this.#connect();
+    this.opened.catch(() => {});
+  }
+
+  get url(): string {
+    return this.#options.displayUrl;
+  }
+
+  get protocol(): string {
+    return this.#protocolName;
+  }
+
+  get extensions(): string {
+    return this.#extensions;
+  }
+
+  get bufferedAmount(): number {
+    return this.#writer?.unsent ?? 0;
+  }
+
+  /** Reads from the socket that completed (see {@linkcode Transport.reads}). */
+  get reads(): number {
+    return this.#reads;
+  }
+
+  /** Counted by the protocol, as it frames them. */
+  get bytesSent(): number {
+    return this.#protocol.bytesSent;
+  }
+
+  /** Counted by the protocol, as it parses them. */
+  get bytesReceived(): number {
+    return this.#protocol.bytesReceived;
+  }
+
+  attach(handler: TransportHandler): void {
+    this.#handler = handler;
+  }
+
+  send(data: string | Uint8Array): void {
+    if (typeof data === "string") this.#protocol.sendText(data);
+    else this.#protocol.sendBinary(data);
+    this.#flush();
+  }
+
+  ping(payload: Uint8Array): void {
+    this.#protocol.sendPing(payload);
+    this.#flush();
+  }
+
+  close(code: number, reason: string): void {
+    if (!this.#open || this.#protocol.closeSent) return;
+    this.#firstClose ??= "local";
+    this.#protocol.sendClose(code, reason);
+    this.#flush();
+  }
+
+  abort(reason: Error, code = 1011): void {
+    if (this.#ended) return;
+    this.#abortError ??= reason;
+    if (!this.#open) {
+      this.#connecting?.abort(reason);
+      this.#release();
+      return;
+    }
+    // Best effort: the close frame goes out only if no write is stuck ahead of it.
+    const writer = this.#writer!;
+    if (!writer.writing && this.#protocol.state === "open") {
+      this.#firstClose ??= "local";
+      this.#protocol.fail(code, reason.message.slice(0, 100));
+      writer.abandon(this.#protocol.dataToSend());
+    }
+    this.#release();
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    this.#paused = false;
+    const resume = this.#resume;
+    this.#resume = undefined;
+    resume?.();
+  }
+
+  // --- connecting ------------------------------------------------------------
+
+  async #connect(): Promise<void> {
+    const { url, displayUrl } = this.#options;
+    const net = denoNet();
+    if (!net) throw new TypeError("Cannot use the wsbeat transport as Deno.connect is missing");
+    const tls = url.protocol === "wss:";
+    const signal = this.#connecting!.signal;
+    try {
+      const conn = await openConnection(net, { ...this.#options, signal }, (opened) => {
+        this.#conn = opened; // closed by #release if connecting is aborted
+      });
+      const accept = await acceptKey(this.#key);
+      if (signal.aborted) throw signal.reason;
+      await writeAll(conn, this.#request!);
+      this.#request = undefined;
+      const answer = await readHandshakeAnswer(conn, {
+        accept,
+        tls,
+        displayUrl,
+        protocols: this.#options.protocols,
+      });
+      this.#protocolName = answer.protocol;
+      this.#extensions = answer.extensions;
+      this.#open = true;
+      this.#writer = new FrameWriter(conn, {
+        onWritten: () => this.#written(),
+        onIdle: () => {
+          if (this.#closeWhenFlushed) this.#release();
+        },
+        onError: (error) => {
+          this.#networkError ??= error instanceof Error ? error : new Error(String(error));
+          this.#release();
+        },
+      }, { gather: true });
+      this.#connecting = undefined;
+      if (answer.rest.byteLength > 0) this.#protocol.receiveData(answer.rest);
+    } catch (error) {
+      const reason = connectFailure(displayUrl, error, signal, tls);
+      this.#abortError ??= reason;
+      this.#release();
+      throw reason;
+    }
+    // The read loop starts after the client has seen `opened` resolve.
+    queueMicrotask(() => {
+      this.#dispatch();
+      if (!this.#ended) this.#readLoop = this.#read();
+    });
+  }
+
+  // --- reading ---------------------------------------------------------------
+
+  async #read(): Promise<void> {
+    const conn = this.#conn!;
+    // A pending read holds its buffer, so an idle connection keeps a small one; a read that
+    // fills it doubles it, up to READ_SIZE, for a connection that receives in bulk.
+    let buffer = new Uint8Array(READ_SIZE_IDLE);
+    try {
+      while (!this.#ended) {
+        if (this.#paused) {
+          await new Promise<void>((resolve) => (this.#resume = resolve));
+          continue;
+        }
+        const n = await conn.read(buffer);
+        this.#reads++;
+        if (this.#ended) break;
+        if (n === null) this.#protocol.receiveEof();
+        else this.#protocol.receiveData(buffer, n);
+        this.#dispatch();
+        if (n === null) break;
+        if (n === buffer.length && n < READ_SIZE) buffer = new Uint8Array(2 * n);
+      }
+    } catch (error) {
+      if (!this.#ended) {
+        this.#networkError ??= error instanceof Error ? error : new Error(String(error));
+      }
+    }
+    this.#release();
+  }
+
+  /** Hands the protocol's events to the handler, then writes what it queued. */
+  #dispatch(): void {
+    const protocol = this.#protocol;
+    const handler = this.#handler!;
+    this.#burst = protocol.pendingEvents > 1;
+    for (let event; (event = protocol.nextEvent()) !== undefined;) {
+      switch (event.type) {
+        case "text":
+        case "binary":
+          handler.onMessage(event.data);
+          break;
+        case "pong":
+          handler.onPong(event.data);
+          break;
+        case "close":
+          this.#firstClose ??= "remote";
+          break;
+        case "ping":
+          break; // already answered by the protocol
+      }
+    }
+    if (!this.#closingTold && (protocol.failure || protocol.closeReceived)) this.#tellClosing();
+    this.#flush();
+    if (protocol.closeExpected()) {
+      this.#closeWhenFlushed = true;
+      if (!this.#writer!.busy) this.#release();
+      else this.#linger(); // a peer that does not read must not hold the close for ever
+    } else if (protocol.closeSent && protocol.closeReceived) {
+      this.#linger(); // the server should close TCP now; do not wait on it for ever
+    }
+  }
+
+  /**
+   * Tells the client, once, that the peer began the closing handshake or that
+   * the protocol failed the connection: the first cause of the close, which
+   * the client records before anything else (a heartbeat, say) can end it.
+   */
+  #tellClosing(): void {
+    this.#closingTold = true;
+    const protocol = this.#protocol;
+    const failure = protocol.failure;
+    if (failure) {
+      this.#handler!.onClosing?.({ by: "failure", error: failure });
+    } else if (this.#firstClose === "remote") {
+      const { code, reason } = protocol.closeReceived!;
+      this.#handler!.onClosing?.({ by: "peer", code, reason });
+    }
+  }
+
+  /** Releases the socket after `closeTimeout` unless it is released before. */
+  #linger(): void {
+    if (this.#lingerTimer || this.#options.closeTimeout === Infinity) return;
+    this.#lingerTimer = setTimeout(() => this.#release(), this.#options.closeTimeout);
+  }
+
+  // --- writing ---------------------------------------------------------------
+
+  /**
+   * Hands the protocol's frames to the writer and starts it. Every ping is
+   * answered while the peer keeps up with what we write; once
+   * {@linkcode PONG_BACKLOG} bytes wait unsent, an automatic pong is held
+   * aside instead, and a newer one replaces it (RFC 6455 section 5.5.3 lets
+   * an endpoint answer only the most recent ping): a peer that floods pings
+   * and never reads leaves at most that backlog and one pong waiting, not a
+   * pong per ping.
+   */
+  #flush(): void {
+    if (this.#protocol.pendingBytes === 0 || this.#ended) return;
+    const writer = this.#writer;
+    if (writer === undefined) return; // opening: #dispatch flushes once open
+    for (let frame; (frame = this.#protocol.nextData()) !== undefined;) {
+      const first = frame[0];
+      if (first === PONG_BYTE && writer.unsent >= PONG_BACKLOG) {
+        this.#heldPong = frame.slice(); // its own copy: the frame may be a view of a shared slab
+        continue;
+      }
+      if (first === CLOSE_BYTE) this.#heldPong = undefined; // nothing follows a close frame
+      writer.queue(frame);
+    }
+    writer.flush(this.#burst);
+  }
+
+  /**
+   * After a write completed: the socket is moving, so the held pong joins the
+   * queue (at most one pong per completed write, however many pings came).
+   */
+  #written(): void {
+    const pong = this.#heldPong;
+    if (pong !== undefined && !this.#ended) {
+      this.#heldPong = undefined;
+      this.#writer!.queue(pong);
+      this.#writer!.flush(false);
+    }
+    this.#handler?.onDrain?.();
+  }
+
+  // --- the end -----------------------------------------------------------------
+
+  /** Closes the socket (once) and, when open, reports the end after the loops finish. */
+  #release(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    clearTimeout(this.#lingerTimer);
+    this.#writer?.stop();
+    try {
+      this.#conn?.close();
+    } catch { /* already closed */ }
+    this.#resume?.();
+    if (!this.#open) return;
+    const loops = [this.#readLoop, this.#writer?.pump].filter(Boolean);
+    Promise.all(loops).then(() => this.#handler!.onClosed(this.#end()));
+  }
+
+  #end(): TransportEnd {
+    const p = this.#protocol;
+    const sent = p.closeSent;
+    const received = p.closeReceived;
+    const failure: ProtocolError | undefined = p.failure;
+    if (failure && sent) {
+      return {
+        code: sent.code,
+        reason: sent.reason,
+        wasClean: false,
+        firstClose: "local",
+        error: failure,
+      };
+    }
+    if (sent && received) {
+      return {
+        code: received.code,
+        reason: received.reason,
+        wasClean: true,
+        firstClose: this.#firstClose,
+      };
+    }
+    const error = this.#abortError ?? this.#networkError ??
+      new Error("the connection closed without a closing handshake");
+    return { code: 1006, reason: "", wasClean: false, firstClose: this.#firstClose, error };
+  }
+}
