@@ -14,7 +14,7 @@
  * for every option and the exit codes.
  *
  * The rest of the CLI lives in `cli/`: `args.ts` (the command line),
- * `client.ts` (the client command), `serve.ts` (the serve command),
+ * `client/websocket_client.ts` (the client command), `serve.ts` (the serve command),
  * `output.ts` (stdout, stderr, masking, exit codes), `stdin.ts` (input
  * lines), `slash.ts` (commands typed on a terminal), `proxy_env.ts` (the
  * proxy variables) and `help.ts`.

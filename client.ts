@@ -1,5 +1,5 @@
 /**
- * Layer 3, the client: {@linkcode connect}, which checks the URL and options,
+ * The client layer: {@linkcode connect}, which checks the URL and options,
  * picks the transport (wsbeat's own where `Deno.connect` exists, the
  * runtime's `WebSocket` elsewhere), and resolves with an open
  * {@linkcode WebSocketClient} or rejects with a {@linkcode ConnectError}
@@ -8,21 +8,21 @@
  * @module
  */
 
-import { WebSocketClient } from "./client.ts";
+import { WebSocketClient } from "./client/websocket_client.ts";
 import {
   checkClientOptions,
   type CheckedOptions,
   checkMaxMessageSize,
   type ConnectOptions,
-} from "./client_options.ts";
-import type { Transport } from "./transport.ts";
-import { NativeTransport } from "./transport_native.ts";
-import { canUseTcp, type OpenOptions } from "./tcp_connect.ts";
-import { headerPairs } from "./handshake.ts";
-import { checkHeaderField } from "./http.ts";
-import { TcpTransport, type TcpTransportOptions } from "./transport_tcp.ts";
-import { checkUrl, maskUrl } from "./url.ts";
-import { checkProxyUrl } from "./proxy.ts";
+} from "./client/options.ts";
+import type { Transport } from "./transport/transport.ts";
+import { NativeTransport } from "./transport/native.ts";
+import { canUseTcp, type OpenOptions } from "./transport/tcp_connect.ts";
+import { headerPairs } from "./protocol/handshake.ts";
+import { checkHeaderField } from "./protocol/http.ts";
+import { TcpTransport, type TcpTransportOptions } from "./transport/socket.ts";
+import { checkUrl, maskUrl } from "./util/url.ts";
+import { checkProxyUrl } from "./transport/proxy.ts";
 
 function checkProtocols(protocols: unknown): string[] {
   const list = protocols === undefined

@@ -13,8 +13,8 @@
  * usable on their own; {@linkcode heartbeat} is the loop. It works with any
  * object that has a `ping({ signal })` method resolving when the peer answers,
  * such as {@linkcode WebSocketClient}. Inside, the loop is `HeartbeatLoop`
- * (`heartbeat_loop.ts`), the same steps as a small state machine whose timeouts and sleeps wait on one
- * clock shared by every heartbeat in the process (`alarms.ts`), so that
+ * (`heartbeat/loop.ts`), the same steps as a small state machine whose timeouts and sleeps wait on one
+ * clock shared by every heartbeat in the process (`heartbeat/alarms.ts`), so that
  * thousands of beating connections cost one runtime timer. Normally you do not call it yourself:
  * pass `heartbeat` to {@linkcode connect} and the client runs it, stops it when
  * the connection closes, and closes the connection when it fails.
@@ -37,8 +37,8 @@
  * @module
  */
 
-import { TooSlowError } from "./errors.ts";
-import { HeartbeatLoop, type Probe, type ProbeListener } from "./heartbeat_loop.ts";
+import { TooSlowError } from "./util/errors.ts";
+import { HeartbeatLoop, type Probe, type ProbeListener } from "./heartbeat/loop.ts";
 
 /** The largest delay `setTimeout` accepts without firing at once. */
 const MAX_DELAY = 2 ** 31 - 1;

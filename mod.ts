@@ -9,27 +9,31 @@
  * fails the connection is failed, its socket released at once, and the
  * failure reported as a {@linkcode TooSlowError}.
  *
- * The exports, by layer (each layer builds on the ones above it):
+ * The exports, by layer, bottom up; each layer is a folder and imports only
+ * from the ones before it (`util/` holds the errors and helpers every layer
+ * may use):
  *
- * - Protocol: RFC 6455 is spoken by wsbeat itself (sans-I/O, in `frames.ts`,
- *   `handshake.ts`, `protocol.ts`); a server that breaks it gets the
- *   connection failed with a {@linkcode ProtocolError}.
- * - Transport: {@linkcode Transport} is the interface between the client and
- *   the I/O. `"wsbeat"` runs the protocol over `Deno.connect` (ping frames,
- *   size limits, flow control, real release of a dead connection), the
- *   default wherever `Deno.connect` exists; `"native"` wraps the runtime's
- *   `WebSocket`, the default elsewhere (browsers, Node, Bun).
- * - Client: {@linkcode connect}, {@linkcode WebSocketClient} and their
- *   options, {@linkcode CloseInfo}, {@linkcode ConnectError},
- *   {@linkcode ConnectionClosedError}.
- * - Heartbeat: {@linkcode heartbeat}, {@linkcode failAfter},
- *   {@linkcode sleep}.
- * - Recovery: {@linkcode reconnecting}, a loop of connections, reconnecting
- *   with backoff after each close or failure, with fresh settings per attempt
- *   (`prepare`); {@linkcode ReconnectingClient}, a handle whose `send()`
- *   works across reconnects; the stale-feed watchdog (`staleAfter`,
- *   {@linkcode StaleFeedError}).
- * - `@wsbeat/wsbeat/serve`: an echo server with fault injection (Deno only).
+ * - `protocol/`: RFC 6455 is spoken by wsbeat itself (sans-I/O: frames,
+ *   handshake, the `Protocol` state machine); a server that breaks it gets
+ *   the connection failed with a {@linkcode ProtocolError}.
+ * - `transport/`: {@linkcode Transport} is the interface between the client
+ *   and the I/O. `"wsbeat"` runs the protocol over `Deno.connect` (ping
+ *   frames, size limits, flow control, real release of a dead connection),
+ *   the default wherever `Deno.connect` exists; `"native"` wraps the
+ *   runtime's `WebSocket`, the default elsewhere (browsers, Node, Bun).
+ * - `heartbeat/` (entry point `heartbeat.ts`): {@linkcode heartbeat},
+ *   {@linkcode failAfter}, {@linkcode sleep}, and the loop and clock the
+ *   client runs.
+ * - `client/` (entry point `client.ts`): {@linkcode connect},
+ *   {@linkcode WebSocketClient} and their options, {@linkcode CloseInfo},
+ *   {@linkcode ConnectError}, {@linkcode ConnectionClosedError}, the
+ *   stale-feed watchdog (`staleAfter`, {@linkcode StaleFeedError}).
+ * - `reconnect/`: {@linkcode reconnecting}, a loop of connections,
+ *   reconnecting with backoff after each close or failure, with fresh
+ *   settings per attempt (`prepare`); {@linkcode ReconnectingClient}, a
+ *   handle whose `send()` works across reconnects.
+ * - `serve/` (entry point `serve.ts`, exported as `@wsbeat/wsbeat/serve`): an
+ *   echo server with fault injection (Deno only).
  *
  * Runs on Deno, Deno Deploy, Bun, Node 22+ and browsers: this entry point
  * touches `Deno.*` only behind feature detection.
@@ -64,24 +68,24 @@ export {
   type ProbeOptions,
   type SendData,
   type SignalOptions,
-} from "./client_options.ts";
-export type { CloseInfo, CloseInitiator } from "./close_info.ts";
-export { WebSocketClient } from "./client.ts";
-export { connect } from "./connect.ts";
+} from "./client/options.ts";
+export type { CloseInfo, CloseInitiator } from "./client/close_info.ts";
+export { WebSocketClient } from "./client/websocket_client.ts";
+export { connect } from "./client.ts";
 export {
   ConnectError,
   type ConnectErrorKind,
   ConnectionClosedError,
   ProtocolError,
   TooSlowError,
-} from "./errors.ts";
+} from "./util/errors.ts";
 export type {
   ClosingStart,
   Transport,
   TransportEnd,
   TransportHandler,
   TransportName,
-} from "./transport.ts";
+} from "./transport/transport.ts";
 export {
   failAfter,
   type FailAfterOptions,
@@ -91,8 +95,13 @@ export {
   sleep,
   type SleepOptions,
 } from "./heartbeat.ts";
-export { StaleFeedError } from "./stale.ts";
-export { backoffDelay, type BackoffOptions, checkBackoff, MIN_RETRY_DELAY } from "./backoff.ts";
+export { StaleFeedError } from "./client/stale.ts";
+export {
+  backoffDelay,
+  type BackoffOptions,
+  checkBackoff,
+  MIN_RETRY_DELAY,
+} from "./reconnect/backoff.ts";
 export {
   type AttemptContext,
   type AttemptSettings,
@@ -103,14 +112,14 @@ export {
   REJECTED_RETRIES,
   type RetryContext,
   type RetryEvent,
-} from "./reconnect.ts";
+} from "./reconnect/reconnecting.ts";
 export {
   ReconnectingClient,
   type ReconnectingClientOptions,
   type ReconnectingStatus,
-} from "./reconnecting_client.ts";
+} from "./reconnect/reconnecting_client.ts";
 export {
   DEFAULT_MAX_PENDING_BYTES,
   DEFAULT_MAX_PENDING_MESSAGES,
   SendQueueFullError,
-} from "./send_queue.ts";
+} from "./reconnect/send_queue.ts";

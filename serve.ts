@@ -4,11 +4,11 @@
  * away, safe to leave running on a shared host.
  *
  * It echoes text as text and binary as binary, on wsbeat's own RFC 6455
- * core (`protocol.ts`, role `"server"`) over `Deno.listen` or
+ * core (`protocol/protocol.ts`, role `"server"`) over `Deno.listen` or
  * `Deno.listenTls`. This module is the server's top layer: the options,
  * listening, accepting within `maxConnections` (surviving `EMFILE`), and
- * shutdown; `serve_connection.ts` runs each connection, its handshake,
- * limits and faults; `serve_options.ts` holds the option types, defaults
+ * shutdown; `serve/connection.ts` runs each connection, its handshake,
+ * limits and faults; `serve/options.ts` holds the option types, defaults
  * and checks.
  *
  * Limits, each with a default: `maxMessageSize` (close 1009),
@@ -41,18 +41,18 @@
  * @module
  */
 
-import { ServerConnection } from "./serve_connection.ts";
-import { listen } from "./serve_tls.ts";
+import { ServerConnection } from "./serve/connection.ts";
+import { listen } from "./serve/tls.ts";
 import {
   checkServeOptions,
   DEFAULT_MAX_CONNECTIONS,
   type EchoServer,
   type ServeOptions,
   type ServeSettings,
-} from "./serve_options.ts";
+} from "./serve/options.ts";
 
-export type { ConnectionInfo, EchoServer, ServeOptions } from "./serve_options.ts";
-export { TlsOptionError, type TlsProblem } from "./serve_tls.ts";
+export type { ConnectionInfo, EchoServer, ServeOptions } from "./serve/options.ts";
+export { TlsOptionError, type TlsProblem } from "./serve/tls.ts";
 export {
   DEFAULT_HANDSHAKE_TIMEOUT,
   DEFAULT_MAX_CONNECTIONS,
@@ -61,7 +61,7 @@ export {
   DEFAULT_SERVE_CLOSE_TIMEOUT,
   DEFAULT_SERVE_MAX_MESSAGE_SIZE,
   DEFAULT_STALL_FOR,
-} from "./serve_options.ts";
+} from "./serve/options.ts";
 
 /** The first pause after a failed accept; it doubles up to {@linkcode ACCEPT_BACKOFF_MAX}. */
 const ACCEPT_BACKOFF_MIN = 50;

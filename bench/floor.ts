@@ -12,7 +12,7 @@
  *   be to see pings and closes while its application is not reading. No
  *   wsbeat code runs; no JavaScript client on `Deno.connect` can cost less.
  * - `protocol`: the same socket and read loop, with wsbeat's protocol core
- *   (`protocol.ts`) making each frame (masking key, mask, header, UTF-8) and
+ *   (`protocol/protocol.ts`) making each frame (masking key, mask, header, UTF-8) and
  *   parsing each echo (header, unmasking nothing, UTF-8 check and decode).
  * - `wsbeat`: the client on the wsbeat transport, `for await` and `send()`,
  *   as in the echo rows.
@@ -26,7 +26,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { Protocol } from "../protocol.ts";
+import { Protocol } from "../protocol/protocol.ts";
 import {
   type Chunk,
   type ChunkSpec,

@@ -105,7 +105,7 @@ async function openFloor(url: string, interval: number, onBeat: () => void): Pro
   const conn = await upgradeByHand(url);
   const buffer = new Uint8Array(1024);
   // A masked ping with a 1-byte payload; the server's pong is 3 bytes. Keys come in batches, as
-  // in frames.ts.
+  // in protocol/frames.ts.
   const ping = new Uint8Array([0x89, 0x81, 0, 0, 0, 0, 0x31]);
   const keys = new Uint8Array(1024);
   let open = true;

@@ -9,8 +9,8 @@
 
 import type { ParseArgsOptionsConfig } from "node:util";
 import { type ClientHeartbeatOptions, MIN_RETRY_DELAY, type ReconnectOptions } from "../mod.ts";
-import { DEFAULT_MAX_MESSAGE_SIZE } from "../client_options.ts";
-import { maskUrl } from "../url.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE } from "../client/options.ts";
+import { maskUrl } from "../util/url.ts";
 import { escapeControl, secretsIn, UsageError } from "./output.ts";
 import { proxyFromEnv } from "./proxy_env.ts";
 import { count, DECIMAL, type parse, seconds } from "./values.ts";

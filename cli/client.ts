@@ -21,7 +21,7 @@ import {
   TooSlowError,
   type WebSocketClient,
 } from "../mod.ts";
-import { DEFAULT_CLOSE_TIMEOUT } from "../client_options.ts";
+import { DEFAULT_CLOSE_TIMEOUT } from "../client/options.ts";
 import type { ClientConfig } from "./args.ts";
 import {
   cliWords,

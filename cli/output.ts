@@ -10,7 +10,7 @@
  */
 
 import { type CloseInfo, type Message, ProtocolError, StaleFeedError } from "../mod.ts";
-import { isSecretName, maskUrl } from "../url.ts";
+import { isSecretName, maskUrl } from "../util/url.ts";
 
 /** The exit codes of `wsbeat`, as `--help` lists them. */
 export const ExitCode = {

@@ -17,8 +17,8 @@ import {
   serve,
   type ServeOptions,
 } from "../serve.ts";
-import { checkCloseWith } from "../serve_options.ts";
-import { TlsOptionError } from "../serve_tls.ts";
+import { checkCloseWith } from "../serve/options.ts";
+import { TlsOptionError } from "../serve/tls.ts";
 import { bounded, count, parse, seconds } from "./values.ts";
 import { errorLine, ExitCode, type Io, paint, UsageError } from "./output.ts";
 

@@ -9,7 +9,7 @@
  */
 
 import type { WebSocketClient } from "../mod.ts";
-import { checkClientClose } from "../close_info.ts";
+import { checkClientClose } from "../client/close_info.ts";
 import { cliWords, errorLine, formatDuration, type Io } from "./output.ts";
 
 /** The one-line summary shown when slash commands are on. */

@@ -8,7 +8,7 @@
  */
 
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { maskUrl } from "../url.ts";
+import { maskUrl } from "../util/url.ts";
 import { UsageError } from "./output.ts";
 
 /** Unknown options people bring from wscat, websocat or curl, and what to use instead. */

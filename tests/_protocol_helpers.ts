@@ -1,8 +1,8 @@
 // Helpers shared by protocol_test.ts and protocol_close_test.ts.
 import assert from "node:assert/strict";
-import { encodeFrame, type EncodeFrameOptions } from "../frames.ts";
-import { type Frame, FrameReader } from "../frame_reader.ts";
-import type { Protocol, Role } from "../protocol.ts";
+import { encodeFrame, type EncodeFrameOptions } from "../protocol/frames.ts";
+import { type Frame, FrameReader } from "../protocol/frame_reader.ts";
+import type { Protocol, Role } from "../protocol/protocol.ts";
 
 export const ROLES: Role[] = ["client", "server"];
 export const encoder = new TextEncoder();

@@ -1,7 +1,7 @@
 // The WebSocket wire format of RFC 6455 section 5, written by hand for the
 // raw test server (tests/_raw_server.ts): it encodes any frame, however wrong,
 // and decodes the client's masked frames. It shares no code with wsbeat's
-// frames.ts, so a bug there cannot hide itself here.
+// protocol/frames.ts, so a bug there cannot hide itself here.
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { ALARM_GRID, pendingAlarms, setAlarm } from "../alarms.ts";
-import { TooSlowError } from "../errors.ts";
-import { HeartbeatLoop, type Probe, type ProbeListener } from "../heartbeat_loop.ts";
+import { ALARM_GRID, pendingAlarms, setAlarm } from "../heartbeat/alarms.ts";
+import { TooSlowError } from "../util/errors.ts";
+import { HeartbeatLoop, type Probe, type ProbeListener } from "../heartbeat/loop.ts";
 
 /** A probe sender whose probes the test answers; each probe records what abandoned it. */
 function manualProbes() {

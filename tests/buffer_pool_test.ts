@@ -1,8 +1,20 @@
 import assert from "node:assert/strict";
-import { giveBack, POOL_BYTES, POOLED_MAX, pooledBytes, takeBuffer } from "../buffer_pool.ts";
-import { FrameReader } from "../frame_reader.ts";
-import { encodeFrame, encodeTextFrame, OP_BINARY, OP_CONTINUATION, OP_TEXT } from "../frames.ts";
-import { Protocol } from "../protocol.ts";
+import {
+  giveBack,
+  POOL_BYTES,
+  POOLED_MAX,
+  pooledBytes,
+  takeBuffer,
+} from "../protocol/buffer_pool.ts";
+import { FrameReader } from "../protocol/frame_reader.ts";
+import {
+  encodeFrame,
+  encodeTextFrame,
+  OP_BINARY,
+  OP_CONTINUATION,
+  OP_TEXT,
+} from "../protocol/frames.ts";
+import { Protocol } from "../protocol/protocol.ts";
 import { connect } from "../mod.ts";
 import { serve } from "../serve.ts";
 import { closePayload, concat, OP, rawServer } from "./_raw_server.ts";

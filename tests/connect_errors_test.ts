@@ -3,9 +3,9 @@
 // header shows its value (it may be a credential).
 import assert from "node:assert/strict";
 import { connect, ConnectError, defaultShouldRetry } from "../mod.ts";
-import { buildClientRequest } from "../handshake.ts";
-import { checkHeaderField } from "../http.ts";
-import { classify } from "../tcp_connect.ts";
+import { buildClientRequest } from "../protocol/handshake.ts";
+import { checkHeaderField } from "../protocol/http.ts";
+import { classify } from "../transport/tcp_connect.ts";
 import { closedPort } from "./_servers.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
@@ -70,7 +70,7 @@ async function nodeTlsServer(name: string, run: (port: number) => Promise<void>)
 }
 
 // Trust is the runtime's (rustls, webpki): these guard it against a TLS stack that trusts less
-// strictly. Deno 2.9.6's node:tls accepts both certificates (see tcp_connect.ts).
+// strictly. Deno 2.9.6's node:tls accepts both certificates (see transport/tcp_connect.ts).
 Deno.test("connect() refuses a forged certificate that names a trusted CA as its issuer", async () => {
   // forged_v1.pem: X.509 v1, CN=localhost, issuer "wsbeat test private CA" (private_ca.pem's
   // name) but signed by another key. Node's node:tls on Deno 2.9.6 checks a v1 chain by names

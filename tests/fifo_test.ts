@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Fifo } from "../fifo.ts";
+import { Fifo } from "../util/fifo.ts";
 
 Deno.test("Fifo keeps order across refills, bursts and a producer that never lets it empty", () => {
   const queue = new Fifo<number>();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { DelayedReplies, type Reply } from "../serve_replies.ts";
-import { FrameWriter } from "../frame_writer.ts";
+import { DelayedReplies, type Reply } from "../serve/replies.ts";
+import { FrameWriter } from "../transport/frame_writer.ts";
 
 /** A socket whose writes complete when the test says, taking `accept` bytes of each at most. */
 class ManualConn {

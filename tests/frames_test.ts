@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ProtocolError } from "../errors.ts";
+import { ProtocolError } from "../util/errors.ts";
 import {
   applyMask,
   encodeFrame,
@@ -12,9 +12,13 @@ import {
   OP_PING,
   OP_TEXT,
   unmaskInto,
-} from "../frames.ts";
-import { type Frame, FrameReader } from "../frame_reader.ts";
-import { decodeClosePayload, encodeClosePayload, isValidCloseCode } from "../close_payload.ts";
+} from "../protocol/frames.ts";
+import { type Frame, FrameReader } from "../protocol/frame_reader.ts";
+import {
+  decodeClosePayload,
+  encodeClosePayload,
+  isValidCloseCode,
+} from "../protocol/close_payload.ts";
 
 /** Bytes 0, 1, 2, ... wrapping at 251 (a prime, so no pattern lines up with the key). */
 function pattern(length: number): Uint8Array {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ProtocolError } from "../errors.ts";
+import { ProtocolError } from "../util/errors.ts";
 import {
   acceptKey,
   buildClientRequest,
@@ -8,8 +8,13 @@ import {
   checkResponse,
   generateKey,
   HandshakeError,
-} from "../handshake.ts";
-import { buildErrorResponse, type HttpHead, MAX_HEAD_BYTES, parseHttpHead } from "../http.ts";
+} from "../protocol/handshake.ts";
+import {
+  buildErrorResponse,
+  type HttpHead,
+  MAX_HEAD_BYTES,
+  parseHttpHead,
+} from "../protocol/http.ts";
 
 const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
 const ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";

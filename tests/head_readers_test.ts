@@ -1,10 +1,10 @@
 // The two places a client reads an HTTP head (the server's handshake answer, a proxy's answer to
-// CONNECT) share readHttpHead (http.ts): each failure gives its own clear error.
+// CONNECT) share readHttpHead (protocol/http.ts): each failure gives its own clear error.
 import assert from "node:assert/strict";
-import { ConnectError } from "../errors.ts";
-import { readHttpHead } from "../http.ts";
-import { openTunnel } from "../proxy.ts";
-import { readHandshakeAnswer } from "../tcp_connect.ts";
+import { ConnectError } from "../util/errors.ts";
+import { readHttpHead } from "../protocol/http.ts";
+import { openTunnel } from "../transport/proxy.ts";
+import { readHandshakeAnswer } from "../transport/tcp_connect.ts";
 
 /** A peer that reads what comes (up to the first empty line), answers `answer` and closes TCP. */
 async function withPeer(

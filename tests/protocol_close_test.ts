@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { OP_CLOSE, OP_PING, OP_PONG, OP_TEXT } from "../frames.ts";
-import { encodeClosePayload } from "../close_payload.ts";
-import { Protocol, type Role } from "../protocol.ts";
+import { OP_CLOSE, OP_PING, OP_PONG, OP_TEXT } from "../protocol/frames.ts";
+import { encodeClosePayload } from "../protocol/close_payload.ts";
+import { Protocol, type Role } from "../protocol/protocol.ts";
 import {
   assertFailed,
   concat,

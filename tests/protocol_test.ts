@@ -8,8 +8,8 @@ import {
   OP_PING,
   OP_PONG,
   OP_TEXT,
-} from "../frames.ts";
-import { DEFAULT_MAX_MESSAGE_SIZE, Protocol } from "../protocol.ts";
+} from "../protocol/frames.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE, Protocol } from "../protocol/protocol.ts";
 import {
   assertFailed,
   concat,

@@ -7,7 +7,7 @@
 // there against servers in this process.
 import assert from "node:assert/strict";
 import { ConnectError } from "../mod.ts";
-import { NativeTransport } from "../transport_native.ts";
+import { NativeTransport } from "../transport/native.ts";
 import { closedPort } from "./_servers.ts";
 import { type CommandOutput, runCommand } from "./_command.ts";
 import { serve } from "../serve.ts";

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { connect } from "../mod.ts";
 import { serve } from "../serve.ts";
 import { logLines, OP, RawClient, upgradeRequest } from "./_serve_clients.ts";
-import { MAX_SHOWN, quoted, shown, shownProtocol, shownTarget } from "../serve_log.ts";
+import { MAX_SHOWN, quoted, shown, shownProtocol, shownTarget } from "../serve/log.ts";
 
 /** A raw control byte a terminal could act on (C0 but tab, DEL, C1). */
 // deno-lint-ignore no-control-regex -- finding control characters is the point
