@@ -6,9 +6,11 @@
 //               (inflate with takeover: the window prepended as a stored block)
 //   zlib-stream node:zlib createDeflateRaw / createInflateRaw, flush(Z_SYNC_FLUSH), async
 //   web-stream  CompressionStream / DecompressionStream("deflate-raw"), persistent, async
+//   wsbeat      protocol/deflate_codec.ts: zlib-sync, tuned (window and chunk sized to the message)
 //   fflate      a deflate/inflate written in JS/TS (npm:fflate, measurement only)
 // Run: deno run --allow-read=. --allow-env bench/deflate_codecs.ts [iterations]
 import * as zlib from "node:zlib";
+import { Deflater, Inflater } from "../protocol/deflate_codec.ts";
 import { deflateSync as fDeflate, inflateSync as fInflate } from "npm:fflate@0.8.2";
 
 const SYNC = zlib.constants.Z_SYNC_FLUSH;
@@ -151,6 +153,23 @@ for (const size of [200, 1024, 16 * 1024]) {
       () => d.run(concat(takeover[i++]!, TAIL)),
     );
     await d.close();
+  }
+  {
+    const deflater = new Deflater({ zlib, threshold: 0 });
+    await time("wsbeat Deflater (sync, no takeover)", messages, (m) => deflater.deflate(m));
+    const plain = new Inflater({ zlib, noContextTakeover: true });
+    await time(
+      "wsbeat Inflater (sync, no takeover)",
+      independent,
+      (p) => plain.inflate([p], 1 << 24),
+    );
+    const inflater = new Inflater({ zlib });
+    let i = 0;
+    await time(
+      "wsbeat Inflater (sync, takeover)",
+      messages,
+      () => inflater.inflate([takeover[i++]!], 1 << 24),
+    );
   }
   await time("fflate deflate (no takeover)", messages, (m) => fDeflate(m));
   await time(
