@@ -17,6 +17,15 @@
  * (`*_no_context_takeover`). zlib's state (about 40 KiB to inflate and
  * 64-260 KiB to deflate) lives only during a call.
  *
+ * Measured on Deno 2.9.6 (bench/deflate_codecs.ts, bench/deflate_memory.ts,
+ * 2 shared cores, best of 5): per message of 200 B / 1 KiB / 16 KiB JSON,
+ * `deflate()` 10 / 13 / 83 µs, `inflate()` 7 / 7 / 20 µs without takeover
+ * and 12 / 22 / 34 µs with it (the window's replay). Idle, one connection's
+ * pair keeps 32.5 KiB with takeover and 0.3 KiB without, against about
+ * 330 KiB (RSS) for a persistent `node:zlib` stream pair and 420 KiB for a
+ * `CompressionStream`/`DecompressionStream` pair. A 1 GB bomb (1 MB
+ * compressed) stops at a 1 MiB limit in 3.5 ms with 3.5 MiB of RSS growth.
+ *
  * @module
  */
 
