@@ -394,7 +394,12 @@ export function checkDeflateResponse(
     serverNoContextTakeover: answer.has("server_no_context_takeover"),
     clientNoContextTakeover: clientNoContextTakeover || answer.has("client_no_context_takeover"),
     serverMaxWindowBits: serverBits === undefined ? 15 : Number(serverBits),
-    clientMaxWindowBits: clientBits === undefined ? 15 : Number(clientBits),
+    // Not answered: we stay within what we offered (RFC 7692 7.1.2.2 calls a value a hint).
+    clientMaxWindowBits: clientBits !== undefined
+      ? Number(clientBits)
+      : typeof clientMaxWindowBits === "number"
+      ? clientMaxWindowBits
+      : 15,
   };
 }
 

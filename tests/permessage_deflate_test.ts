@@ -278,6 +278,11 @@ Deno.test("checkDeflateResponse() gives the agreed parameters of a valid answer"
     }),
     { ...base, clientMaxWindowBits: 8 },
   );
+  // A client_max_window_bits offered with a value still binds us when not answered.
+  assert.deepEqual(
+    checkDeflateResponse("permessage-deflate", { clientMaxWindowBits: 11 }),
+    { ...base, clientMaxWindowBits: 11 },
+  );
 });
 
 Deno.test("checkDeflateResponse() fails the connection on an invalid answer", async (t) => {
