@@ -116,6 +116,7 @@ export class Inflater {
   #window: Uint8Array | undefined;
   #windowLength = 0;
   #failed = false;
+  #pending: Uint8Array[] = [];
 
   /**
    * Constructs a new instance.
@@ -139,6 +140,47 @@ export class Inflater {
   /** The bytes kept between messages: the window's buffer, 0 without takeover or before the first message. */
   get retainedBytes(): number {
     return this.#window?.byteLength ?? 0;
+  }
+
+  /**
+   * Copies one frame's payload of the message being received, so that the
+   * frame's buffer can go back to a pool at once; {@linkcode Inflater.end}
+   * inflates what was pushed. The compressed bytes held are bounded by the
+   * frame reader's limit on the message's wire size.
+   *
+   * @param payload A frame's payload (the first frame had RSV1 set).
+   *
+   * @example Fragments pushed as they arrive
+   * ```ts
+   * import * as zlib from "node:zlib";
+   * import { Inflater } from "./deflate_codec.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const inflater = new Inflater({ zlib });
+   * const frame = new Uint8Array([0xf2, 0x48, 0xcd]);
+   * inflater.push(frame);
+   * frame.fill(0); // the buffer is free again
+   * inflater.push(new Uint8Array([0xc9, 0xc9, 0x07, 0x00]));
+   * assert.equal(new TextDecoder().decode(inflater.end(1024)), "Hello");
+   * ```
+   */
+  push(payload: Uint8Array): void {
+    if (payload.length > 0) this.#pending.push(payload.slice());
+  }
+
+  /**
+   * Inflates the payloads given to {@linkcode Inflater.push} since the last
+   * message, as {@linkcode Inflater.inflate} does.
+   *
+   * @param maxSize The largest inflated size allowed, in bytes.
+   * @returns The inflated message.
+   * @throws {ProtocolError} As {@linkcode Inflater.inflate}.
+   * @throws {RangeError} When `maxSize` is not a non-negative safe integer.
+   */
+  end(maxSize: number): Uint8Array {
+    const pending = this.#pending;
+    this.#pending = [];
+    return this.inflate(pending, maxSize);
   }
 
   /**

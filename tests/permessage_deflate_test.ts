@@ -530,6 +530,25 @@ Deno.test("Inflater.inflate() takes a message's fragments in pieces", () => {
   }
 });
 
+Deno.test("Inflater.push() copies each fragment, so pooled buffers can be reused before end()", () => {
+  const deflater = new Deflater({ zlib });
+  const inflater = new Inflater({ zlib });
+  for (const seed of [1, 2, 3]) {
+    const message = json(5000, seed);
+    const payload = deflater.deflate(message);
+    const pool = new Uint8Array(64);
+    for (let offset = 0; offset < payload.length; offset += 64) {
+      const piece = payload.subarray(offset, offset + 64);
+      pool.set(piece);
+      inflater.push(pool.subarray(0, piece.length));
+      pool.fill(0xaa); // reused by the next frame
+    }
+    inflater.push(new Uint8Array());
+    assert.deepEqual(inflater.end(5000), message);
+  }
+  assert.deepEqual(inflater.end(0), new Uint8Array(), "nothing pushed: an empty message");
+});
+
 Deno.test("Inflater.inflate() stops a decompression bomb at maxSize with bounded memory", async (t) => {
   // One sync-flushed MiB of zeros (about 1 KiB) repeated: 100 MiB from about 100 KiB.
   const unit = zlib.deflateRawSync(new Uint8Array(MiB), {
