@@ -29,7 +29,8 @@ import type { ClosingStart, TransportEnd } from "../transport/transport.ts";
  * Who closed the connection first.
  *
  * - `"client"`: this side called `close()`, the signal aborted, the client
- *   gave up (the consumer fell behind on the native transport), or the
+ *   gave up (a stale feed, a consumer that fell behind on the native
+ *   transport), or the
  *   server broke RFC 6455 and the client failed the connection (the error is
  *   a `ProtocolError`, the code the one sent: 1002, 1007 or 1009).
  * - `"server"`: the peer sent a close frame.
@@ -38,26 +39,97 @@ import type { ClosingStart, TransportEnd } from "../transport/transport.ts";
  */
 export type CloseInitiator = "client" | "server" | "heartbeat" | "network";
 
-/** How a connection ended, as resolved by {@linkcode WebSocketClient.closed}. */
+/**
+ * How a connection ended, as resolved by {@linkcode WebSocketClient.closed}.
+ *
+ * Each case, as `code`, `reason`, `wasClean`, `initiator`, `error`:
+ *
+ * - Close frames went both ways: the peer's code (1005 when its frame had
+ *   none) and reason, `true`, who began, no error. The same when the peer's
+ *   TCP close came late and the client closed TCP after `closeTimeout`.
+ * - The server broke RFC 6455 (wsbeat transport): the code and reason the
+ *   client sent (1002, 1007, 1009), `false`, `"client"`, the `ProtocolError`.
+ * - The heartbeat found the peer unresponsive: 1006, `""`, `false`,
+ *   `"heartbeat"`, its `TooSlowError` (or what `onBeat` threw).
+ * - The feed went stale, or the consumer fell behind on the native
+ *   transport: 1006, `""`, `false`, `"client"`, a `StaleFeedError` or the
+ *   error that says so.
+ * - `close()` got no close frame back within `closeTimeout`: 1006, `""`,
+ *   `false`, `"client"`, a `TooSlowError`.
+ * - The connection dropped with no closing handshake (the native runtime's
+ *   code 0 included): 1006, `""`, `false`, who began (`"network"` if no one
+ *   did), the network error.
+ * - It never opened: 1006, `""`, `false`, `"client"` if `close()` or the
+ *   signal aborted it (else `"network"`), the `ConnectError` or the abort
+ *   reason.
+ */
 export interface CloseInfo {
   /**
-   * The close code: the peer's, or 1006 when no close frame was received
-   * (the runtime says 0), or 1005 when the close frame had no code.
+   * The close code: the peer's when close frames went both ways (1005 when
+   * its frame had no code); the one the client sent when it failed the
+   * connection because the server broke the protocol (1002, 1007, 1009);
+   * 1006 when no close frame came back, when wsbeat ended the connection
+   * itself, and when it never opened (the native runtime's code 0 is
+   * reported as 1006 too).
    */
   code: number;
-  /** The close reason the peer sent; empty when it sent none. */
+  /**
+   * The reason that goes with `code`: the peer's when close frames went both
+   * ways, the one the client sent when it failed the connection for a
+   * protocol error, and `""` with 1006.
+   */
   reason: string;
-  /** Whether the closing handshake completed. */
+  /**
+   * Whether close frames went both ways: `true` even if the peer's TCP close
+   * was late and the client closed TCP itself after `closeTimeout`.
+   */
   wasClean: boolean;
-  /** Who closed first. */
+  /** Who began the close: the first cause, see {@linkcode CloseInitiator}. */
   initiator: CloseInitiator;
   /**
-   * The error behind an abnormal close: the heartbeat's
-   * {@linkcode TooSlowError}, the runtime's network error, a
-   * {@linkcode ConnectError} if the socket never opened, or the error that
-   * made the client give up.
+   * What ended the connection, present on every close that is not clean
+   * (when the cause is not an `Error`, such as a signal's string reason, an
+   * `Error` naming it): a `ProtocolError`, the heartbeat's
+   * {@linkcode TooSlowError}, a `StaleFeedError`, the error that made the
+   * client give up, the runtime's network error, a {@linkcode ConnectError}
+   * if the socket never opened, or the abort reason. Absent after a clean
+   * close.
    */
   error?: Error;
+}
+
+/**
+ * What is ending a connection, and why: the first cause of its close, as a
+ * client records it. It is set once; a later cause (a heartbeat that fails
+ * while the server's close is under way, say) never replaces it, and
+ * `CloseInfo.initiator` and the errors of refused operations derive from it.
+ *
+ * - `peer`: the peer's close frame arrived (the transport's `onClosing`).
+ * - `failure`: the peer broke RFC 6455 and the protocol failed the
+ *   connection, sending `error.closeCode`.
+ * - `close`: this side's `close(code, reason)`, or the signal once open.
+ * - `forced`: wsbeat ended the connection itself without waiting for the
+ *   peer (a failed heartbeat, a stale feed, a consumer that fell behind on
+ *   the native transport): reported as 1006 with `error`.
+ * - `abort`: the signal aborted while connecting; `opened` rejects with
+ *   `reason`, whatever it is.
+ */
+export type CloseCause =
+  | ClosingStart
+  | { by: "close"; code: number; reason: string }
+  | { by: "forced"; initiator: "client" | "heartbeat"; error: Error }
+  | { by: "abort"; reason: unknown };
+
+/**
+ * Who began a close with this first cause.
+ *
+ * @param cause The first cause.
+ * @returns `"server"` for the peer's close frame, the watchdog's side for a
+ *   forced end, `"client"` otherwise.
+ */
+export function initiatorOf(cause: CloseCause): CloseInitiator {
+  if (cause.by === "peer") return "server";
+  return cause.by === "forced" ? cause.initiator : "client";
 }
 
 const NORMAL_CODES: ReadonlySet<number> = new Set([1000, 1001, 1005]);
@@ -103,33 +175,22 @@ export function describeClose(info: CloseInfo): string {
 /**
  * The error for an operation refused because the connection is not open,
  * naming the state and, once known, the close's first cause: how it ended,
- * or why it is closing (the server's close, the rule it broke).
+ * or why it is closing (the server's close, the rule it broke, the client's
+ * close, the watchdog that gave up).
  *
  * @param action What could not be done, e.g. `"send"`.
  * @param state The client's state now.
- * @param known How the connection ended, or how its closing began, if known.
+ * @param known How the connection ended, or the first cause of its close, if known.
  * @param cause The error behind the refusal, if no close explains it.
  * @returns The error, with the close's code and reason (1006 while unknown).
  */
 export function notOpenError(
   action: string,
   state: string,
-  known: CloseInfo | ClosingStart | undefined,
+  known: CloseInfo | CloseCause | undefined,
   cause?: unknown,
 ): ConnectionClosedError {
-  let info: CloseInfo | undefined;
-  if (known === undefined || "initiator" in known) info = known;
-  else if (known.by === "peer") {
-    info = { code: known.code, reason: known.reason, wasClean: false, initiator: "server" };
-  } else {
-    info = {
-      code: known.error.closeCode,
-      reason: "",
-      wasClean: false,
-      initiator: "client",
-      error: known.error,
-    };
-  }
+  const info = known === undefined || !("by" in known) ? known : closingInfo(known);
   return new ConnectionClosedError(
     info?.code ?? 1006,
     info?.reason ?? "",
@@ -139,41 +200,70 @@ export function notOpenError(
   );
 }
 
+/** What is known of a close from its first cause alone, before it ends; none for an abort. */
+function closingInfo(cause: CloseCause): CloseInfo | undefined {
+  const initiator = initiatorOf(cause);
+  switch (cause.by) {
+    case "peer":
+    case "close":
+      return { code: cause.code, reason: cause.reason, wasClean: false, initiator };
+    case "failure":
+      return {
+        code: cause.error.closeCode,
+        reason: "",
+        wasClean: false,
+        initiator,
+        error: cause.error,
+      };
+    case "forced":
+      return { code: 1006, reason: "", wasClean: false, initiator, error: cause.error };
+    case "abort":
+      return undefined;
+  }
+}
+
 /**
  * The {@linkcode CloseInfo} of a transport's end.
  *
  * @param end What the transport reported.
- * @param initiator Who closed first, if the client already knows (it called
- *   `close()`, or its heartbeat failed).
- * @param forced The error for which wsbeat ended the connection itself; such
- *   an end is reported as 1006 whatever the transport saw.
+ * @param cause The first cause the client recorded, if any; a forced end is
+ *   reported as 1006 with its error, whatever the transport saw.
  * @returns How the connection ended.
  */
-export function closeInfoOf(
-  end: TransportEnd,
-  initiator: CloseInitiator | undefined,
-  forced: Error | undefined,
-): CloseInfo {
-  if (forced) {
-    return {
-      code: 1006,
-      reason: "",
-      wasClean: false,
-      initiator: initiator ?? "client",
-      error: forced,
-    };
-  }
+export function closeInfoOf(end: TransportEnd, cause: CloseCause | undefined): CloseInfo {
+  if (cause?.by === "forced") return closingInfo(cause)!;
   return {
     code: end.code,
     reason: end.reason,
     wasClean: end.wasClean,
-    initiator: initiator ??
-      (end.error instanceof ProtocolError || end.firstClose === "local"
-        ? "client"
-        : end.firstClose === "remote"
-        ? "server"
-        : "network"),
+    initiator: cause
+      ? initiatorOf(cause)
+      : end.error instanceof ProtocolError || end.firstClose === "local"
+      ? "client"
+      : end.firstClose === "remote"
+      ? "server"
+      : "network",
     ...(end.error ? { error: end.error } : {}),
+  };
+}
+
+/**
+ * The {@linkcode CloseInfo} of a connection that never opened.
+ *
+ * @param cause The first cause the client recorded, if any (an abort, a `close()`).
+ * @param error Why it did not open: a `ConnectError`, the abort reason.
+ * @returns How the connection ended: 1006, not clean.
+ */
+export function connectFailureInfo(
+  cause: CloseCause | undefined,
+  error: Error | undefined,
+): CloseInfo {
+  return {
+    code: 1006,
+    reason: "",
+    wasClean: false,
+    initiator: cause ? initiatorOf(cause) : "network",
+    ...(error ? { error } : {}),
   };
 }
 

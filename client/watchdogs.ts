@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { ClientHeartbeatOptions, CloseInitiator } from "./options.ts";
+import type { ClientHeartbeatOptions } from "./options.ts";
 import { DEFAULT_INTERVAL, DEFAULT_TIMEOUT } from "../heartbeat.ts";
 import { HeartbeatLoop, type Probe, type ProbeListener } from "../heartbeat/loop.ts";
 import { StaleFeedError, StaleWatch } from "./stale.ts";
@@ -33,7 +33,7 @@ export interface WatchdogHooks {
   /** A count that grows with every input taken in: messages, pongs, socket reads. */
   progress(): number;
   /** A watchdog found the peer gone: the client ends the connection with `error`. */
-  fail(initiator: CloseInitiator, error: Error): void;
+  fail(initiator: "client" | "heartbeat", error: Error): void;
 }
 
 /** What the watchdogs watch, already checked (from the client's options). */

@@ -27,7 +27,6 @@ import {
   type ClientState,
   type ClientStats,
   type CloseInfo,
-  type CloseInitiator,
   type Message,
   type SendData,
   type SignalOptions,
@@ -36,7 +35,9 @@ import { ConnectError, ConnectionClosedError, TooSlowError } from "../util/error
 import { ClientCounters } from "./stats.ts";
 import {
   checkClientClose,
+  type CloseCause,
   closeInfoOf,
+  connectFailureInfo,
   describeClose,
   isNormalClose,
   notOpenError,
@@ -76,16 +77,13 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   #probes: Probes;
   #inbox: Inbox;
 
-  // Lifecycle.
+  // Lifecycle: one phase, and one record of the close once something began it.
   #opened: Promise<void>;
-  #isOpen = false;
-  #closing = false;
-  /** Why the connection is closing, once the peer or a protocol failure began it. */
-  #closingStart: ClosingStart | undefined;
-  #initiator: CloseInitiator | undefined;
-  #forced: Error | undefined; // why wsbeat ended the connection itself (reported as 1006)
-  #info: CloseInfo | undefined;
-  #end: ConnectionClosedError | undefined;
+  #phase: ClientState = "connecting";
+  /** What is ending the connection and why: its first cause, never replaced. */
+  #cause: CloseCause | undefined;
+  /** How it ended, and the error readers get, once `#phase` is `"closed"`. */
+  #ended: { info: CloseInfo; error: ConnectionClosedError } | undefined;
   #closed: Promise<CloseInfo>;
   #resolveClosed!: (info: CloseInfo) => void;
   #watchdogs: Watchdogs; // the heartbeat and the stale watch, while open
@@ -133,19 +131,21 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       readPaused: () => this.#flow.paused,
       progress: () => this.#arrivals + (transport.reads ?? 0),
       fail: (initiator, error) => {
-        if (!this.#info && !this.#closing) this.#forceEnd(initiator, error);
+        if (this.#phase === "open") this.#forceEnd(initiator, error);
       },
     });
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     transport.attach(this.#handler);
+    let failure: unknown;
     this.#opened = transport.opened.then(
       () => this.#onOpen(),
       (error) => {
+        failure = error;
         // An aborted signal rejects `opened` with its reason, whatever that is.
-        throw this.#abortReason ? this.#abortReason.reason : error;
+        throw this.#cause?.by === "abort" ? this.#cause.reason : error;
       },
     );
-    this.#opened.catch((error) => this.#onConnectFailed(error));
+    this.#opened.catch((error) => this.#onConnectFailed(error, failure));
     if (opts.connectTimeout !== Infinity) {
       this.#connectTimer = setTimeout(() => {
         transport.abort(
@@ -187,14 +187,12 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
 
   /** Bytes passed to `send()` that have not yet been written to the socket. */
   get bufferedAmount(): number {
-    return this.#info ? 0 : this.#transport.bufferedAmount;
+    return this.#ended ? 0 : this.#transport.bufferedAmount;
   }
 
   /** `"connecting"`, `"open"`, `"closing"` or `"closed"`. */
   get state(): ClientState {
-    if (this.#info) return "closed";
-    if (!this.#isOpen) return "connecting";
-    return this.#closing ? "closing" : "open";
+    return this.#phase;
   }
 
   /**
@@ -259,7 +257,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
    * @throws {ConnectionClosedError} If the connection closes first.
    */
   drain(options: SignalOptions = {}): Promise<void> {
-    return this.#flow.drain(() => this.#end, options.signal);
+    return this.#flow.drain(() => this.#ended?.error, options.signal);
   }
 
   /**
@@ -295,9 +293,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
    */
   ping(options: SignalOptions = {}): Promise<number> {
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
-    if (this.#info !== undefined || !this.#isOpen || this.#closing) {
-      return Promise.reject(this.#notOpen("ping"));
-    }
+    if (this.#phase !== "open") return Promise.reject(this.#notOpen("ping"));
     return untilAborted(this.#probes.awaited(!this.#transport.canPing), options.signal);
   }
 
@@ -322,9 +318,9 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
           "sends only 1000 or 3000 to 4999: use 1000, or the wsbeat transport",
       );
     }
-    if (this.#info) return this.#info;
-    this.#initiator ??= "client";
-    if (!this.#isOpen) {
+    if (this.#ended) return this.#ended.info;
+    this.#cause ??= { by: "close", code, reason };
+    if (this.#phase === "connecting") {
       this.#transport.abort(
         new ConnectError(this.#transport.url, "aborted", "close() was called while connecting"),
       );
@@ -334,8 +330,8 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     this.#watchdogs.stop(
       new ConnectionClosedError(code, reason, "The client is closing the connection"),
     );
-    if (!this.#closing) {
-      this.#closing = true;
+    if (this.#phase === "open") {
+      this.#phase = "closing";
       this.#transport.close(code, reason);
     }
     if (this.#opts.closeTimeout === Infinity) return this.#closed;
@@ -366,7 +362,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
 
   #handler: TransportHandler = {
     onMessage: (data) => {
-      if (this.#info) return;
+      if (this.#ended) return;
       this.#arrivals++;
       this.#counters.received(data);
       const probes = this.#probes;
@@ -380,15 +376,15 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     },
     onDrain: () => this.#flow.written(),
     onClosing: (start) => this.#onClosing(start),
-    onClosed: (end) => this.#finish(closeInfoOf(end, this.#initiator, this.#forced)),
+    onClosed: (end) => this.#finish(closeInfoOf(end, this.#cause)),
   };
 
   #checkOpen(action: string): void {
-    if (this.#info !== undefined || !this.#isOpen || this.#closing) throw this.#notOpen(action);
+    if (this.#phase !== "open") throw this.#notOpen(action);
   }
 
   #notOpen(action: string, cause?: unknown): ConnectionClosedError {
-    return notOpenError(action, this.state, this.#info ?? this.#closingStart, cause);
+    return notOpenError(action, this.#phase, this.#ended?.info ?? this.#cause, cause);
   }
 
   /**
@@ -398,26 +394,26 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
    * the cause instead (the closing handshake has its own bound, closeTimeout).
    */
   #onClosing(start: ClosingStart): void {
-    if (this.#info || this.#forced || this.#closingStart) return;
-    this.#closingStart = start;
-    this.#closing = true;
-    this.#initiator ??= start.by === "peer" ? "server" : "client";
+    if (this.#cause || this.#ended) return;
+    this.#cause = start;
+    if (this.#phase === "open") this.#phase = "closing"; // while connecting: once open
     this.#watchdogs.stop(this.#notOpen("ping"));
   }
 
   /** One heartbeat probe: a ping frame, or an application message when `application`. */
   #probe(application: boolean, listener: ProbeListener): Probe {
-    if (this.#info !== undefined || !this.#isOpen || this.#closing) throw this.#notOpen("ping");
+    if (this.#phase !== "open") throw this.#notOpen("ping");
     return application ? this.#probes.probeMessage(listener) : this.#probes.pingFrame(listener);
   }
 
   #onOpen(): void {
     clearTimeout(this.#connectTimer);
-    this.#isOpen = true;
     this.#counters.opened();
-    // Frames that came with the handshake's answer may have begun the close already: then
-    // the close has its cause, and no watchdog is started to replace it.
-    if (this.#closing || this.#info) return;
+    if (this.#phase !== "connecting") return; // closed already
+    // Frames that came with the handshake's answer (or a close() just now) may have begun the
+    // close already: then the close has its cause, and no watchdog is started to replace it.
+    this.#phase = this.#cause ? "closing" : "open";
+    if (this.#cause) return;
     this.#watchdogs.start({
       heartbeat: this.#opts.heartbeat,
       canPing: this.#transport.canPing,
@@ -442,59 +438,52 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
     );
   }
 
-  #onConnectFailed(error: unknown): void {
-    clearTimeout(this.#connectTimer);
-    this.#finish({
-      code: 1006,
-      reason: "",
-      wasClean: false,
-      initiator: this.#initiator ?? "network",
-      ...(error instanceof Error ? { error } : {}),
-    });
+  /** `opened` rejected with `rejected`, the transport's `opened` with `failure`. */
+  #onConnectFailed(rejected: unknown, failure: unknown): void {
+    const error = rejected instanceof Error ? rejected : failure;
+    this.#finish(connectFailureInfo(this.#cause, error instanceof Error ? error : undefined));
   }
 
   #onAbort(): void {
     const reason = this.#opts.signal!.reason;
-    if (!this.#isOpen) {
-      this.#initiator ??= "client";
-      this.#transport.abort(reason instanceof Error ? reason : new Error(String(reason)));
-      // `opened` must reject with the reason itself, whatever it is.
-      this.#abortReason = { reason };
-    } else {
+    if (this.#phase !== "connecting") {
       this.close().catch(() => {});
+      return;
     }
+    this.#cause ??= { by: "abort", reason }; // `opened` rejects with the reason itself
+    this.#transport.abort(reason instanceof Error ? reason : new Error(String(reason)));
   }
-
-  #abortReason: { reason: unknown } | undefined;
 
   /**
    * Ends the connection at once, without waiting for the peer: for a peer
    * that is not answering, or a consumer that fell behind. Reported as 1006
    * with `error`, as soon as the transport has let go of the socket.
    */
-  #forceEnd(initiator: CloseInitiator, error: Error): void {
-    if (this.#info || this.#forced) return;
-    this.#initiator = initiator;
-    this.#forced = error;
+  #forceEnd(initiator: "client" | "heartbeat", error: Error): void {
+    if (this.#ended || this.#cause?.by === "forced") return;
+    // A close under way (only the native transport's own close() can be) keeps its cause.
+    this.#cause ??= { by: "forced", initiator, error };
+    this.#phase = "closing";
     this.#watchdogs.stop(error);
     this.#transport.abort(error, 1011);
   }
 
   #finish(info: CloseInfo): void {
-    if (this.#info) return;
+    if (this.#ended) return;
     clearTimeout(this.#connectTimer);
-    this.#info = info;
-    this.#counters.ended();
-    this.#end = info.error instanceof ConnectionClosedError
+    const error = info.error instanceof ConnectionClosedError
       ? info.error
       : new ConnectionClosedError(info.code, info.reason, describeClose(info), {
         cause: info.error,
       });
+    this.#ended = { info, error };
+    this.#phase = "closed";
+    this.#counters.ended();
     this.#opts.signal?.removeEventListener("abort", this.#onSignal);
-    this.#watchdogs.stop(this.#end);
+    this.#watchdogs.stop(error);
     this.#flow.end();
-    this.#inbox.end(this.#end, this.#opts.quietEnd || isNormalClose(info));
-    this.#probes.rejectAll(this.#end);
+    this.#inbox.end(error, this.#opts.quietEnd || isNormalClose(info));
+    this.#probes.rejectAll(error);
     this.#resolveClosed(info);
   }
 }
