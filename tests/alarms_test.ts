@@ -1,36 +1,7 @@
 import assert from "node:assert/strict";
 import { ALARM_GRID, pendingAlarms, setAlarm } from "../heartbeat/alarms.ts";
-import { TooSlowError } from "../util/errors.ts";
-import { HeartbeatLoop, type Probe, type ProbeListener } from "../heartbeat/loop.ts";
 
-/** A probe sender whose probes the test answers; each probe records what abandoned it. */
-function manualProbes() {
-  const sent: { abandoned: unknown; answer(rtt: number): void; fail(error: unknown): void }[] = [];
-  const send = (listener: ProbeListener): Probe => {
-    const probe = {
-      abandoned: undefined as unknown,
-      abandon(reason: unknown) {
-        probe.abandoned = reason;
-      },
-      answer: (rtt: number) => listener.replied(probe, rtt),
-      fail: (error: unknown) => listener.failed(probe, error),
-    };
-    sent.push(probe);
-    return probe;
-  };
-  return { send, sent };
-}
-
-/** A probe sender whose every probe is answered (with `rtt`) as soon as the send returned. */
-function answeredProbes(rtt = 1): (listener: ProbeListener) => Probe {
-  return (listener) => {
-    const probe = { abandon() {} };
-    queueMicrotask(() => listener.replied(probe, rtt));
-    return probe;
-  };
-}
-
-Deno.test("alarms fire in deadline order, never early, and share one timer", async () => {
+Deno.test("setAlarm() fires alarms in deadline order, never early, on one shared timer", async () => {
   const fired: number[] = [];
   const start = performance.now();
   const done = new Promise<void>((resolve) => {
@@ -48,7 +19,7 @@ Deno.test("alarms fire in deadline order, never early, and share one timer", asy
   assert.equal(pendingAlarms(), 0); // and no runtime timer left: the op sanitizer checks
 });
 
-Deno.test("a cancelled alarm never fires, from any place in its slot", async () => {
+Deno.test("Alarm.cancel() keeps an alarm from firing, from any place in its slot", async () => {
   const fired: number[] = [];
   const alarms = Array.from({ length: 40 }, (_, i) => setAlarm(i % 7, () => fired.push(i)));
   for (let i = 0; i < alarms.length; i += 3) alarms[i]!.cancel();
@@ -62,7 +33,7 @@ Deno.test("a cancelled alarm never fires, from any place in its slot", async () 
   assert.equal(pendingAlarms(), 0);
 });
 
-Deno.test("an alarm cancelled or set by another firing at the same time is handled in order", async () => {
+Deno.test("setAlarm() handles in order an alarm cancelled or set by another firing at the same time", async () => {
   const fired: string[] = [];
   await new Promise<void>((resolve) => {
     let victim: ReturnType<typeof setAlarm> | undefined = undefined;
@@ -79,14 +50,14 @@ Deno.test("an alarm cancelled or set by another firing at the same time is handl
   assert.equal(pendingAlarms(), 0);
 });
 
-Deno.test("cancelling the last alarm leaves no timer behind", () => {
+Deno.test("Alarm.cancel() of the last alarm leaves no timer behind", () => {
   const alarm = setAlarm(60_000, () => assert.fail("fired"));
   alarm.cancel();
   assert.equal(pendingAlarms(), 0);
   // The test's op sanitizer fails it if the runtime timer were still armed.
 });
 
-Deno.test("an alarm that throws does not keep the others from firing", async () => {
+Deno.test("setAlarm() fires the other due alarms when one throws", async () => {
   const fired: string[] = [];
   const errors: unknown[] = [];
   const onError = (event: ErrorEvent) => {
@@ -107,98 +78,4 @@ Deno.test("an alarm that throws does not keep the others from firing", async () 
   }
   assert.deepEqual(fired, ["second"]);
   assert.equal((errors[0] as Error)?.message, "boom");
-});
-
-Deno.test("HeartbeatLoop: stop() abandons the probe in flight with the reason and resolves done", async () => {
-  const { send, sent } = manualProbes();
-  const loop = new HeartbeatLoop(send, { interval: 10, timeout: 60_000 });
-  const reason = new Error("closing");
-  loop.stop(reason);
-  await loop.done;
-  assert.equal(sent[0]!.abandoned, reason);
-  assert.ok(loop.ended);
-  assert.equal(pendingAlarms(), 0);
-});
-
-Deno.test("HeartbeatLoop: a late reply abandons the probe with the TooSlowError it fails with", async () => {
-  const { send, sent } = manualProbes();
-  const loop = new HeartbeatLoop(send, { interval: 10, timeout: 15 });
-  const error = await loop.done.catch((e) => e);
-  assert.ok(error instanceof TooSlowError);
-  assert.equal(error.timeout, 15);
-  assert.equal(sent[0]!.abandoned, error);
-  sent[0]!.answer(1); // a reply after the failure changes nothing
-  sent[0]!.fail(new Error("late")); // nor does a failure
-  assert.equal(sent.length, 1);
-  assert.equal(pendingAlarms(), 0);
-});
-
-Deno.test("HeartbeatLoop: sleeps interval between a reply and the next probe", async () => {
-  const sent: number[] = [];
-  const answered = answeredProbes(0);
-  const probe = (listener: ProbeListener): Probe => {
-    sent.push(performance.now());
-    if (sent.length === 3) queueMicrotask(() => loop.stop("done"));
-    return answered(listener);
-  };
-  const loop: HeartbeatLoop = new HeartbeatLoop(probe, { interval: 25, timeout: 1_000 });
-  await loop.done;
-  assert.equal(sent.length, 3);
-  assert.ok(sent[1]! - sent[0]! >= 25 && sent[2]! - sent[1]! >= 25, `sent at ${sent}`);
-});
-
-Deno.test("HeartbeatLoop: an onBeat that throws fails the heartbeat with its error", async () => {
-  const boom = new Error("onBeat failed");
-  const loop = new HeartbeatLoop(answeredProbes(1), {
-    interval: 10,
-    timeout: 100,
-    onBeat: () => {
-      throw boom;
-    },
-  });
-  await assert.rejects(loop.done, (e) => e === boom);
-  assert.equal(pendingAlarms(), 0);
-});
-
-Deno.test("HeartbeatLoop: an excused late reply is retried with a fresh probe when the excuse resolves", async () => {
-  const { send, sent: probes } = manualProbes();
-  let excuse!: () => void;
-  let excused = 0;
-  const beats: number[] = [];
-  const loop = new HeartbeatLoop(send, {
-    interval: 60_000,
-    timeout: 10,
-    excuseLate: () => {
-      excused++;
-      return new Promise<void>((resolve) => (excuse = resolve));
-    },
-    onBeat: (rtt) => beats.push(rtt),
-  });
-  while (excused === 0) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(probes[0]!.abandoned instanceof TooSlowError);
-  assert.equal(probes.length, 1, "no new probe while excused");
-  excuse();
-  await Promise.resolve();
-  assert.equal(probes.length, 2);
-  probes[1]!.answer(7);
-  await new Promise((r) => setTimeout(r, 0));
-  assert.deepEqual(beats, [7]);
-  loop.stop("done");
-  await loop.done;
-  assert.equal(pendingAlarms(), 0);
-});
-
-Deno.test("HeartbeatLoop: a probe that fails, or cannot be sent, fails the loop with that error", async () => {
-  const { send, sent } = manualProbes();
-  const loop = new HeartbeatLoop(send, { interval: 10, timeout: 60_000 });
-  const closed = new Error("connection closed");
-  sent[0]!.fail(closed);
-  await assert.rejects(loop.done, (e) => e === closed);
-  assert.equal(pendingAlarms(), 0);
-  const refused = new Error("not open");
-  const unsent = new HeartbeatLoop(() => {
-    throw refused;
-  }, { interval: 10, timeout: 60_000 });
-  await assert.rejects(unsent.done, (e) => e === refused);
-  assert.equal(pendingAlarms(), 0);
 });
