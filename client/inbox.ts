@@ -6,12 +6,14 @@
  * bounds it calls `onRoom` (the client reads again). It also serves the
  * client's reading: {@linkcode Inbox.receive} and {@linkcode Inbox.next}
  * give the queued messages first, then wait, and once the connection ended
- * reject with its error (iteration ends quietly after a normal close).
+ * reject with its error (iteration ends quietly after a normal close). The
+ * messages wait in two `Fifo`s (`util/fifo.ts`): the messages and their sizes.
  *
  * @module
  */
 
 import { byteLength } from "../util/bytes.ts";
+import { Fifo } from "../util/fifo.ts";
 import type { Message } from "./options.ts";
 
 /** A waiting reader: `receive()`, or an iterator's `next()` (done after a quiet end). */
@@ -39,9 +41,8 @@ export interface InboxOptions {
 /** A FIFO of received messages with waiting readers: see the module doc. */
 export class Inbox {
   #options: InboxOptions;
-  #queue: Message[] = [];
-  #sizes: number[] = [];
-  #head = 0;
+  #queue = new Fifo<Message>();
+  #sizes = new Fifo<number>(); // each queued message's size in bytes, in the same order
   #bytes = 0;
   #full = false;
   #waiters: Waiter[] = [];
@@ -61,12 +62,7 @@ export class Inbox {
 
   /** How many messages wait. */
   get length(): number {
-    return this.#queue.length - this.#head;
-  }
-
-  /** Whether a reader is waiting for a message. */
-  get hasWaiter(): boolean {
-    return this.#waiters.length > 0;
+    return this.#queue.size;
   }
 
   /**
@@ -94,19 +90,9 @@ export class Inbox {
 
   /** Takes the oldest queued message, or `undefined`. */
   shift(): Message | undefined {
-    if (this.#head === this.#queue.length) return undefined;
-    const message = this.#queue[this.#head]!;
-    this.#bytes -= this.#sizes[this.#head]!;
-    this.#queue[this.#head++] = undefined as unknown as Message;
-    if (this.#head === this.#queue.length) {
-      this.#queue.length = 0;
-      this.#sizes.length = 0;
-      this.#head = 0;
-    } else if (this.#head >= 1024 && this.#head * 2 >= this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#sizes = this.#sizes.slice(this.#head);
-      this.#head = 0;
-    }
+    const message = this.#queue.shift();
+    if (message === undefined) return undefined;
+    this.#bytes -= this.#sizes.shift()!;
     const { maxMessages, maxBytes } = this.#options;
     if (this.#full && this.length <= maxMessages / 2 && this.#bytes <= maxBytes / 2) {
       this.#full = false;
