@@ -4,7 +4,15 @@
 // (Issue 21, points 1 and 7.)
 
 import assert from "node:assert/strict";
-import { connect, ConnectionClosedError, ProtocolError, reconnecting } from "../mod.ts";
+import {
+  type ClientOptions,
+  connect,
+  ConnectionClosedError,
+  ProtocolError,
+  reconnecting,
+  WebSocketClient,
+} from "../mod.ts";
+import type { Transport, TransportEnd, TransportHandler } from "../transport/transport.ts";
 import {
   closePayload,
   encodeFrame,
@@ -183,4 +191,156 @@ Deno.test("WebSocketClient.state says closing, and send() names the server's clo
   const info = await ws.closed;
   assert.equal(info.initiator, "server");
   await server.done;
+});
+
+// --- The lifecycle, on a transport the test drives: one phase, one first cause. ---
+
+/** A transport whose opening and end the test decides; it records what the client asks of it. */
+class ScriptedTransport {
+  readonly url = "ws://scripted.test/";
+  readonly protocol = "";
+  readonly extensions = "";
+  readonly bufferedAmount = 0;
+  readonly canPing = true;
+  readonly canPause: boolean;
+  readonly calls: string[] = [];
+  readonly opened: Promise<void>;
+  handler!: TransportHandler;
+  open!: () => void;
+  #fail!: (error: unknown) => void;
+  #connecting = true;
+
+  constructor(canPause = true) {
+    this.canPause = canPause;
+    this.opened = new Promise((resolve, reject) => {
+      this.open = () => {
+        this.#connecting = false;
+        resolve();
+      };
+      this.#fail = reject;
+    });
+  }
+  attach(handler: TransportHandler): void {
+    this.handler = handler;
+  }
+  send(): void {
+    this.calls.push("send");
+  }
+  ping(): void {
+    this.calls.push("ping");
+  }
+  close(code: number): void {
+    this.calls.push(`close ${code}`);
+  }
+  abort(reason: Error, code?: number): void {
+    this.calls.push(`abort${code ? ` ${code}` : ""}`);
+    if (this.#connecting) this.#fail(reason);
+  }
+  pause(): void {}
+  resume(): void {}
+}
+
+function scripted(options: ClientOptions = {}, canPause = true) {
+  const transport = new ScriptedTransport(canPause);
+  const ws = new WebSocketClient(transport as unknown as Transport, options);
+  return { ws, transport };
+}
+
+const CLEAN: TransportEnd = { code: 1000, reason: "", wasClean: true, firstClose: "local" };
+const DROPPED: TransportEnd = {
+  code: 1006,
+  reason: "",
+  wasClean: false,
+  firstClose: undefined,
+  error: new Error("Unexpected EOF"),
+};
+
+Deno.test("WebSocketClient.state goes connecting, open, closing, closed, with close()", async () => {
+  const { ws, transport } = scripted();
+  assert.equal(ws.state, "connecting");
+  transport.open();
+  await ws.opened;
+  assert.equal(ws.state, "open");
+  const closing = ws.close(4000, "done");
+  assert.equal(ws.state, "closing");
+  assert.deepEqual(transport.calls, ["close 4000"]);
+  assert.throws(() => ws.send("late"), {
+    message: "Cannot send as the connection is not open: current state is closing " +
+      "(Connection closed by the client with code 4000 (done))",
+  });
+  transport.handler.onClosed({ ...CLEAN, code: 4000, reason: "done" });
+  assert.equal(ws.state, "closed");
+  assert.deepEqual(await closing, {
+    code: 4000,
+    reason: "done",
+    wasClean: true,
+    initiator: "client",
+  });
+});
+
+Deno.test("WebSocketClient.state reads closing while a forced end releases the socket, and send() names it", async () => {
+  const { ws, transport } = scripted({ maxQueuedMessages: 1 }, false); // cannot stop reading
+  transport.open();
+  await ws.opened;
+  transport.handler.onMessage("a"); // the queue is full and the transport cannot pause
+  assert.deepEqual(transport.calls, ["abort 1011"]);
+  assert.equal(ws.state, "closing");
+  assert.throws(() => ws.send("x"), /current state is closing \(Consumer fell behind: 1 received/);
+  transport.handler.onClosed(DROPPED);
+  const info = await ws.closed;
+  assert.equal(info.code, 1006, "reported as 1006, whatever the transport saw");
+  assert.equal(info.initiator, "client");
+  assert.match(info.error!.message, /^Consumer fell behind/);
+  assert.equal(await ws.receive(), "a", "what was received is still read first");
+  await assert.rejects(ws.receive(), (e) => e === info.error);
+});
+
+Deno.test("WebSocketClient keeps the first cause: the server's close stays the server's after close() and a drop", async () => {
+  const { ws, transport } = scripted({ heartbeat: { interval: 60_000, timeout: 60_000 } });
+  transport.open();
+  await ws.opened;
+  assert.deepEqual(transport.calls, ["ping"], "the heartbeat's first beat");
+  transport.handler.onClosing!({ by: "peer", code: 1012, reason: "restarting" });
+  assert.equal(ws.state, "closing");
+  const closing = ws.close();
+  assert.deepEqual(transport.calls, ["ping"], "no close frame of ours: the transport answers");
+  transport.handler.onClosed(DROPPED);
+  const info = await closing;
+  assert.equal(info.initiator, "server");
+  assert.equal(info.code, 1006);
+});
+
+Deno.test("WebSocketClient starts no heartbeat when frames in the handshake's answer began the close", async () => {
+  const { ws, transport } = scripted({ heartbeat: { interval: 10, timeout: 10 } });
+  transport.handler.onClosing!({ by: "peer", code: 1001, reason: "" });
+  assert.equal(ws.state, "connecting");
+  transport.open();
+  await ws.opened;
+  assert.equal(ws.state, "closing");
+  await assert.rejects(ws.ping(), /current state is closing \(Connection closed by the server/);
+  assert.deepEqual(transport.calls, []);
+  transport.handler.onClosed({ code: 1001, reason: "", wasClean: true, firstClose: "remote" });
+  assert.equal((await ws.closed).initiator, "server");
+});
+
+Deno.test("WebSocketClient.close() while connecting aborts: opened rejects with the transport's error", async () => {
+  const { ws, transport } = scripted();
+  const opened = ws.opened.catch((e) => e);
+  const info = await ws.close();
+  const error = await opened;
+  assert.equal(error.kind, "aborted");
+  assert.deepEqual(transport.calls, ["abort"]);
+  assert.deepEqual(info, { code: 1006, reason: "", wasClean: false, initiator: "client", error });
+  assert.equal(ws.state, "closed");
+});
+
+Deno.test("WebSocketClient's signal aborting while connecting: opened rejects with the reason itself", async () => {
+  const controller = new AbortController();
+  const { ws } = scripted({ signal: controller.signal });
+  controller.abort("shutting down"); // not an Error
+  await assert.rejects(ws.opened, (e) => e === "shutting down");
+  const info = await ws.closed;
+  assert.equal(info.initiator, "client");
+  assert.ok(info.error instanceof Error, "every close that is not clean has an error");
+  assert.equal(info.error.message, "shutting down");
 });
