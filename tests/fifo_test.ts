@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Fifo } from "../util/fifo.ts";
 
-Deno.test("Fifo keeps order across refills, bursts and a producer that never lets it empty", () => {
+Deno.test("Fifo.shift() keeps order across refills, bursts and a producer that never lets it empty", () => {
   const queue = new Fifo<number>();
   for (let round = 0; round < 3; round++) {
     for (let i = 0; i < 40; i++) queue.push(round * 100 + i); // a burst past the kept slots
