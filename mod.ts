@@ -15,7 +15,8 @@
  *
  * - `protocol/`: RFC 6455 is spoken by wsbeat itself (sans-I/O: frames,
  *   handshake, the `Protocol` state machine); a server that breaks it gets
- *   the connection failed with a {@linkcode ProtocolError}.
+ *   the connection failed with a {@linkcode ProtocolError}, whose close code
+ *   is one of {@linkcode CloseCode}'s.
  * - `transport/`: {@linkcode Transport} is the interface between the client
  *   and the I/O. `"wsbeat"` runs the protocol over `Deno.connect` (ping
  *   frames, size limits, flow control, real release of a dead connection),
@@ -80,6 +81,7 @@ export {
   TooSlowError,
 } from "./util/errors.ts";
 export type {
+export { CloseCode, type CloseCodeName } from "./protocol/close_code.ts";
   ClosingStart,
   Transport,
   TransportEnd,

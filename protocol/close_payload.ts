@@ -9,6 +9,7 @@
  */
 
 import { ProtocolError } from "../util/errors.ts";
+import { CloseCode } from "./close_code.ts";
 
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -97,14 +98,18 @@ export function encodeClosePayload(code?: number, reason: string = ""): Uint8Arr
  * ```
  */
 export function decodeClosePayload(payload: Uint8Array): { code: number; reason: string } {
-  if (payload.length === 0) return { code: 1005, reason: "" };
-  if (payload.length === 1) throw new ProtocolError(1002, "close frame payload of 1 byte");
+  if (payload.length === 0) return { code: CloseCode.NO_STATUS, reason: "" };
+  if (payload.length === 1) {
+    throw new ProtocolError(CloseCode.PROTOCOL_ERROR, "close frame payload of 1 byte");
+  }
   const code = (payload[0]! << 8) | payload[1]!;
-  if (!isValidCloseCode(code)) throw new ProtocolError(1002, `invalid close code ${code}`);
+  if (!isValidCloseCode(code)) {
+    throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `invalid close code ${code}`);
+  }
   try {
     return { code, reason: strictDecoder.decode(payload.subarray(2)) };
   } catch (cause) {
-    throw new ProtocolError(1007, "invalid UTF-8 in close reason", { cause });
+    throw new ProtocolError(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in close reason", { cause });
   }
 }
 

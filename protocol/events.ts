@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { DeflateSettings } from "./deflate_extension.ts";
+
 /**
  * Which end of the connection a `Protocol` is: a client masks what
  * it sends and expects unmasked frames, a server the reverse.
@@ -20,12 +22,15 @@
 export type Role = "client" | "server";
 
 /**
- * What `Protocol.events` returns: a whole message, a ping (already
- * answered by a queued pong unless a close was sent), a pong, or the peer's
- * close frame (code 1005 when it had no code). A binary message's and a
- * ping's data are always in a buffer of their own; a pong's (at most 125
- * bytes, read to match it to its ping) may be a view of a buffer shared with
- * other payloads, whose bytes nothing else changes: slice it to keep it apart.
+ * What `Protocol.events` returns: a whole message, a ping (already answered
+ * by a queued pong unless a close frame was sent or
+ * {@linkcode ProtocolOptions.autoReply} is off), a pong, or the peer's close
+ * frame (code 1005 when it had no code).
+ *
+ * Binary data, a ping's and a pong's may be views of a buffer shared with
+ * other payloads (`protocol/buffers.ts`): their bytes are never written
+ * again, so they can be kept as they are; `slice()` one to keep it without
+ * the rest of its buffer.
  *
  * @example
  * ```ts
@@ -71,17 +76,39 @@ export interface ProtocolOptions {
   /**
    * An echo server's mode: a message in one frame comes with `echo`, its
    * payload with room for a header, for `Protocol.sendEcho`. Its binary
-   * `data` is that payload too: up to 4 KiB, a view of a slab shared with
-   * other payloads (never reused, so the view stays valid).
+   * `data` is that payload too.
    * @default {false}
    */
   echo?: boolean;
+  /**
+   * Whether the protocol answers by itself: a pong to each ping (until a
+   * close frame was sent) and a close frame to the peer's (with its code).
+   * Off, as in wsproto, the application answers with `Protocol.sendPong`
+   * and `Protocol.sendClose`: the echo server does, to decide per event
+   * what gets an answer (nothing after its `stallAfter` fault). A close
+   * frame that fails the connection is queued either way.
+   * @default {true} RFC 6455 asks for both answers, and most callers want them
+   */
+  autoReply?: boolean;
+  /**
+   * permessage-deflate (RFC 7692) as the opening handshake agreed on it:
+   * the zlib module, the parameters and the tuning
+   * (`protocol/deflate_extension.ts`). Then RSV1 is allowed on the first
+   * frame of a text or binary message, such messages are inflated (past
+   * `maxMessageSize` once inflated: 1009), and messages of at least
+   * `threshold` bytes are sent compressed.
+   * @default {undefined} no extension: RSV1 fails the connection with 1002
+   */
+  deflate?: DeflateSettings;
 }
 
 /**
- * The connection's state: `"open"`; `"closing"` once a close frame was sent
- * or received, or the connection failed; `"closed"` once close frames went
- * both ways, or the peer closed TCP.
+ * The connection's state: `"open"`; `"closing"` once a close frame went
+ * one way only (sent by `sendClose` or `fail` and not yet answered, or,
+ * with `autoReply` off, received and not yet answered); `"closed"` once close
+ * frames went both ways, or the peer closed TCP. With `autoReply` on, the
+ * peer's close frame is answered at once, so receiving one goes straight
+ * from `"open"` to `"closed"`.
  *
  * @example
  * ```ts

@@ -9,7 +9,8 @@
  * @module
  */
 
-import { takeBuffer } from "./buffer_pool.ts";
+import { type PayloadAllocator, payloadAllocator, type PayloadUse } from "./buffers.ts";
+import { CloseCode } from "./close_code.ts";
 import { ProtocolError } from "../util/errors.ts";
 import { Fifo } from "../util/fifo.ts";
 import { OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT, unmaskInto } from "./frames.ts";
@@ -33,27 +34,21 @@ export interface Frame {
   /** The opcode, 0 to 15. */
   opcode: number;
   /**
-   * The payload, unmasked; a small one may be a view of a buffer shared with
-   * others. The bytes of a whole binary message (FIN set) are never written
-   * again, so it may be handed to the application as it is: up to 4 KiB a
-   * view of a slab shared with other such messages (8 KiB), else a buffer of
-   * its own.
+   * The payload, unmasked. Up to 4 KiB (when it arrived whole) a view of a
+   * slab shared with other payloads, whose bytes are never written again;
+   * else a buffer of its own. Where it lives is `protocol/buffers.ts`'s
+   * business, not the reader's or its caller's.
    */
   payload: Uint8Array;
   /**
-   * Present when {@linkcode FrameReaderOptions.headerRoom} bytes (or up to 7
-   * more) before `payload` in its buffer belong to it and nothing else uses
-   * them: a header may be written there. The buffer is the payload's own
-   * (over 4 KiB) or a shared slab whose bytes are never reused (a whole
-   * message up to 4 KiB).
+   * Present when `payload` is a buffer that can be reused (not one the
+   * application keeps, not a slab's view): whoever is last done with its
+   * bytes calls it (`protocol/protocol.ts` once it decoded or
+   * copied them). Bytes handed on (a binary message to the application, an
+   * echo to a writer) are not released here: a writer releases what it
+   * wrote through `release` in `protocol/buffers.ts`.
    */
-  room?: true;
-  /**
-   * Present when `payload`'s buffer came from `protocol/buffer_pool.ts`: whoever is
-   * last done with it may give it back (`protocol/protocol.ts` once it decoded or
-   * copied it; an echo server's writer once it wrote the echo).
-   */
-  pooled?: true;
+  release?: () => void;
 }
 
 /** Options for {@linkcode FrameReader}. */
@@ -70,17 +65,18 @@ export interface FrameReaderOptions {
    */
   maxMessageSize?: number;
   /**
-   * Bytes of room to leave before the payload of each whole data message
-   * (in the shared slab, up to 4 KiB) and of each payload that gets a buffer
-   * of its own (over 4 KiB), so that a header can be written there and the
-   * payload sent back without a copy (`encodeFrameInPlace` in `protocol/frames.ts`).
-   * A payload with a buffer of its own then starts at the same offset modulo
-   * 8 as the bytes it is read from, so that it is unmasked word by word as
-   * it is copied, and its buffer comes from `protocol/buffer_pool.ts`, to be given
-   * back once the echo was written.
+   * An echo server's mode: bytes of room to leave before the payload of
+   * each whole data message (a frame with FIN), so that a header can be
+   * written there and the payload sent back without a copy
+   * (`encodeFrameInPlace` in `protocol/frames.ts`).
    * @default {0}
    */
   headerRoom?: number;
+  /**
+   * Where payloads' bytes come from.
+   * @default {payloadAllocator} (`protocol/buffers.ts`)
+   */
+  allocator?: PayloadAllocator;
 }
 
 /**
@@ -94,14 +90,9 @@ export interface FrameReaderOptions {
  * payload over `maxFrameSize` or a data message over `maxMessageSize` (1009).
  * Reserved bits and opcodes are reported in {@linkcode Frame} for the caller
  * to judge. Each payload is copied once and unmasked in the same pass; only one
- * partial frame is held. Payloads up to 4 KiB that arrive whole are copied
- * into a 64 KiB slab shared with other small payloads, of every reader
- * (saving an allocation per frame, and a slab per connection), and are views
- * of it; nothing writes to them afterwards, but
- * `payload.slice()` one to keep it without the slab. A whole binary message
- * up to 4 KiB, which the application may keep, goes into a smaller slab of
- * its own kind (8 KiB), so that a kept one keeps less alive. Larger
- * payloads, and a ping's (sent back in a pong), get a buffer of their own.
+ * partial frame is held. The reader says what each payload is for (read,
+ * kept by the application, echoed: {@linkcode PayloadUse}) and its
+ * allocator (`protocol/buffers.ts`) decides where its bytes go.
  *
  * @example Frames split across pushes
  * ```ts
@@ -122,6 +113,7 @@ export class FrameReader {
   readonly #maxFrameSize: number;
   readonly #maxMessageSize: number;
   readonly #headerRoom: number;
+  readonly #allocator: PayloadAllocator;
   readonly #frames = new Fifo<Frame>(); // whole frames not yet taken
   #error: ProtocolError | undefined;
   #header: Uint8Array | undefined; // only for a header split across pushes
@@ -137,8 +129,6 @@ export class FrameReader {
   #key: Uint8Array | undefined; // only for masked frames (a server's reader)
   #payload: Uint8Array | undefined;
   #payloadFilled = 0;
-  #room = false;
-  #pooled = false;
   #messageBytes = 0;
 
   /**
@@ -151,6 +141,7 @@ export class FrameReader {
     this.#maxFrameSize = options.maxFrameSize;
     this.#maxMessageSize = options.maxMessageSize ?? Infinity;
     this.#headerRoom = options.headerRoom ?? 0;
+    this.#allocator = options.allocator ?? payloadAllocator;
   }
 
   /** Bytes held of the frame not yet complete (header or payload so far). */
@@ -223,28 +214,32 @@ export class FrameReader {
     } else if (length === 127) {
       const view = new DataView(bytes.buffer, bytes.byteOffset + at, 8);
       const high = view.getUint32(0);
-      if (high >= 0x8000_0000) return this.#fail(1002, "64-bit length with the top bit set");
+      if (high >= 0x8000_0000) {
+        return this.#fail(CloseCode.PROTOCOL_ERROR, "64-bit length with the top bit set");
+      }
       length = high * 0x1_0000_0000 + view.getUint32(4);
       at += 8;
     }
     if (masked !== this.#expectMasked) {
       return this.#fail(
-        1002,
+        CloseCode.PROTOCOL_ERROR,
         masked ? "masked frame from a server" : "unmasked frame from a client",
       );
     }
     if (opcode >= 8) {
-      if (!fin) return this.#fail(1002, "fragmented control frame");
-      if (length > 125) return this.#fail(1002, "control frame payload over 125 bytes");
+      if (!fin) return this.#fail(CloseCode.PROTOCOL_ERROR, "fragmented control frame");
+      if (length > 125) {
+        return this.#fail(CloseCode.PROTOCOL_ERROR, "control frame payload over 125 bytes");
+      }
     } else {
       const total = (opcode === OP_CONTINUATION ? this.#messageBytes : 0) + length;
       if (total > this.#maxMessageSize) {
-        return this.#fail(1009, `message over ${this.#maxMessageSize} bytes`);
+        return this.#fail(CloseCode.TOO_BIG, `message over ${this.#maxMessageSize} bytes`);
       }
       this.#messageBytes = fin ? 0 : total;
     }
     if (length > this.#maxFrameSize) {
-      return this.#fail(1009, `frame over ${this.#maxFrameSize} bytes`);
+      return this.#fail(CloseCode.TOO_BIG, `frame over ${this.#maxFrameSize} bytes`);
     }
     if (masked) (this.#key ??= new Uint8Array(4)).set(bytes.subarray(at, at + 4));
     this.#fin = fin;
@@ -252,74 +247,50 @@ export class FrameReader {
     this.#opcode = opcode;
     this.#masked = masked;
     this.#length = length;
-    if (length === 0) this.#complete(new Uint8Array(0));
-    else this.#inPayload = true;
+    if (length !== 0) this.#inPayload = true;
+    else if (this.#headerRoom === 0) this.#complete(new Uint8Array(0));
+    else this.#complete(this.#allocator.small(0, this.#use(), this.#headerRoom));
+  }
+
+  /** What the payload of the frame being read is for. */
+  #use(): PayloadUse {
+    const opcode = this.#opcode;
+    if (opcode === OP_BINARY || opcode === OP_TEXT) {
+      if (this.#fin && this.#headerRoom > 0) return "echo";
+      if (this.#fin && opcode === OP_BINARY) return "kept";
+    }
+    return opcode === OP_PING ? "kept" : "read";
   }
 
   #readPayload(chunk: Uint8Array, at: number): number {
     const length = this.#length;
-    if (this.#payload === undefined) {
-      const whole = this.#end - at >= length;
-      if (whole && length <= SLAB_ITEM_MAX) {
-        // A whole binary message or a ping is handed on in a buffer of its own anyway (see `own`
-        // in protocol/message_assembly.ts): copy it there at once rather than twice. A pong stays in the
-        // slab: it is only read, to match it to its ping.
-        const opcode = this.#opcode;
-        if (this.#headerRoom > 0 && this.#fin && (opcode === OP_TEXT || opcode === OP_BINARY)) {
-          // An echo server's whole message: into the slab too, with room for the echo's header
-          // before it, so that the echo is written from where it was read (no copy, no buffer).
-          this.#room = true;
-          const target = slabPayload(length, this.#headerRoom);
-          this.#complete(this.#copy(chunk.subarray(at, at + length), target));
-          return at + length;
-        }
-        // A whole binary message is handed on as it is: from a slab of its own kind (see
-        // messagePayload). A ping's payload is sent back in a pong: a buffer of its own.
-        const target = opcode === OP_BINARY && this.#fin
-          ? messagePayload(length)
-          : opcode === OP_PING
-          ? new Uint8Array(length)
-          : slabPayload(length);
+    let payload = this.#payload;
+    if (payload === undefined) {
+      const use = this.#use();
+      const room = use === "echo" ? this.#headerRoom : 0;
+      if (this.#end - at >= length && length <= this.#allocator.smallMax) {
+        const target = this.#allocator.small(length, use, room);
         this.#complete(this.#copy(chunk.subarray(at, at + length), target));
         return at + length;
       }
       try {
-        // Not from the slab: a frame that trickles in would keep a whole slab alive.
-        this.#payload = this.#ownBuffer(length, chunk.byteOffset + at);
+        payload = this.#payload = this.#allocator.large(length, use, room, chunk.byteOffset + at);
       } catch {
-        this.#fail(1009, `frame of ${length} bytes too large to buffer`);
+        this.#fail(CloseCode.TOO_BIG, `frame of ${length} bytes too large to buffer`);
         return this.#end;
       }
-      this.#room = this.#headerRoom > 0;
     }
     const take = Math.min(length - this.#payloadFilled, this.#end - at);
-    const target = this.#payload.subarray(this.#payloadFilled, this.#payloadFilled + take);
+    const target = payload.subarray(this.#payloadFilled, this.#payloadFilled + take);
     this.#copy(chunk.subarray(at, at + take), target, this.#payloadFilled & 3);
     this.#payloadFilled += take;
     if (this.#payloadFilled === length) {
-      const payload = this.#payload;
       this.#payload = undefined;
       this.#payloadFilled = 0;
-      this.#complete(payload);
+      // A kept payload is the application's: never reused, so nothing to release.
+      this.#complete(payload, this.#use() === "kept" ? undefined : this.#allocator);
     }
     return at + take;
-  }
-
-  /**
-   * A buffer of its own for a payload of `length` bytes, after the header
-   * room, and then at the offset modulo 8 of the bytes it is read from.
-   */
-  #ownBuffer(length: number, from: number): Uint8Array {
-    if (this.#headerRoom === 0) {
-      // Only a whole binary message is handed on as it is; any other payload is decoded or
-      // copied by the protocol, which then gives its buffer back.
-      if (this.#opcode === OP_BINARY && this.#fin) return new Uint8Array(length);
-      this.#pooled = true;
-      return takeBuffer(length).subarray(0, length);
-    }
-    this.#pooled = true;
-    const room = this.#headerRoom + ((from - this.#headerRoom) & 7);
-    return takeBuffer(room + length).subarray(room, room + length);
   }
 
   /** Copies (part of) a payload into `target`, unmasking it in the same pass. */
@@ -329,73 +300,17 @@ export class FrameReader {
     return target;
   }
 
-  #complete(payload: Uint8Array): void {
+  /** Queues the frame read; with `allocator`, its payload is to be released through it. */
+  #complete(payload: Uint8Array, allocator?: PayloadAllocator): void {
     this.#inPayload = false;
     const frame: Frame = { fin: this.#fin, rsv: this.#rsv, opcode: this.#opcode, payload };
-    if (this.#room) {
-      frame.room = true;
-      this.#room = false;
-    }
-    if (this.#pooled) {
-      frame.pooled = true;
-      this.#pooled = false;
-    }
+    if (allocator !== undefined) frame.release = () => allocator.release(payload);
     this.#frames.push(frame);
   }
 
   #fail(code: number, rule: string): void {
     this.#error = new ProtocolError(code, rule);
   }
-}
-
-/**
- * Small payloads share slabs of this size, each byte written once, never
- * reused; one slab serves every reader, so a connection that receives a
- * few small frames (pongs) does not hold a slab of its own. (A new
- * ArrayBuffer for each payload cost more than the rest of reading it, Deno
- * 2.9.)
- */
-const SLAB_SIZE = 64 * 1024;
-let inSlab = new Uint8Array(0);
-let inSlabUsed = 0;
-
-/**
- * The slab's next `length` bytes (at a multiple of 8), for a payload, after
- * at least `room` bytes that no other payload uses.
- */
-function slabPayload(length: number, room = 0): Uint8Array {
-  let at = (inSlabUsed + room + 7) & ~7;
-  if (at + length > inSlab.length) {
-    inSlab = new Uint8Array(SLAB_SIZE);
-    at = (room + 7) & ~7;
-  }
-  inSlabUsed = at + length;
-  return inSlab.subarray(at, inSlabUsed);
-}
-/** Largest payload copied into a slab; larger ones get a buffer of their own. */
-const SLAB_ITEM_MAX = 4 * 1024;
-
-/**
- * Whole binary messages up to {@linkcode SLAB_ITEM_MAX} bytes are handed to
- * the application as views of slabs of this size, each byte written once and
- * never reused, as Node's `Buffer` pool does: a new `ArrayBuffer` for each
- * cost about 0.7 µs (Deno 2.9), more than the rest of receiving the message.
- * A kept message keeps its slab alive: at most this many bytes, so the
- * slab is smaller than the one for payloads that are only read.
- */
-const MESSAGE_SLAB_SIZE = 8 * 1024;
-let messageSlab = new Uint8Array(0);
-let messageSlabUsed = 0;
-
-/** The message slab's next `length` bytes (at a multiple of 8), for a whole binary message. */
-function messagePayload(length: number): Uint8Array {
-  let at = (messageSlabUsed + 7) & ~7;
-  if (at + length > messageSlab.length) {
-    messageSlab = new Uint8Array(MESSAGE_SLAB_SIZE);
-    at = 0;
-  }
-  messageSlabUsed = at + length;
-  return messageSlab.subarray(at, messageSlabUsed);
 }
 
 function headerSize(b1: number): number {

@@ -1,13 +1,15 @@
 /**
- * The protocol layer (sans-I/O): RFC 6455 frames as bytes. Serialises frames
- * into one buffer each ({@linkcode encodeFrame}, {@linkcode encodeTextFrame}),
+ * The protocol layer (sans-I/O): RFC 6455 frames as bytes. Serialises each
+ * frame into one run of bytes, written in one write ({@linkcode encodeFrame},
+ * {@linkcode encodeTextFrame}),
  * and masks payloads ({@linkcode applyMask}). Parsing received bytes into
  * frames is `protocol/frame_reader.ts`; close payloads are in `protocol/close_payload.ts`.
  *
- * It judges only what one frame shows (mask bit, control frame rules, sizes);
- * the rules between frames (fragments, opcodes, reserved bits, UTF-8) belong
- * to `protocol/protocol.ts`, the layer above. No sockets, no timers, no `Deno.*`: it
- * runs on Deno, Node 22+, Bun and browsers.
+ * It encodes exactly what it is given and judges nothing: what may be sent
+ * is `protocol/protocol.ts`'s rule, what a received frame may be is
+ * `protocol/frame_reader.ts`'s. Where the bytes of a frame live (a slab, a
+ * pooled buffer) is `protocol/buffers.ts`'s. No sockets, no timers, no
+ * `Deno.*`: it runs on Deno, Node 22+, Bun and browsers.
  *
  * @example Encode a frame and read it back
  * ```ts
@@ -24,7 +26,7 @@
  * @module
  */
 
-import { takeBuffer } from "./buffer_pool.ts";
+import { Slab, takeBuffer } from "./buffers.ts";
 
 /** Opcode 0x0: a continuation frame, the next fragment of a message. */
 export const OP_CONTINUATION = 0x0;
@@ -50,8 +52,8 @@ export interface EncodeFrameOptions {
   /**
    * Write a small frame into a slab shared with other frames instead of a
    * buffer of its own (one allocation per many frames, not per frame), and a
-   * larger one into a buffer from `protocol/buffer_pool.ts` (a writer gives it back
-   * with `giveBack` once it is written; one never given back is collected).
+   * larger one into a pooled buffer (given back by whoever writes it, with
+   * `release` of `protocol/buffers.ts`; one never released is collected).
    * The result is then a view of a larger buffer, whose bytes no other frame
    * uses. @default {false}
    */
@@ -89,32 +91,17 @@ const WORDWISE_FROM = 32;
  */
 const WORDWISE64_FROM = 1024;
 
-// Small frames sent with `slab` are written into a shared slab: a new ArrayBuffer for each
-// frame cost more than encoding it (Deno 2.9). Each byte of a slab is handed out once, never
-// reused, so a frame stays valid however long it waits to be written.
-const OUT_SLAB_SIZE = 64 * 1024;
+/**
+ * Small frames sent with `slab` are cut from this slab (`protocol/buffers.ts`):
+ * a new ArrayBuffer for each frame cost more than encoding it (Deno 2.9).
+ */
+const outSlab = new Slab(64 * 1024);
 /** The largest frame (with its worst-case room) taken from the slab. */
 const OUT_SLAB_ITEM_MAX = 16 * 1024;
-let outSlab = new Uint8Array(0);
-/** The slab as words, for masking without a view per frame. */
-let outWords = new Int32Array(0);
-let outSlabUsed = 0;
 
-/**
- * Reserves `size` bytes of the slab at a multiple of 8 and returns their
- * offset in `outSlab`, or -1 when the frame is too large for it. The caller
- * may give back the tail it did not use by moving `outSlabUsed` down.
- */
+/** Reserves `size` bytes of the slab (see `Slab.reserve`), or -1 when the frame is too large for it. */
 function reserve(size: number): number {
-  if (size > OUT_SLAB_ITEM_MAX) return -1;
-  if (outSlabUsed + size > outSlab.length) {
-    outSlab = new Uint8Array(OUT_SLAB_SIZE);
-    outWords = new Int32Array(outSlab.buffer);
-    outSlabUsed = 0;
-  }
-  const at = outSlabUsed;
-  outSlabUsed = (at + size + 7) & ~7;
-  return at;
+  return size > OUT_SLAB_ITEM_MAX ? -1 : outSlab.reserve(size);
 }
 
 function lengthBytes(n: number): number {
@@ -142,7 +129,7 @@ function writeHeader(out: Uint8Array, at: number, first: number, mask: boolean, 
 /**
  * Writes a fresh key into the 4 bytes before `payloadAt` (a multiple of 4)
  * and masks the `n` payload bytes after it, word-wise; with `source`, they
- * are first copied from it. `out` is the slab (masked through `outWords`)
+ * are first copied from it. `out` is the slab (masked through its `words`)
  * or a buffer of its own (through a view).
  */
 function maskAligned(out: Uint8Array, payloadAt: number, n: number, source?: Uint8Array): void {
@@ -166,10 +153,11 @@ function maskAligned(out: Uint8Array, payloadAt: number, n: number, source?: Uin
   } else if (source !== undefined) out.set(source, payloadAt);
   if (i === 0 && n >= WORDWISE_FROM) {
     const key = keyWords[index]!;
-    if (out === outSlab) {
+    if (out === outSlab.bytes) {
+      const words = outSlab.words;
       const first = payloadAt >>> 2;
       const end = first + (n >>> 2);
-      for (let w = first; w < end; w++) outWords[w]! ^= key;
+      for (let w = first; w < end; w++) words[w]! ^= key;
     } else {
       const words = new Int32Array(out.buffer, out.byteOffset + payloadAt, n >>> 2);
       for (let w = 0; w < words.length; w++) words[w]! ^= key;
@@ -225,7 +213,7 @@ export function encodeFrame(
   const start = mask ? (align + 1 - (headerSize & align)) & align : 0;
   const size = start + headerSize + n;
   const base = slab ? reserve(size) : -1;
-  const out = base >= 0 ? outSlab : slab ? takeBuffer(size) : new Uint8Array(size);
+  const out = base >= 0 ? outSlab.bytes : slab ? takeBuffer(size) : new Uint8Array(size);
   const at = base < 0 ? 0 : base;
   writeHeader(out, at + start, first, mask, n);
   if (mask) maskAligned(out, at + start + headerSize, n, payload);
@@ -269,7 +257,7 @@ export function encodeTextFrame(text: string, options: EncodeTextFrameOptions = 
   // ones are tried as ASCII first, and only grow when they are not.
   const size = TEXT_PAYLOAD_AT + (text.length <= WORST_CASE_TEXT ? 3 : 1) * text.length;
   const base = options.slab ? reserve(size) : -1;
-  let buffer = base >= 0 ? outSlab : options.slab ? takeBuffer(size) : new Uint8Array(size);
+  let buffer = base >= 0 ? outSlab.bytes : options.slab ? takeBuffer(size) : new Uint8Array(size);
   let at = (base < 0 ? 0 : base) + TEXT_PAYLOAD_AT;
   let read = 0;
   let written = 0;
@@ -299,7 +287,7 @@ export function encodeTextFrame(text: string, options: EncodeTextFrameOptions = 
     buffer = larger;
     at = TEXT_PAYLOAD_AT;
   }
-  if (buffer === outSlab) outSlabUsed = (at + written + 3) & ~3; // give back the unused room
+  if (base >= 0 && buffer === outSlab.bytes) outSlab.used = at + written; // the unused room goes back
   const start = at - 2 - lengthBytes(written) - (mask ? 4 : 0);
   writeHeader(buffer, start, 0x80 | OP_TEXT, mask, written);
   if (mask) maskAligned(buffer, at, written);
@@ -449,4 +437,26 @@ export function applyMask(data: Uint8Array, key: Uint8Array): void {
     );
   }
   unmaskInto(data, data, key, 0);
+}
+
+/**
+ * The payload length a serialised frame's header states (up to 2^53).
+ *
+ * @param frame A whole frame's bytes, from its first byte.
+ * @returns The payload length.
+ *
+ * @example
+ * ```ts
+ * import { encodeTextFrame, statedPayloadLength } from "./frames.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(statedPayloadLength(encodeTextFrame("héllo")), 6);
+ * ```
+ */
+export function statedPayloadLength(frame: Uint8Array): number {
+  const n = frame[1]! & 0x7f;
+  if (n < 126) return n;
+  if (n === 126) return (frame[2]! << 8) | frame[3]!;
+  return new DataView(frame.buffer, frame.byteOffset + 2, 8).getUint32(0) * 0x1_0000_0000 +
+    new DataView(frame.buffer, frame.byteOffset + 6, 4).getUint32(0);
 }

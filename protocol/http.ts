@@ -9,6 +9,7 @@
  */
 
 import { ProtocolError } from "../util/errors.ts";
+import { CloseCode } from "./close_code.ts";
 
 const encoder = new TextEncoder();
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -148,7 +149,7 @@ export function parseHttpHead(
   const length = findHeadEnd(buffer, Math.min(buffer.length, maxBytes));
   if (length === -1) {
     if (buffer.length >= maxBytes) {
-      throw new ProtocolError(1002, `HTTP head larger than ${maxBytes} bytes`);
+      throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `HTTP head larger than ${maxBytes} bytes`);
     }
     return undefined;
   }
@@ -159,7 +160,7 @@ export function parseHttpHead(
     const colon = line.indexOf(":");
     const name = line.slice(0, colon), value = line.slice(colon + 1).trim();
     if (colon < 1 || !TOKEN.test(name) || /[\0\r\n]/.test(value)) {
-      throw new ProtocolError(1002, `malformed HTTP header line ${i}`);
+      throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `malformed HTTP header line ${i}`);
     }
     headers.append(name, value);
   }

@@ -11,11 +11,12 @@
  */
 
 import { ProtocolError } from "../util/errors.ts";
+import { CloseCode } from "./close_code.ts";
 import { OP_TEXT } from "./frames.ts";
 
 /**
  * A whole text or binary message, as `protocol/protocol.ts` reports it; `echo` is the
- * message's payload when it came in one frame with header room (see
+ * message's payload when it came in one frame to an echo server (see
  * {@linkcode MessageAssembler.whole}).
  */
 export type DataMessage =
@@ -28,13 +29,6 @@ const EMPTY = new Uint8Array(0);
 const lossyDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 /** Fragments of a text message decoded before their strings are joined into one. */
 const TEXT_BATCH = 256;
-
-/** The bytes in a buffer of their own: small payloads arrive as views of a shared slab. */
-export function own(bytes: Uint8Array): Uint8Array {
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
-    ? bytes
-    : bytes.slice();
-}
 
 /** The message being reassembled on one connection: see the module doc. */
 export class MessageAssembler {
@@ -69,14 +63,15 @@ export class MessageAssembler {
    * @param opcode OP_TEXT or OP_BINARY.
    * @param payload The frame's payload; binary data is this payload, not a
    *   copy (see `Frame.payload` in `protocol/frame_reader.ts`).
-   * @param room Whether the payload has room for a header before it (a
-   *   frame's `room`): then it is the message's `echo` too.
+   * @param echo Whether the payload is to be echoed (it has room for a
+   *   header before it: `headerRoom` in `protocol/frame_reader.ts`): then it
+   *   is the message's `echo` too.
    * @returns The message.
    * @throws {ProtocolError} 1007 for text that is not UTF-8.
    */
-  whole(opcode: number, payload: Uint8Array, room = false): DataMessage {
+  whole(opcode: number, payload: Uint8Array, echo = false): DataMessage {
     if (opcode !== OP_TEXT) {
-      return room
+      return echo
         ? { type: "binary", data: payload, echo: payload }
         : { type: "binary", data: payload };
     }
@@ -85,7 +80,7 @@ export class MessageAssembler {
     // one (invalid, or a real U+FFFD) is decoded again, strictly.
     let text = lossyDecoder.decode(payload);
     if (text.includes("\uFFFD")) text = this.#decode(payload, false);
-    return room ? { type: "text", data: text, echo: payload } : { type: "text", data: text };
+    return echo ? { type: "text", data: text, echo: payload } : { type: "text", data: text };
   }
 
   /**
@@ -159,7 +154,9 @@ export class MessageAssembler {
     try {
       return this.#decoder.decode(payload, { stream });
     } catch (cause) {
-      throw new ProtocolError(1007, "invalid UTF-8 in text message", { cause });
+      throw new ProtocolError(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message", {
+        cause,
+      });
     }
   }
 }

@@ -6,7 +6,8 @@
  * ({@linkcode Protocol.dataToSend}); queue frames with `send*()`. It enforces
  * the rules between frames (reserved bits, opcodes, fragmentation, message
  * size, UTF-8, the closing handshake) on top of `protocol/frames.ts`, and fails the
- * connection with 1002, 1007 or 1009 when the peer breaks one.
+ * connection with 1002, 1007 or 1009 (see {@linkcode CloseCode}) when the
+ * peer breaks one.
  *
  * It has no sockets, no timers and no `Deno.*`: the transports (`transport/`) do
  * the reading, the writing and the timeouts around it.
@@ -28,9 +29,10 @@
  * @module
  */
 
-import { giveBack } from "./buffer_pool.ts";
 import { ProtocolError } from "../util/errors.ts";
 export { ProtocolError } from "../util/errors.ts";
+import { CloseCode } from "./close_code.ts";
+export { CloseCode } from "./close_code.ts";
 import { cutUtf8, decodeClosePayload, encodeClosePayload } from "./close_payload.ts";
 import {
   encodeFrame,
@@ -43,10 +45,13 @@ import {
   OP_PING,
   OP_PONG,
   OP_TEXT,
+  statedPayloadLength,
 } from "./frames.ts";
 import { Fifo } from "../util/fifo.ts";
 import { type Frame, FrameReader } from "./frame_reader.ts";
-import { MessageAssembler, own } from "./message_assembly.ts";
+import { MessageAssembler } from "./message_assembly.ts";
+import { PerMessageDeflate } from "./deflate_extension.ts";
+import { type CloseRecord, ignoresInput, openRecord, phaseOf } from "./close_record.ts";
 
 export * from "./events.ts";
 import {
@@ -56,14 +61,6 @@ import {
   type ProtocolState,
   type Role,
 } from "./events.ts";
-
-/** A close frame sent or received. */
-interface CloseFrame {
-  code: number;
-  reason: string;
-}
-
-const PROTOCOL_ERROR_PREFIX = "Protocol error: ";
 
 /**
  * The sans-I/O WebSocket connection, for either role, from the end of the
@@ -93,26 +90,28 @@ export class Protocol {
   readonly #reader: FrameReader;
   readonly #events = new Fifo<ProtocolEvent>();
   readonly #output = new Fifo<Uint8Array>();
+  readonly #autoReply: boolean;
+  readonly #echo: boolean;
   #pendingBytes = 0;
   #dataSent = 0;
   #dataReceived = 0;
-  #state: ProtocolState = "open";
-  #closeSent: CloseFrame | undefined;
-  #closeReceived: CloseFrame | undefined;
-  #failure: ProtocolError | undefined;
-  #failed = false;
-  #eof = false;
+  readonly #close: CloseRecord = openRecord();
   readonly #messages: MessageAssembler;
+  /** permessage-deflate, when the handshake agreed on it (`protocol/deflate_extension.ts`). */
+  readonly #deflate: PerMessageDeflate | undefined;
 
   /**
    * Constructs a new instance.
    *
-   * @param options The role and the message size limit.
+   * @param options The role, the message size limit, the echo mode and
+   *   whether to answer pings and close frames.
    * @throws {TypeError} When the role is not "client" or "server".
    * @throws {RangeError} When `maxMessageSize` is not a non-negative integer or Infinity.
    */
   constructor(options: ProtocolOptions) {
     const { role, maxMessageSize = DEFAULT_MAX_MESSAGE_SIZE, echo = false } = options;
+    this.#autoReply = options.autoReply ?? true;
+    this.#echo = echo;
     if (role !== "client" && role !== "server") {
       throw new TypeError(
         `Cannot use the role as it is not "client" or "server": current value is ${role}`,
@@ -125,6 +124,7 @@ export class Protocol {
     }
     this.#role = role;
     this.#messages = new MessageAssembler(maxMessageSize);
+    this.#deflate = options.deflate && new PerMessageDeflate(options.deflate, role, maxMessageSize);
     this.#mask = role === "client";
     this.#reader = new FrameReader({
       expectMasked: role === "server",
@@ -141,22 +141,22 @@ export class Protocol {
 
   /** The connection's state, see {@linkcode ProtocolState}. */
   get state(): ProtocolState {
-    return this.#state;
+    return this.#close.phase;
   }
 
   /** Why the protocol failed the connection (the peer broke a rule), or undefined. */
   get failure(): ProtocolError | undefined {
-    return this.#failure;
+    return this.#close.failure;
   }
 
   /** The close frame sent (code 1005 when it had no payload), or undefined. */
   get closeSent(): { code: number; reason: string } | undefined {
-    return this.#closeSent;
+    return this.#close.sent;
   }
 
   /** The close frame received (code 1005 when it had no payload), or undefined. */
   get closeReceived(): { code: number; reason: string } | undefined {
-    return this.#closeReceived;
+    return this.#close.received;
   }
 
   /** Payload bytes of the data frames queued so far (text as UTF-8), for statistics. */
@@ -196,9 +196,10 @@ export class Protocol {
    * ```
    */
   receiveData(chunk: Uint8Array, length: number = chunk.length): void {
-    if (this.#failed || this.#eof || this.#closeReceived !== undefined) return;
+    const close = this.#close;
+    if (close.phase !== "open" && ignoresInput(this.#close)) return;
     this.#reader.push(chunk, length);
-    while (!this.#failed && this.#closeReceived === undefined) {
+    while (close.phase === "open" || !ignoresInput(this.#close)) {
       try {
         const frame = this.#reader.next();
         if (frame === undefined) return;
@@ -206,19 +207,19 @@ export class Protocol {
       } catch (error) {
         // A RangeError here is a buffer that could not be allocated (no size limit).
         const failure = error instanceof RangeError
-          ? new ProtocolError(1009, "message too large to buffer", { cause: error })
+          ? new ProtocolError(CloseCode.TOO_BIG, "message too large to buffer", { cause: error })
           : error;
         if (!(failure instanceof ProtocolError)) throw error;
-        this.#failure = failure;
-        this.fail(failure.closeCode, failure.message.slice(PROTOCOL_ERROR_PREFIX.length));
+        close.failure = failure;
+        this.fail(failure.closeCode, failure.rule);
       }
     }
   }
 
   /** Tells that the peer closed TCP: the state becomes `"closed"` and later input is ignored. */
   receiveEof(): void {
-    this.#eof = true;
-    this.#state = "closed";
+    this.#close.eof = true;
+    this.#close.phase = phaseOf(this.#close);
     this.#messages.reset();
   }
 
@@ -278,8 +279,9 @@ export class Protocol {
    */
   sendText(text: string): void {
     this.#checkCanSend("text");
-    const frame = encodeTextFrame(text, { mask: this.#mask, slab: true });
-    this.#dataSent += payloadLength(frame);
+    const frame = this.#deflate?.encodeText(text, this.#mask) ??
+      encodeTextFrame(text, { mask: this.#mask, slab: true });
+    this.#dataSent += statedPayloadLength(frame);
     this.#queue(frame);
   }
 
@@ -292,8 +294,10 @@ export class Protocol {
    */
   sendBinary(data: Uint8Array): void {
     this.#checkCanSend("binary");
-    this.#dataSent += data.length;
-    this.#queue(encodeFrame(OP_BINARY, data, { mask: this.#mask, slab: true }));
+    const frame = this.#deflate?.encode(OP_BINARY, data, this.#mask) ??
+      encodeFrame(OP_BINARY, data, { mask: this.#mask, slab: true });
+    this.#dataSent += statedPayloadLength(frame);
+    this.#queue(frame);
   }
 
   /**
@@ -308,10 +312,10 @@ export class Protocol {
   sendEcho(type: "text" | "binary", echo: Uint8Array): void {
     this.#checkCanSend(type);
     const opcode = type === "text" ? OP_TEXT : OP_BINARY;
-    this.#dataSent += echo.length;
-    this.#queue(
-      this.#mask ? encodeFrame(opcode, echo, { mask: true }) : encodeFrameInPlace(opcode, echo),
-    );
+    const frame = this.#deflate?.encode(opcode, echo, this.#mask) ??
+      (this.#mask ? encodeFrame(opcode, echo, { mask: true }) : encodeFrameInPlace(opcode, echo));
+    this.#dataSent += statedPayloadLength(frame);
+    this.#queue(frame);
   }
 
   /**
@@ -327,7 +331,8 @@ export class Protocol {
   }
 
   /**
-   * Queues an unsolicited pong frame (pings are answered by themselves).
+   * Queues a pong frame: unsolicited, or the answer to a ping when
+   * {@linkcode ProtocolOptions.autoReply} is off.
    *
    * @param data The payload, at most 125 bytes.
    * @throws {RangeError} When the payload is over 125 bytes.
@@ -349,10 +354,7 @@ export class Protocol {
    */
   sendClose(code?: number, reason: string = ""): void {
     const payload = encodeClosePayload(code, reason);
-    if (this.#closeSent !== undefined || this.#eof) return;
-    this.#queue(encodeFrame(OP_CLOSE, payload, { mask: this.#mask, slab: true }));
-    this.#closeSent = { code: code ?? 1005, reason };
-    this.#state = this.#closeReceived === undefined ? "closing" : "closed";
+    this.#sendCloseFrame(payload, code ?? CloseCode.NO_STATUS, reason);
   }
 
   /**
@@ -379,11 +381,9 @@ export class Protocol {
   fail(code: number, reason: string = ""): void {
     reason = cutUtf8(reason, 123);
     const payload = encodeClosePayload(code, reason);
-    this.#failed = true;
-    if (this.#closeSent !== undefined || this.#eof) return;
-    this.#queue(encodeFrame(OP_CLOSE, payload, { mask: this.#mask, slab: true }));
-    this.#closeSent = { code, reason };
-    this.#state = this.#closeReceived === undefined ? "closing" : "closed";
+    this.#close.failed = true;
+    this.#sendCloseFrame(payload, code, reason);
+    this.#close.phase = phaseOf(this.#close);
   }
 
   /**
@@ -396,16 +396,27 @@ export class Protocol {
    * @returns Whether to close TCP.
    */
   closeExpected(): boolean {
-    return this.#failed || this.#eof ||
-      (this.#role === "server" && this.#closeSent !== undefined &&
-        this.#closeReceived !== undefined);
+    const close = this.#close;
+    return close.failed || close.eof ||
+      (this.#role === "server" && close.phase === "closed");
+  }
+
+  /** Queues a close frame unless one was sent or TCP is gone, and records it. */
+  #sendCloseFrame(payload: Uint8Array, code: number, reason: string): void {
+    const close = this.#close;
+    if (close.sent !== undefined || close.eof) return;
+    this.#queue(encodeFrame(OP_CLOSE, payload, { mask: this.#mask, slab: true }));
+    close.sent = { code, reason };
+    close.phase = phaseOf(close);
   }
 
   #checkCanSend(kind: string): void {
-    if (this.#closeSent !== undefined || this.#failed) {
+    const close = this.#close;
+    if (close.phase === "open") return;
+    if (close.sent !== undefined || close.failed) {
       throw new Error(`Cannot send a ${kind} frame as the closing handshake has started`);
     }
-    if (this.#eof) throw new Error(`Cannot send a ${kind} frame as the connection is closed`);
+    if (close.eof) throw new Error(`Cannot send a ${kind} frame as the connection is closed`);
   }
 
   #sendControl(kind: string, opcode: number, data: Uint8Array): void {
@@ -424,37 +435,52 @@ export class Protocol {
   }
 
   #handle(frame: Frame): void {
-    if (frame.rsv !== 0) throw new ProtocolError(1002, "reserved bits set");
+    if (this.#deflate?.takes(frame, this.#messages.open)) {
+      // A frame of a compressed message (RSV1 on its first): inflated at its last.
+      this.#dataReceived += frame.payload.length;
+      const message = this.#deflate.receive(frame);
+      if (message) this.#events.push(message);
+      return;
+    }
+    if (frame.rsv !== 0) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, "reserved bits set");
     if (frame.opcode < 8) this.#dataReceived += frame.payload.length;
     switch (frame.opcode) {
       case OP_TEXT:
       case OP_BINARY:
         if (this.#messages.open) {
-          throw new ProtocolError(1002, "new message inside a fragmented message");
+          throw new ProtocolError(
+            CloseCode.PROTOCOL_ERROR,
+            "new message inside a fragmented message",
+          );
         }
         if (frame.fin) {
-          this.#events.push(this.#messages.whole(frame.opcode, frame.payload, frame.room));
-          // Decoded text: nothing refers to its bytes any more (an echo's go to the writer).
-          if (frame.pooled && !frame.room) giveBack(frame.payload.buffer);
+          this.#events.push(this.#messages.whole(frame.opcode, frame.payload, this.#echo));
+          // Handed on: a binary message's bytes to the application, an echo's to the writer.
+          if (frame.opcode === OP_TEXT && !this.#echo) frame.release?.();
           return;
         }
         this.#messages.start(frame.opcode, frame.payload);
-        if (frame.pooled) giveBack(frame.payload.buffer); // decoded or copied
+        frame.release?.(); // decoded or copied
         return;
       case OP_CONTINUATION: {
         if (!this.#messages.open) {
-          throw new ProtocolError(1002, "continuation frame without a message to continue");
+          throw new ProtocolError(
+            CloseCode.PROTOCOL_ERROR,
+            "continuation frame without a message to continue",
+          );
         }
         const message = this.#messages.add(frame.payload, frame.fin);
-        if (frame.pooled) giveBack(frame.payload.buffer); // decoded or copied
+        frame.release?.(); // decoded or copied
         if (message) this.#events.push(message);
         return;
       }
       case OP_CLOSE:
-        return this.#receiveClose(frame.payload);
+        this.#receiveClose(frame.payload);
+        frame.release?.(); // decoded (a close frame that trickled in)
+        return;
       case OP_PING:
-        this.#events.push({ type: "ping", data: own(frame.payload) });
-        if (this.#closeSent === undefined) {
+        this.#events.push({ type: "ping", data: frame.payload });
+        if (this.#autoReply && this.#close.sent === undefined) {
           this.#queue(encodeFrame(OP_PONG, frame.payload, { mask: this.#mask, slab: true }));
         }
         return;
@@ -462,30 +488,20 @@ export class Protocol {
         this.#events.push({ type: "pong", data: frame.payload });
         return;
       default:
-        throw new ProtocolError(1002, `unknown opcode ${frame.opcode}`);
+        throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `unknown opcode ${frame.opcode}`);
     }
   }
 
   #receiveClose(payload: Uint8Array): void {
     const received = decodeClosePayload(payload);
-    this.#closeReceived = received;
+    const close = this.#close;
+    close.received = received;
     this.#events.push({ type: "close", code: received.code, reason: received.reason });
-    if (this.#closeSent === undefined) {
-      const code = received.code === 1005 ? undefined : received.code;
-      this.#queue(
-        encodeFrame(OP_CLOSE, encodeClosePayload(code), { mask: this.#mask, slab: true }),
-      );
-      this.#closeSent = { code: received.code, reason: "" };
+    if (this.#autoReply && close.sent === undefined) {
+      // The reply echoes the code (RFC 6455 section 5.5.1), without the reason.
+      const code = received.code === CloseCode.NO_STATUS ? undefined : received.code;
+      this.#sendCloseFrame(encodeClosePayload(code), received.code, "");
     }
-    this.#state = "closed";
+    close.phase = phaseOf(close);
   }
-}
-
-/** The payload length a serialised frame's header states (up to 2^53). */
-function payloadLength(frame: Uint8Array): number {
-  const n = frame[1]! & 0x7f;
-  if (n < 126) return n;
-  if (n === 126) return (frame[2]! << 8) | frame[3]!;
-  return new DataView(frame.buffer, frame.byteOffset + 2, 8).getUint32(0) * 0x1_0000_0000 +
-    new DataView(frame.buffer, frame.byteOffset + 6, 4).getUint32(0);
 }

@@ -1,27 +1,27 @@
 /**
- * The echo server: one TCP connection accepted by the echo server,
- * from the opening handshake to the closed socket. It is the only place
- * where the server reads, writes and keeps timers; the RFC 6455 rules are
- * the sans-I/O {@linkcode Protocol}'s (the protocol layer), the listening and the
- * limits across connections are `serve.ts`'s.
+ * The echo server: one accepted TCP connection, from the opening handshake
+ * to the closed socket, and the only place where the server reads, writes
+ * and keeps timers. The RFC 6455 rules are the sans-I/O {@linkcode Protocol}'s,
+ * the listening and the limits across connections `serve.ts`'s.
  *
  * - The handshake and refusals: `serve/handshake.ts`.
  * - One read loop feeding the protocol, stopped while more than
  *   `maxUnsentBytes` of replies wait to be written (TCP flow control then
  *   holds the client back), and for good once `stallAfter` or `dropAfter`
  *   is reached; a stalled connection is held as `serve/stall.ts` says.
- * - One write pump (`transport/frame_writer.ts`) writing every frame queued since its
- *   last write at once.
+ * - One write pump (`transport/frame_writer.ts`).
  * - Every fault is a step of this loop: what the client sent after the
- *   stall or drop point, even in the same read, gets no reply at all
- *   (delayed and fragmented replies: `serve/replies.ts`).
+ *   stall or drop point, even in the same read, gets no reply at all, not
+ *   even a pong (the connection answers pings and close frames itself).
+ *   Delayed and fragmented replies: `serve/replies.ts`.
  * - Once a close frame went out, `closeTimeout` bounds the wait for the
  *   client's; then the socket is closed whatever the client does.
  *
  * @module
  */
 
-import { Protocol } from "../protocol/protocol.ts";
+import { CloseCode, Protocol } from "../protocol/protocol.ts";
+import { encodeFrame, OP_PONG } from "../protocol/frames.ts";
 import { handshakePhase, LINGER_BYTES } from "./handshake.ts";
 import { type ConnectionInfo, faultCount, type ServeSettings } from "./options.ts";
 import { DelayedReplies, fragmentFrames, type Reply } from "./replies.ts";
@@ -59,9 +59,6 @@ const READ_SMALL = 1024;
 const READ_LARGE = 64 * 1024;
 
 type Timer = ReturnType<typeof setTimeout>;
-
-/** No automatic frames (pongs, close replies) to send: the common case. */
-const NO_FRAMES: readonly Uint8Array[] = [];
 
 /** One accepted connection; see the module doc. `done` resolves once it is fully released. */
 export class ServerConnection {
@@ -192,10 +189,10 @@ export class ServerConnection {
       abort: () => this.#release(),
       ended: () => this.#ended,
     }, refuse);
-    if (opened !== undefined && !this.#ended) this.#open(opened.info, opened.rest);
+    if (opened !== undefined && !this.#ended) this.#open(opened.info, opened.rest, opened.deflate);
   }
 
-  #open(info: ConnectionInfo, rest: Uint8Array): void {
+  #open(info: ConnectionInfo, rest: Uint8Array, deflate?: DeflateSettings): void {
     const s = this.#settings;
     this.#info = info;
     if ("setNoDelay" in this.#conn) (this.#conn as Deno.TcpConn).setNoDelay(true);
@@ -203,6 +200,8 @@ export class ServerConnection {
       role: "server",
       maxMessageSize: s.maxMessageSize,
       echo: true,
+      autoReply: false, // answered in #receive, per event
+      ...(deflate === undefined ? {} : { deflate }),
     });
     this.#phase = "open";
     this.#openedAt = performance.now();
@@ -270,39 +269,43 @@ export class ServerConnection {
 
   /**
    * Feeds received bytes to the protocol and acts on its events in order.
-   * The protocol has already queued a pong for each ping and a reply to a
-   * close frame: they are taken one per such event, so that whatever
-   * followed a stall or drop point is never sent.
+   * The protocol answers nothing by itself (`autoReply: false`): each ping
+   * gets its pong and the client's close frame its reply here, as the event
+   * comes, so that whatever followed a stall or drop point is never
+   * answered. A close frame failing the connection (a broken rule further
+   * on in the read) goes after the answers to what came before it.
    */
   #receive(chunk: Uint8Array, length: number = chunk.length): void {
     const p = this.#protocol!;
     const closeSentBefore = p.closeSent !== undefined;
     p.receiveData(chunk, length);
-    const automatic = p.pendingBytes > 0 ? p.dataToSend() : NO_FRAMES;
-    let next = 0;
-    let ownClose = false;
+    const failing = p.pendingBytes > 0; // (a close frame answered below means none failed)
+    let answers = !closeSentBefore; // no answer once our close frame is out
     for (let event; (event = p.nextEvent()) !== undefined;) {
       if (this.#stopped) break;
       switch (event.type) {
         case "ping":
+          if (answers) this.#writer.queue(encodeFrame(OP_PONG, event.data, { slab: true }));
+          break;
         case "close":
-          if (!closeSentBefore) {
-            const frame = automatic[next++];
-            if (frame && !ownClose) this.#writer.queue(frame);
+          if (answers && p.closeSent === undefined) {
+            p.sendClose(event.code === CloseCode.NO_STATUS ? undefined : event.code);
+            for (let frame; (frame = p.nextData()) !== undefined;) this.#writer.queue(frame);
           }
           break;
         case "text":
         case "binary":
-          ownClose = this.#onMessage(event.data, event.echo) || ownClose;
+          if (this.#onMessage(event.data, event.echo)) answers = false;
           break;
         case "pong":
           this.#pongs++;
           break;
       }
     }
-    if (!this.#stopped) {
-      for (; next < automatic.length; next++) this.#writer.queue(automatic[next]!); // a failure's close frame
-    } else while (p.nextEvent() !== undefined); // after the stall or drop point: no reply at all
+    while (this.#stopped && p.nextEvent() !== undefined); // past a stall or drop point: no reply
+    for (let frame; failing && (frame = p.nextData()) !== undefined;) {
+      if (!this.#stopped) this.#writer.queue(frame);
+    }
     this.#writer.flush();
     this.#afterInput();
   }

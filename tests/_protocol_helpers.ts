@@ -34,6 +34,7 @@ export function sentFrames(protocol: Protocol): Frame[] {
 /** Asserts that the protocol failed with `code` and `reason`, and sent that close frame. */
 export function assertFailed(protocol: Protocol, code: number, reason: string): void {
   assert.equal(protocol.failure?.closeCode, code);
+  assert.equal(protocol.failure?.rule, reason);
   assert.equal(protocol.failure?.message, `Protocol error: ${reason}`);
   assert.deepEqual(protocol.closeSent, { code, reason });
   assert.equal(protocol.state, "closing");

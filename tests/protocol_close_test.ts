@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { OP_CLOSE, OP_PING, OP_PONG, OP_TEXT } from "../protocol/frames.ts";
 import { encodeClosePayload } from "../protocol/close_payload.ts";
-import { Protocol, type Role } from "../protocol/protocol.ts";
+import { CloseCode, Protocol, type Role } from "../protocol/protocol.ts";
 import {
   assertFailed,
   concat,
@@ -230,4 +230,35 @@ Deno.test("Protocol.receiveData() fails with a close frame masked for the role",
   const server = new Protocol({ role: "server" });
   server.receiveData(peerFrame("server", OP_PONG, "x", { rsv: 2 }));
   assert.deepEqual([...server.dataToSend()[0]!.subarray(0, 2)], [0x88, 19]);
+});
+
+Deno.test("Protocol({ autoReply: false }) answers no ping and no close frame by itself", () => {
+  for (const role of ROLES) {
+    const protocol = new Protocol({ role, autoReply: false });
+    protocol.receiveData(concat(peerFrame(role, OP_PING, "p"), closeFrame(role, 4001, "bye")));
+    assert.deepEqual(protocol.events(), [
+      { type: "ping", data: encoder.encode("p") },
+      { type: "close", code: 4001, reason: "bye" },
+    ]);
+    assert.deepEqual(protocol.dataToSend(), [], role);
+    assert.equal(protocol.state, "closing", "a close frame went one way");
+    assert.deepEqual(protocol.closeReceived, { code: 4001, reason: "bye" });
+    assert.equal(protocol.closeExpected(), false);
+    protocol.sendPong(encoder.encode("p"));
+    protocol.sendClose(4001);
+    const [pong, close] = sentFrames(protocol);
+    assert.equal(pong?.opcode, OP_PONG);
+    assert.deepEqual(close?.payload, encodeClosePayload(4001));
+    assert.equal(protocol.state, "closed");
+    assert.equal(protocol.closeExpected(), role === "server");
+  }
+});
+
+Deno.test("Protocol({ autoReply: false }) still sends the close frame of a failure", () => {
+  for (const role of ROLES) {
+    const protocol = new Protocol({ role, autoReply: false });
+    protocol.receiveData(concat(peerFrame(role, OP_PING), peerFrame(role, 0x3)));
+    assert.deepEqual(protocol.events(), [{ type: "ping", data: new Uint8Array() }]);
+    assertFailed(protocol, CloseCode.PROTOCOL_ERROR, "unknown opcode 3");
+  }
 });

@@ -24,13 +24,14 @@
  * complete), or the part of one that a write left, is copied into a buffer
  * of the connection's own: however slowly the peer reads, what is held is
  * what `unsent` counts, not the slabs around it. The copy replaces the join
- * a batch needs anyway, so each frame is copied once at most. A frame whose
- * buffer came from `protocol/buffer_pool.ts` gives it back once written.
+ * a batch needs anyway, so each frame is copied once at most. Once a frame's
+ * bytes are written (or copied), the writer says so with `release`
+ * (`protocol/buffers.ts`), which alone knows whether they can be reused.
  *
  * @module
  */
 
-import { giveBack, takeBuffer } from "../protocol/buffer_pool.ts";
+import { release, takeBuffer } from "../protocol/buffers.ts";
 
 /** What the writer tells its connection. */
 export interface WriterHooks {
@@ -136,7 +137,7 @@ export class FrameWriter {
     }
     tail.set(frame, this.#tailUsed);
     this.#tailUsed += frame.byteLength;
-    giveBack(frame.buffer); // copied: a pooled buffer can go back now
+    release(frame); // copied: its bytes are done with
   }
 
   /** Moves the copied frames into the outbox, as one. */
@@ -184,7 +185,7 @@ export class FrameWriter {
       // A small frame may be a view of a shared slab: its rest is copied. A large one has a
       // buffer of its own, written on from where the socket stopped (given back once written).
       const rest = frame.byteLength > COPY_UP_TO ? frame.subarray(written) : frame.slice(written);
-      if (rest.buffer !== frame.buffer) giveBack(frame.buffer);
+      if (rest.buffer !== frame.buffer) release(frame);
       this.#outbox.unshift(rest);
       this.#queued += frame.byteLength - written;
       this.#inFlight = 0;
@@ -192,7 +193,7 @@ export class FrameWriter {
       return;
     }
     this.#inFlight = 0;
-    giveBack(frame.buffer);
+    release(frame);
     this.#hooks.onWritten();
     if ((this.#outbox.length > 0 || this.#tailUsed > 0) && !this.#stopped) {
       // Queued during the write: with `gather`, together in the next task.
@@ -262,14 +263,14 @@ export class FrameWriter {
             const written = await this.#conn.write(frame);
             if (written < frame.byteLength) await writeAll(this.#conn, frame.subarray(written));
             this.#inFlight -= frame.byteLength;
-            giveBack(frame.buffer); // an echo's or a large frame's buffer; others are ignored
+            release(frame);
           }
         } else {
           const joined = join(frames, total);
-          for (const frame of frames) giveBack(frame.buffer);
+          for (const frame of frames) release(frame);
           const written = await this.#conn.write(joined);
           if (written < total) await writeAll(this.#conn, joined.subarray(written));
-          giveBack(joined.buffer);
+          release(joined);
         }
         this.#inFlight = 0;
         this.#hooks.onWritten();

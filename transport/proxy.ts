@@ -115,9 +115,7 @@ export async function openTunnel(
     throw new ConnectError(
       displayUrl,
       "network",
-      `${via} answered CONNECT with malformed HTTP (${
-        error.message.replace(/^Protocol error: /, "")
-      })`,
+      `${via} answered CONNECT with malformed HTTP (${error.rule})`,
       { cause: error },
     );
   }

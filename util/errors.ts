@@ -132,8 +132,8 @@ export class ConnectionClosedError extends Error {
 /**
  * The peer broke a rule of RFC 6455, so the connection is failed (section
  * 7.1.7) with `closeCode`: 1002 for a framing or handshake error, 1007 for
- * invalid UTF-8, 1009 for a message over the size limit. The message names
- * the rule.
+ * invalid UTF-8, 1009 for a message over the size limit. `rule` names the
+ * rule; `message` is `"Protocol error: "` and the rule, as it always was.
  *
  * @example The error behind a 1002 close
  * ```ts
@@ -170,12 +170,15 @@ export class ProtocolError extends Error {
  * @example Tell a timeout from other failures
  * ```ts
  * import { failAfter, sleep, TooSlowError } from "@wsbeat/wsbeat";
+ * assert.equal(error.rule, "reserved bits set without an extension");
  * import assert from "node:assert/strict";
  *
  * const error = await failAfter(10, (signal) => sleep(1_000, { signal }))
  *   .catch((e) => e);
  * assert.ok(error instanceof TooSlowError);
  * assert.equal(error.timeout, 10);
+  /** The rule that was broken, in a few words (the message without its `"Protocol error: "`). */
+  readonly rule: string;
  * ```
  */
 export class TooSlowError extends Error {
@@ -188,6 +191,7 @@ export class TooSlowError extends Error {
    * @param timeout The bound that was exceeded, in milliseconds.
    * @param message What was too slow; defaults to a sentence naming the bound.
    * @param options Standard error options, such as `cause`.
+    this.rule = rule;
    */
   constructor(timeout: number, message?: string, options?: ErrorOptions) {
     super(message ?? `Operation did not finish within ${timeout} ms`, options);

@@ -1,11 +1,8 @@
+// Performance invariants, not behaviour: how much memory the protocol layer recycles and how
+// much a kept message keeps alive. Nothing here is an RFC rule or an API promise; a change
+// that breaks one of these should be a choice, checked against bench/RESULTS.md.
 import assert from "node:assert/strict";
-import {
-  giveBack,
-  POOL_BYTES,
-  POOLED_MAX,
-  pooledBytes,
-  takeBuffer,
-} from "../protocol/buffer_pool.ts";
+import { pooledBytes, release, takeBuffer } from "../protocol/buffers.ts";
 import { FrameReader } from "../protocol/frame_reader.ts";
 import {
   encodeFrame,
@@ -26,35 +23,6 @@ function drain(): void {
   }
   assert.equal(pooledBytes(), 0);
 }
-
-Deno.test("takeBuffer() gives a buffer back to the next taker of its size class", () => {
-  drain();
-  const a = takeBuffer(40_000);
-  assert.ok(a.length >= 40_000 && a.length < 2 * 40_000, `class of ${a.length} bytes`);
-  assert.equal(giveBack(a.buffer), true);
-  assert.equal(pooledBytes(), a.length);
-  assert.equal(takeBuffer(50_000).buffer, a.buffer, "same class: the same buffer");
-  assert.equal(pooledBytes(), 0);
-  assert.notEqual(takeBuffer(50_000).buffer, a.buffer, "taken: not handed out twice");
-});
-
-Deno.test("giveBack() refuses buffers it did not issue, twice-given ones and past its bound", () => {
-  drain();
-  assert.equal(giveBack(new ArrayBuffer(65_568)), false, "not the pool's");
-  assert.equal(giveBack(new SharedArrayBuffer(8)), false, "not an ArrayBuffer");
-  const big = takeBuffer(POOLED_MAX + 100_000);
-  assert.equal(big.length, POOLED_MAX + 100_000, "over POOLED_MAX: exactly the size");
-  assert.equal(giveBack(big.buffer), false, "over POOLED_MAX: not pooled");
-  const a = takeBuffer(10_000);
-  assert.equal(giveBack(a.buffer), true);
-  assert.equal(giveBack(a.buffer), false, "already free");
-  drain();
-  const taken = Array.from({ length: 100 }, () => takeBuffer(POOLED_MAX));
-  const pooled = taken.filter((b) => giveBack(b.buffer)).length;
-  assert.equal(pooled, Math.floor(POOL_BYTES / taken[0]!.length));
-  assert.ok(pooledBytes() <= POOL_BYTES);
-  drain();
-});
 
 Deno.test("serve() echoes large messages of one size class from buffers it reuses, intact", async () => {
   drain();
@@ -85,7 +53,7 @@ Deno.test("encodeFrame() and encodeTextFrame() with slab put a large frame in a 
   for (const mask of [false, true]) {
     const frame = encodeFrame(OP_BINARY, payload, { mask, slab: true });
     assert.ok(frame.buffer.byteLength > frame.length, "a view of a larger buffer");
-    assert.equal(giveBack(frame.buffer), true, "the pool's");
+    assert.equal(release(frame), true, "the pool's");
     // Taken again (stale bytes in it), the next frame is still exactly right.
     const next = encodeFrame(OP_BINARY, payload.subarray(0, 35_000), { mask, slab: true });
     assert.equal(next.buffer, frame.buffer);
@@ -94,8 +62,8 @@ Deno.test("encodeFrame() and encodeTextFrame() with slab put a large frame in a 
     assert.deepEqual(reader.next()?.payload, payload.subarray(0, 35_000));
   }
   const text = encodeTextFrame("x".repeat(20_000), { mask: true, slab: true });
-  assert.equal(giveBack(text.buffer), true);
-  assert.equal(giveBack(encodeFrame(OP_BINARY, payload).buffer), false, "without slab: its own");
+  assert.equal(release(text), true);
+  assert.equal(release(encodeFrame(OP_BINARY, payload)), false, "without slab: its own");
   drain();
 });
 
@@ -155,4 +123,15 @@ Deno.test("Protocol gives back the buffers of text and fragments it decoded or c
   assert.deepEqual(fragmented, [{ type: "binary", data: binary }]);
   assert.ok(pooledBytes() > 64 * 1024 + 32, "the fragments' buffers too");
   drain();
+});
+
+Deno.test("a small binary message keeps at most 8 KiB alive, a large one only itself", () => {
+  const client = new Protocol({ role: "client" });
+  const received: Uint8Array[] = [];
+  for (const data of [new Uint8Array(100).fill(1), new Uint8Array(5000).fill(9)]) {
+    client.receiveData(encodeFrame(OP_BINARY, data));
+    for (const event of client.events()) if (event.type === "binary") received.push(event.data);
+  }
+  assert.ok(received[0]!.buffer.byteLength <= 8192, `${received[0]!.buffer.byteLength} bytes`);
+  assert.equal(received[1]!.buffer.byteLength, 5000, "a large one has a buffer of its own");
 });
