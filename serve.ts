@@ -51,7 +51,12 @@ import {
   type ServeSettings,
 } from "./serve/options.ts";
 
-export type { ConnectionInfo, EchoServer, ServeOptions } from "./serve/options.ts";
+export type {
+  ConnectionInfo,
+  EchoServer,
+  ServeOptions,
+  ServerCompressionOptions,
+} from "./serve/options.ts";
 export { TlsOptionError, type TlsProblem } from "./serve/tls.ts";
 export {
   DEFAULT_HANDSHAKE_TIMEOUT,

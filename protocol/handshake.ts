@@ -33,6 +33,12 @@
  */
 
 import { checkHeaderField, type HttpHead } from "./http.ts";
+import {
+  checkDeflateResponse,
+  type DeflateOfferOptions,
+  type DeflateParams,
+  ExtensionNegotiationError,
+} from "./permessage_deflate.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const encoder = new TextEncoder();
@@ -205,6 +211,8 @@ export function buildClientRequest(options: {
   key: string;
   protocols?: string[];
   headers?: HeadersInit;
+  /** A `Sec-WebSocket-Extensions` offer (`protocol/deflate_extension.ts`'s `compressionOffer`). */
+  extensions?: string;
 }): Uint8Array {
   const { url, key, protocols = [] } = options;
   checkProtocols(protocols);
@@ -218,6 +226,7 @@ export function buildClientRequest(options: {
     "Sec-WebSocket-Version: 13",
   ];
   if (protocols.length > 0) lines.push(`Sec-WebSocket-Protocol: ${protocols.join(", ")}`);
+  if (options.extensions) lines.push(`Sec-WebSocket-Extensions: ${options.extensions}`);
   for (const [name, value] of headerPairs(options.headers)) {
     if (HANDSHAKE_HEADER.test(name)) {
       throw new TypeError(
@@ -251,13 +260,15 @@ function fail(message: string, status?: number): never {
  * @param head The response head, from `parseHttpHead`.
  * @param expected The accept value ({@linkcode acceptKey} of the key sent)
  * and the subprotocols offered.
- * @returns The status (101), the subprotocol chosen ("" for none) and the
- * extensions (always "": none is accepted).
+ * @returns The status (101), the subprotocol chosen ("" for none), the
+ * extensions answered ("" for none) and, when `expected.deflate` was offered
+ * and accepted, the agreed permessage-deflate parameters.
  * @throws {HandshakeError} Kind `"status"` when the status is not 101; kind
  * `"handshake"` for a malformed status line, `Upgrade` not `websocket`,
  * `Connection` without the `upgrade` token, a missing or wrong
- * `Sec-WebSocket-Accept`, a subprotocol not offered (or several), or any
- * `Sec-WebSocket-Extensions`.
+ * `Sec-WebSocket-Accept`, a subprotocol not offered (or several), or a
+ * `Sec-WebSocket-Extensions` without an offer or that breaks RFC 7692 (the
+ * message names the parameter).
  *
  * @example A 403 instead of 101
  * ```ts
@@ -275,8 +286,8 @@ function fail(message: string, status?: number): never {
  */
 export function checkResponse(
   head: HttpHead,
-  expected: { accept: string; protocols: string[] },
-): { status: number; protocol: string; extensions: string } {
+  expected: { accept: string; protocols: string[]; deflate?: DeflateOfferOptions | undefined },
+): { status: number; protocol: string; extensions: string; deflate?: DeflateParams } {
   const match = /^HTTP\/1\.1 (\d{3})(?: (.*))?$/.exec(head.startLine);
   if (match === null) {
     fail(`the server answered with a malformed status line ${q(head.startLine)}`);
@@ -311,11 +322,24 @@ export function checkResponse(
     fail(headerProblem("response", "Sec-WebSocket-Protocol", protocol, want), status);
   }
   const extensions = headers.get("sec-websocket-extensions");
-  if (extensions !== null) {
+  if (extensions !== null && expected.deflate === undefined) {
     const want = "but the client offered none";
     fail(headerProblem("response", "Sec-WebSocket-Extensions", extensions, want), status);
   }
-  return { status, protocol: protocol ?? "", extensions: "" };
+  let deflate: DeflateParams | undefined;
+  try {
+    deflate = checkDeflateResponse(extensions, expected.deflate ?? {});
+  } catch (error) {
+    if (!(error instanceof ExtensionNegotiationError)) throw error;
+    throw new HandshakeError("handshake", lowerFirst(error.message), { status, cause: error });
+  }
+  return deflate === undefined
+    ? { status, protocol: protocol ?? "", extensions: "" }
+    : { status, protocol: protocol ?? "", extensions: extensions!, deflate };
+}
+
+function lowerFirst(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1);
 }
 
 function reject(status: number, message: string, responseHeaders?: Record<string, string>): never {
@@ -399,7 +423,8 @@ export function checkRequest(
  * Builds a server's `101 Switching Protocols` answer.
  *
  * @param options The accept value ({@linkcode acceptKey} of the client's
- * key) and the subprotocol chosen, if any.
+ * key), the subprotocol chosen, if any, and the extensions accepted, if any
+ * (`acceptDeflateOffer`'s `response`).
  * @returns The response head as bytes.
  * @throws {TypeError} When the subprotocol is not a token or the accept value
  * has CR, LF or NUL.
@@ -417,7 +442,9 @@ export function checkRequest(
  * );
  * ```
  */
-export function buildResponse(options: { accept: string; protocol?: string }): Uint8Array {
+export function buildResponse(
+  options: { accept: string; protocol?: string; extensions?: string },
+): Uint8Array {
   checkHeaderField("Sec-WebSocket-Accept", options.accept);
   const lines = [
     "HTTP/1.1 101 Switching Protocols",
@@ -429,5 +456,6 @@ export function buildResponse(options: { accept: string; protocol?: string }): U
     checkProtocols([options.protocol]);
     lines.push(`Sec-WebSocket-Protocol: ${options.protocol}`);
   }
+  if (options.extensions) lines.push(`Sec-WebSocket-Extensions: ${options.extensions}`);
   return encoder.encode(lines.join("\r\n") + "\r\n\r\n");
 }

@@ -152,10 +152,12 @@ export async function acceptHandshake(ctx: HandshakeContext): Promise<Opened | u
     const accept = await acceptKey(request.key);
     if (ctx.ended()) return undefined;
     const extensions = accepted ? accepted.response : undefined;
-    await writeAll(
-      conn,
-      buildResponse({ accept, ...(protocol ? { protocol } : {}), ...(extensions && { extensions }) }),
-    );
+    const response = {
+      accept,
+      ...(protocol ? { protocol } : {}),
+      ...(extensions && { extensions }),
+    };
+    await writeAll(conn, buildResponse(response));
     const info = { id, remoteAddr, path: request.path, headers: request.headers, protocol };
     if (!accepted) return { info, rest: buffer.slice(end, used) };
     const { threshold, level } = settings.compression!;

@@ -10,6 +10,9 @@
 import { isValidCloseCode } from "../protocol/close_payload.ts";
 import { MAX_HEAD_BYTES } from "../protocol/http.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "../protocol/protocol.ts";
+import { checkCompression, type ServerCompressionOptions } from "../protocol/deflate_extension.ts";
+
+export type { ServerCompressionOptions } from "../protocol/deflate_extension.ts";
 
 /**
  * A connection as seen by the server, for {@linkcode ServeOptions.onConnect}.
@@ -68,6 +71,22 @@ export interface ServeOptions {
    * @default {16777216}
    */
   maxMessageSize?: number;
+  /**
+   * permessage-deflate (RFC 7692): `true` accepts a client's offer with the
+   * defaults, an object tunes what is accepted (`clientNoContextTakeover`,
+   * `clientMaxWindowBits`) and the compression (`threshold`, `level`),
+   * `false` declines every offer. Compressed messages are inflated
+   * (`maxMessageSize` counts the inflated size, so a decompression bomb
+   * stops there with 1009) and replies of at least `threshold` (1 KiB)
+   * bytes go out compressed, each on its own (`server_no_context_takeover`
+   * is answered). A client that keeps its context (browsers, Node `ws`)
+   * costs 32 KiB per connection for its window, once it sent a compressed
+   * message; `clientNoContextTakeover: true` or a smaller
+   * `clientMaxWindowBits` lowers that. See docs/compression.md.
+   *
+   * @default {false} as Node `ws`'s server: 32 KiB per connection with a client's context takeover, and 10-80 µs of CPU per compressed message, are the operator's choice to make
+   */
+  compression?: boolean | ServerCompressionOptions;
   /**
    * The most TCP connections held at once, those still in their opening
    * handshake included. Past it a new connection is answered HTTP 503 at
@@ -265,6 +284,8 @@ export interface EchoServer extends AsyncDisposable {
 
 /** Default {@linkcode ServeOptions.maxMessageSize}. */
 export const DEFAULT_SERVE_MAX_MESSAGE_SIZE: number = DEFAULT_MAX_MESSAGE_SIZE;
+/** Default {@linkcode ServeOptions.compression}: declined. */
+export const DEFAULT_SERVE_COMPRESSION = false;
 /** Default {@linkcode ServeOptions.maxConnections}. */
 export const DEFAULT_MAX_CONNECTIONS = 1000;
 /** Default {@linkcode ServeOptions.handshakeTimeout}. */
@@ -300,6 +321,8 @@ export interface ServeSettings {
   pingInterval: number | undefined;
   rejectStatus: number | undefined;
   protocols: string[] | undefined;
+  /** {@linkcode ServeOptions.compression}: what to accept, or `undefined` to decline. */
+  compression: Readonly<ServerCompressionOptions> | undefined;
 }
 
 function show(value: unknown): string {
@@ -480,6 +503,7 @@ export function checkServeOptions(options: ServeOptions): ServeSettings {
     pingInterval: optional(o.pingInterval, (v) => delay("pingInterval", v, true, false)),
     rejectStatus: optional(o.rejectStatus, (v) => whole("rejectStatus", v, 400, 599, false)),
     protocols: o.protocols,
+    compression: checkCompression(o.compression, "server", DEFAULT_SERVE_COMPRESSION),
   };
 }
 
