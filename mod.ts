@@ -80,8 +80,8 @@ export {
   ProtocolError,
   TooSlowError,
 } from "./util/errors.ts";
-export type {
 export { CloseCode, type CloseCodeName } from "./protocol/close_code.ts";
+export type {
   ClosingStart,
   Transport,
   TransportEnd,

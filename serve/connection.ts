@@ -189,10 +189,10 @@ export class ServerConnection {
       abort: () => this.#release(),
       ended: () => this.#ended,
     }, refuse);
-    if (opened !== undefined && !this.#ended) this.#open(opened.info, opened.rest, opened.deflate);
+    if (opened !== undefined && !this.#ended) this.#open(opened.info, opened.rest);
   }
 
-  #open(info: ConnectionInfo, rest: Uint8Array, deflate?: DeflateSettings): void {
+  #open(info: ConnectionInfo, rest: Uint8Array): void {
     const s = this.#settings;
     this.#info = info;
     if ("setNoDelay" in this.#conn) (this.#conn as Deno.TcpConn).setNoDelay(true);
@@ -201,7 +201,6 @@ export class ServerConnection {
       maxMessageSize: s.maxMessageSize,
       echo: true,
       autoReply: false, // answered in #receive, per event
-      ...(deflate === undefined ? {} : { deflate }),
     });
     this.#phase = "open";
     this.#openedAt = performance.now();

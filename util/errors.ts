@@ -142,12 +142,15 @@ export class ConnectionClosedError extends Error {
  *
  * const error = new ProtocolError(1002, "reserved bits set without an extension");
  * assert.equal(error.closeCode, 1002);
+ * assert.equal(error.rule, "reserved bits set without an extension");
  * assert.equal(error.message, "Protocol error: reserved bits set without an extension");
  * ```
  */
 export class ProtocolError extends Error {
   /** The close code the connection is failed with: 1002, 1007 or 1009. */
   readonly closeCode: number;
+  /** The rule that was broken, in a few words (the message without its `"Protocol error: "`). */
+  readonly rule: string;
 
   /**
    * Constructs a new instance.
@@ -160,6 +163,7 @@ export class ProtocolError extends Error {
     super(`Protocol error: ${rule}`, options);
     this.name = "ProtocolError";
     this.closeCode = closeCode;
+    this.rule = rule;
   }
 }
 
@@ -170,15 +174,12 @@ export class ProtocolError extends Error {
  * @example Tell a timeout from other failures
  * ```ts
  * import { failAfter, sleep, TooSlowError } from "@wsbeat/wsbeat";
- * assert.equal(error.rule, "reserved bits set without an extension");
  * import assert from "node:assert/strict";
  *
  * const error = await failAfter(10, (signal) => sleep(1_000, { signal }))
  *   .catch((e) => e);
  * assert.ok(error instanceof TooSlowError);
  * assert.equal(error.timeout, 10);
-  /** The rule that was broken, in a few words (the message without its `"Protocol error: "`). */
-  readonly rule: string;
  * ```
  */
 export class TooSlowError extends Error {
@@ -191,7 +192,6 @@ export class TooSlowError extends Error {
    * @param timeout The bound that was exceeded, in milliseconds.
    * @param message What was too slow; defaults to a sentence naming the bound.
    * @param options Standard error options, such as `cause`.
-    this.rule = rule;
    */
   constructor(timeout: number, message?: string, options?: ErrorOptions) {
     super(message ?? `Operation did not finish within ${timeout} ms`, options);
