@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { DeflateSettings } from "./deflate_extension.ts";
+
 /**
  * Which end of the connection a `Protocol` is: a client masks what
  * it sends and expects unmasked frames, a server the reverse.
@@ -88,6 +90,16 @@ export interface ProtocolOptions {
    * @default {true} RFC 6455 asks for both answers, and most callers want them
    */
   autoReply?: boolean;
+  /**
+   * permessage-deflate (RFC 7692) as the opening handshake agreed on it:
+   * the zlib module, the parameters and the tuning
+   * (`protocol/deflate_extension.ts`). Then RSV1 is allowed on the first
+   * frame of a text or binary message, such messages are inflated (past
+   * `maxMessageSize` once inflated: 1009), and messages of at least
+   * `threshold` bytes are sent compressed.
+   * @default {undefined} no extension: RSV1 fails the connection with 1002
+   */
+  deflate?: DeflateSettings;
 }
 
 /**

@@ -50,6 +50,7 @@ import {
 import { Fifo } from "../util/fifo.ts";
 import { type Frame, FrameReader } from "./frame_reader.ts";
 import { MessageAssembler } from "./message_assembly.ts";
+import { PerMessageDeflate } from "./deflate_extension.ts";
 import { type CloseRecord, ignoresInput, openRecord, phaseOf } from "./close_record.ts";
 
 export * from "./events.ts";
@@ -96,6 +97,8 @@ export class Protocol {
   #dataReceived = 0;
   readonly #close: CloseRecord = openRecord();
   readonly #messages: MessageAssembler;
+  /** permessage-deflate, when the handshake agreed on it (`protocol/deflate_extension.ts`). */
+  readonly #deflate: PerMessageDeflate | undefined;
 
   /**
    * Constructs a new instance.
@@ -121,6 +124,7 @@ export class Protocol {
     }
     this.#role = role;
     this.#messages = new MessageAssembler(maxMessageSize);
+    this.#deflate = options.deflate && new PerMessageDeflate(options.deflate, role, maxMessageSize);
     this.#mask = role === "client";
     this.#reader = new FrameReader({
       expectMasked: role === "server",
@@ -275,7 +279,8 @@ export class Protocol {
    */
   sendText(text: string): void {
     this.#checkCanSend("text");
-    const frame = encodeTextFrame(text, { mask: this.#mask, slab: true });
+    const frame = this.#deflate?.encodeText(text, this.#mask) ??
+      encodeTextFrame(text, { mask: this.#mask, slab: true });
     this.#dataSent += statedPayloadLength(frame);
     this.#queue(frame);
   }
@@ -289,8 +294,10 @@ export class Protocol {
    */
   sendBinary(data: Uint8Array): void {
     this.#checkCanSend("binary");
-    this.#dataSent += data.length;
-    this.#queue(encodeFrame(OP_BINARY, data, { mask: this.#mask, slab: true }));
+    const frame = this.#deflate?.encode(OP_BINARY, data, this.#mask) ??
+      encodeFrame(OP_BINARY, data, { mask: this.#mask, slab: true });
+    this.#dataSent += statedPayloadLength(frame);
+    this.#queue(frame);
   }
 
   /**
@@ -305,10 +312,10 @@ export class Protocol {
   sendEcho(type: "text" | "binary", echo: Uint8Array): void {
     this.#checkCanSend(type);
     const opcode = type === "text" ? OP_TEXT : OP_BINARY;
-    this.#dataSent += echo.length;
-    this.#queue(
-      this.#mask ? encodeFrame(opcode, echo, { mask: true }) : encodeFrameInPlace(opcode, echo),
-    );
+    const frame = this.#deflate?.encode(opcode, echo, this.#mask) ??
+      (this.#mask ? encodeFrame(opcode, echo, { mask: true }) : encodeFrameInPlace(opcode, echo));
+    this.#dataSent += statedPayloadLength(frame);
+    this.#queue(frame);
   }
 
   /**
@@ -428,6 +435,13 @@ export class Protocol {
   }
 
   #handle(frame: Frame): void {
+    if (this.#deflate?.takes(frame, this.#messages.open)) {
+      // A frame of a compressed message (RSV1 on its first): inflated at its last.
+      this.#dataReceived += frame.payload.length;
+      const message = this.#deflate.receive(frame);
+      if (message) this.#events.push(message);
+      return;
+    }
     if (frame.rsv !== 0) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, "reserved bits set");
     if (frame.opcode < 8) this.#dataReceived += frame.payload.length;
     switch (frame.opcode) {

@@ -22,6 +22,7 @@
 
 import { CloseCode, Protocol } from "../protocol/protocol.ts";
 import { encodeFrame, OP_PONG } from "../protocol/frames.ts";
+import type { DeflateSettings } from "../protocol/deflate_extension.ts";
 import { handshakePhase, LINGER_BYTES } from "./handshake.ts";
 import { type ConnectionInfo, faultCount, type ServeSettings } from "./options.ts";
 import { DelayedReplies, fragmentFrames, type Reply } from "./replies.ts";
@@ -189,10 +190,10 @@ export class ServerConnection {
       abort: () => this.#release(),
       ended: () => this.#ended,
     }, refuse);
-    if (opened !== undefined && !this.#ended) this.#open(opened.info, opened.rest);
+    if (opened !== undefined && !this.#ended) this.#open(opened.info, opened.rest, opened.deflate);
   }
 
-  #open(info: ConnectionInfo, rest: Uint8Array): void {
+  #open(info: ConnectionInfo, rest: Uint8Array, deflate?: DeflateSettings): void {
     const s = this.#settings;
     this.#info = info;
     if ("setNoDelay" in this.#conn) (this.#conn as Deno.TcpConn).setNoDelay(true);
@@ -201,6 +202,7 @@ export class ServerConnection {
       maxMessageSize: s.maxMessageSize,
       echo: true,
       autoReply: false, // answered in #receive, per event
+      ...(deflate === undefined ? {} : { deflate }),
     });
     this.#phase = "open";
     this.#openedAt = performance.now();

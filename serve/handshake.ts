@@ -18,6 +18,8 @@ import { controlByte, messageOf, shownMessage, shownTarget } from "./log.ts";
 import { ProtocolError } from "../util/errors.ts";
 import type { ConnectionInfo, ServeSettings } from "./options.ts";
 import { writeAll } from "../transport/frame_writer.ts";
+import { type DeflateSettings, sharedZlib } from "../protocol/deflate_extension.ts";
+import { acceptDeflateOffer, ExtensionNegotiationError } from "../protocol/permessage_deflate.ts";
 
 /** The socket and what the handshake needs around it. */
 export interface HandshakeContext {
@@ -39,6 +41,8 @@ export interface Opened {
   info: ConnectionInfo;
   /** The first frames, if the client sent them with its request. */
   rest: Uint8Array;
+  /** permessage-deflate, when the client offered it and `compression` accepted it. */
+  deflate?: DeflateSettings;
 }
 
 /** After answering with an error, read at most this much before closing. */
@@ -137,11 +141,28 @@ export async function acceptHandshake(ctx: HandshakeContext): Promise<Opened | u
     }
     if (rejectStatus !== undefined) return rejectAll(ctx, rejectStatus);
     const protocol = request.protocols.find((p) => !protocols || protocols.includes(p)) ?? "";
+    let accepted;
+    try {
+      accepted = settings.compression && (await sharedZlib()) &&
+        acceptDeflateOffer(request.headers.get("sec-websocket-extensions"), settings.compression);
+    } catch (error) {
+      if (!(error instanceof ExtensionNegotiationError)) throw error;
+      return reject(ctx, 400, error.message);
+    }
     const accept = await acceptKey(request.key);
     if (ctx.ended()) return undefined;
-    await writeAll(conn, buildResponse({ accept, ...(protocol ? { protocol } : {}) }));
+    const extensions = accepted ? accepted.response : undefined;
+    const response = {
+      accept,
+      ...(protocol ? { protocol } : {}),
+      ...(extensions && { extensions }),
+    };
+    await writeAll(conn, buildResponse(response));
     const info = { id, remoteAddr, path: request.path, headers: request.headers, protocol };
-    return { info, rest: buffer.slice(end, used) };
+    if (!accepted) return { info, rest: buffer.slice(end, used) };
+    const { threshold, level } = settings.compression!;
+    const deflate = { zlib: (await sharedZlib())!, params: accepted.params, threshold, level };
+    return { info, rest: buffer.slice(end, used), deflate };
   } finally {
     clearTimeout(timer);
   }
