@@ -38,10 +38,8 @@
  */
 
 import { TooSlowError } from "./util/errors.ts";
+import { checkDelay } from "./util/checks.ts";
 import { HeartbeatLoop, type Probe, type ProbeListener } from "./heartbeat/loop.ts";
-
-/** The largest delay `setTimeout` accepts without firing at once. */
-const MAX_DELAY = 2 ** 31 - 1;
 
 /** Options for {@linkcode sleep}. */
 export interface SleepOptions {
@@ -62,29 +60,6 @@ export interface FailAfterOptions {
    * @default {(ms) => new TooSlowError(ms)}
    */
   error?: (ms: number) => Error;
-}
-
-/**
- * Checks a delay argument, naming it in the error.
- *
- * @param name The parameter's name, for the message.
- * @param ms The value to check.
- * @param allowInfinity Whether `Infinity` means "never".
- */
-export function checkDelay(name: string, ms: unknown, allowInfinity = true): number {
-  if (typeof ms !== "number" || Number.isNaN(ms)) {
-    throw new TypeError(
-      `Cannot use ${name} as it is not a number of milliseconds: current value is ${String(ms)}`,
-    );
-  }
-  if (ms < 0 || (ms === Infinity && !allowInfinity) || (ms > MAX_DELAY && ms !== Infinity)) {
-    throw new RangeError(
-      `Cannot use ${name} as it is out of range: current value is ${ms}; use 0 to ${MAX_DELAY} ms${
-        allowInfinity ? " or Infinity" : ""
-      }`,
-    );
-  }
-  return ms;
 }
 
 /**
@@ -222,7 +197,7 @@ export interface HeartbeatOptions {
    * server, 60 s for many proxies and load balancers) while costing one small
    * message per connection every ten seconds.
    *
-   * @default {10000}
+   * @default {10000} ({@linkcode DEFAULT_INTERVAL})
    */
   interval?: number;
   /**
@@ -233,7 +208,7 @@ export interface HeartbeatOptions {
    * means a stuck peer rather than a slow link; a dead peer is detected
    * within `interval + timeout` (15 s by default).
    *
-   * @default {5000}
+   * @default {5000} ({@linkcode DEFAULT_TIMEOUT})
    */
   timeout?: number;
   /** Signal that stops the heartbeat; {@linkcode heartbeat} then resolves. */
@@ -254,9 +229,15 @@ export interface HeartbeatOptions {
   excuseLate?: () => Promise<void> | undefined;
 }
 
-/** Default {@linkcode HeartbeatOptions.interval}, in milliseconds. */
+/**
+ * Default {@linkcode HeartbeatOptions.interval} and of the client's
+ * `heartbeat.interval`, in milliseconds.
+ */
 export const DEFAULT_INTERVAL = 10_000;
-/** Default {@linkcode HeartbeatOptions.timeout}, in milliseconds. */
+/**
+ * Default {@linkcode HeartbeatOptions.timeout} and of the client's
+ * `heartbeat.timeout`, in milliseconds.
+ */
 export const DEFAULT_TIMEOUT = 5_000;
 
 /**

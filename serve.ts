@@ -8,8 +8,9 @@
  * `Deno.listenTls`. This module is the server's top layer: the options,
  * listening, accepting within `maxConnections` (surviving `EMFILE`), and
  * shutdown; `serve/connection.ts` runs each connection, its handshake,
- * limits and faults; `serve/options.ts` holds the option types, defaults
- * and checks.
+ * limits and faults; `serve/options.ts` holds the option types and
+ * defaults, and `serve/resolve.ts` checks them once into the frozen
+ * settings everything below reads.
  *
  * Limits, each with a default: `maxMessageSize` (close 1009),
  * `maxConnections` (HTTP 503), `handshakeTimeout` and `maxHeaderSize`
@@ -43,13 +44,8 @@
 
 import { ServerConnection } from "./serve/connection.ts";
 import { listen } from "./serve/tls.ts";
-import {
-  checkServeOptions,
-  DEFAULT_MAX_CONNECTIONS,
-  type EchoServer,
-  type ServeOptions,
-  type ServeSettings,
-} from "./serve/options.ts";
+import type { EchoServer, ServeOptions, ServeSettings } from "./serve/options.ts";
+import { resolveServeOptions } from "./serve/resolve.ts";
 
 export type {
   ConnectionInfo,
@@ -112,8 +108,7 @@ const MAX_LINGERING_REFUSALS = 64;
  * ```
  */
 export function serve(options: ServeOptions = {}): EchoServer {
-  const settings = checkServeOptions(options);
-  return new Server(options, settings);
+  return new Server(resolveServeOptions(options));
 }
 
 class Server implements EchoServer {
@@ -122,8 +117,6 @@ class Server implements EchoServer {
   readonly hostname: string;
   readonly #listener: Deno.Listener;
   readonly #settings: ServeSettings;
-  readonly #options: ServeOptions;
-  readonly #maxConnections: number;
   readonly #log: (line: string) => void;
   /** Every connection not yet released, refusals included. */
   readonly #all = new Set<ServerConnection>();
@@ -137,12 +130,10 @@ class Server implements EchoServer {
   #wake: (() => void) | undefined;
   readonly #onAbort = () => void this.close();
 
-  constructor(options: ServeOptions, settings: ServeSettings) {
-    const { port = 0, hostname = "127.0.0.1", cert, key, signal } = options;
-    this.#options = options;
+  constructor(settings: ServeSettings) {
+    const { port, hostname, cert, key, signal } = settings;
     this.#settings = settings;
-    this.#maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-    this.#log = options.log ?? (() => {});
+    this.#log = settings.log;
     this.#listener = listen({ port, hostname, cert, key });
     this.port = (this.#listener.addr as Deno.NetAddr).port;
     this.hostname = hostname;
@@ -208,7 +199,7 @@ class Server implements EchoServer {
   #start(conn: Deno.Conn): void {
     const addr = conn.remoteAddr as Deno.NetAddr;
     const start = { id: this.#nextId++, remoteAddr: `${addr.hostname}:${addr.port}` };
-    const full = this.#held >= this.#maxConnections;
+    const full = this.#held >= this.#settings.maxConnections;
     const refuse = full
       ? {
         reason: `${this.#held} connections held (maxConnections)`,
@@ -219,11 +210,11 @@ class Server implements EchoServer {
       log: this.#log,
       onOpen: (info) => {
         this.#open++;
-        this.#hook("onConnect", () => this.#options.onConnect?.(info));
+        this.#hook("onConnect", () => this.#settings.onConnect?.(info));
       },
       onClose: (info, code, reason) => {
         this.#open--;
-        this.#hook("onDisconnect", () => this.#options.onDisconnect?.(info, code, reason));
+        this.#hook("onDisconnect", () => this.#settings.onDisconnect?.(info, code, reason));
       },
     }, refuse ? { ...start, refuse } : start);
     if (refuse) this.#refusing++;
@@ -253,7 +244,7 @@ class Server implements EchoServer {
   }
 
   async #shutdown(): Promise<void> {
-    this.#options.signal?.removeEventListener("abort", this.#onAbort);
+    this.#settings.signal?.removeEventListener("abort", this.#onAbort);
     try {
       this.#listener.close();
     } catch { /* already closed */ }

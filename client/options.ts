@@ -1,13 +1,45 @@
 /**
- * The client layer: the types of `connect()`'s options and results, their
- * defaults with the reasons for them, and the checks that turn a bad option
- * into a `TypeError` or `RangeError` naming it.
+ * The client layer: the types of `connect()`'s options and results, each
+ * option's default (one constant each, named in its `@default`), and the
+ * types of the options once resolved: {@linkcode CheckedOptions} and
+ * {@linkcode CheckedConnectOptions}, frozen, every default filled in.
+ *
+ * ## The options pipeline
+ *
+ * Options are checked and defaulted once, at the entry, and only read below:
+ *
+ * 1. `connect(url, options)` (`client.ts`) calls `resolveConnectOptions`
+ *    (`client/resolve.ts`), which checks every option with the small checkers
+ *    of `util/checks.ts` and returns a frozen {@linkcode CheckedConnectOptions}.
+ * 2. `openChecked(url, checked)` (`client.ts`) checks the URL, builds the
+ *    transport from `checked` (`TcpTransport` gets `protocols`, `headers`,
+ *    `caCerts`, `proxy`, `clientCert`, `maxMessageSize`, `closeTimeout`,
+ *    `connectTimeout`; `NativeTransport` the protocols, headers and `client`),
+ *    and hands the same object to `new WebSocketClient(transport, checked)`.
+ * 3. The constructor (`client/websocket_client.ts`) calls
+ *    `resolveClientOptions`, which returns an object it resolved itself as
+ *    it is (a frozen object remembered in a private `WeakSet`: no caller can
+ *    forge one) and resolves anything else, so a user's own
+ *    `new WebSocketClient(socket, options)` is still checked. It passes
+ *    `sendHighWaterMark` to `Flow`, `heartbeat` (interval and timeout
+ *    filled in) to `Probes` and `Watchdogs`, `maxQueuedMessages` and
+ *    `maxQueuedBytes` to `Inbox`, and keeps `connectTimeout`,
+ *    `closeTimeout`, `signal` and `quietEnd` for itself.
+ *
+ * `reconnecting()` and `ReconnectingClient` (`reconnect/`) resolve their
+ * options once, before the first attempt, and call `openChecked` per
+ * attempt; what `prepare` returns (headers, subprotocols) goes through
+ * `resolveAttempt`, which checks only those. `serve()` does the same with
+ * `resolveServeOptions` (`serve/options.ts`).
  *
  * @module
  */
 
-import { checkDelay, DEFAULT_INTERVAL, DEFAULT_TIMEOUT } from "../heartbeat.ts";
 import type { TransportName } from "../transport/transport.ts";
+
+export { DEFAULT_INTERVAL, DEFAULT_TIMEOUT } from "../heartbeat.ts";
+/** Default {@linkcode ConnectOptions.maxMessageSize}, the protocol's own: 16 MiB. */
+export { DEFAULT_MAX_MESSAGE_SIZE } from "../protocol/events.ts";
 
 export type { CloseInfo, CloseInitiator } from "./close_info.ts";
 
@@ -121,13 +153,13 @@ export interface ClientHeartbeatOptions extends ProbeOptions {
   /**
    * Milliseconds to sleep after each reply before the next probe.
    *
-   * @default {10000}
+   * @default {10000} ({@linkcode DEFAULT_INTERVAL})
    */
   interval?: number;
   /**
    * Milliseconds to wait for a reply before the connection is declared dead.
    *
-   * @default {5000}
+   * @default {5000} ({@linkcode DEFAULT_TIMEOUT})
    */
   timeout?: number;
   /** Called with each round-trip time in milliseconds. */
@@ -145,14 +177,14 @@ export interface ClientOptions {
    * Milliseconds to wait for the connection and opening handshake; the
    * native socket has no bound of its own. `Infinity` waits forever.
    *
-   * @default {10000}
+   * @default {10000} ({@linkcode DEFAULT_CONNECT_TIMEOUT})
    */
   connectTimeout?: number;
   /**
    * Milliseconds {@linkcode WebSocketClient.close} waits for the closing
    * handshake before it closes the TCP connection anyway.
    *
-   * @default {5000}
+   * @default {5000} ({@linkcode DEFAULT_CLOSE_TIMEOUT})
    */
   closeTimeout?: number;
   /**
@@ -196,7 +228,7 @@ export interface ClientOptions {
    * the queued messages are read, iteration rejects with
    * {@linkcode ConnectionClosedError}. `Infinity` sets no bound.
    *
-   * @default {10000}
+   * @default {10000} ({@linkcode DEFAULT_MAX_QUEUED})
    */
   maxQueuedMessages?: number;
   /**
@@ -206,7 +238,7 @@ export interface ClientOptions {
    * stopped reading costs: the queue, plus at most one message being
    * received.
    *
-   * @default {16777216}
+   * @default {16777216} ({@linkcode DEFAULT_MAX_QUEUED_BYTES})
    */
   maxQueuedBytes?: number;
   /**
@@ -215,7 +247,7 @@ export interface ClientOptions {
    * `drain()` after each `send()` never holds more than this in memory, even
    * when the peer stops reading. 1 MiB keeps a fast link busy.
    *
-   * @default {1048576}
+   * @default {1048576} ({@linkcode DEFAULT_HIGH_WATER_MARK})
    */
   sendHighWaterMark?: number;
 }
@@ -245,7 +277,7 @@ export interface ConnectOptions extends ClientOptions {
    * messages of common feeds (snapshots of a few MiB) and a quarter of what
    * the native client allows (64 MiB). wsbeat transport only.
    *
-   * @default {16777216}
+   * @default {16777216} ({@linkcode DEFAULT_MAX_MESSAGE_SIZE})
    */
   maxMessageSize?: number;
   /**
@@ -289,143 +321,65 @@ export const DEFAULT_CLOSE_TIMEOUT = 5_000;
 export const DEFAULT_MAX_QUEUED = 10_000;
 /** Default {@linkcode ClientOptions.maxQueuedBytes}. */
 export const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024;
-/** Default {@linkcode ConnectOptions.maxMessageSize}. */
-export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
 /** Default {@linkcode ClientOptions.sendHighWaterMark}. */
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 
-/** {@linkcode ClientOptions} with the defaults filled in. */
+/** {@linkcode ClientHeartbeatOptions} once resolved: `interval` and `timeout` filled in. */
+export interface CheckedHeartbeat extends ProbeOptions {
+  /** Milliseconds to sleep after each reply before the next probe. */
+  readonly interval: number;
+  /** Milliseconds to wait for a reply. */
+  readonly timeout: number;
+  /** Called with each round-trip time in milliseconds. */
+  readonly onBeat: ((rtt: number) => void) | undefined;
+}
+
+/**
+ * {@linkcode ClientOptions} once resolved: checked, every default filled in,
+ * frozen. What `WebSocketClient` and its parts read; see the module doc.
+ */
 export interface CheckedOptions {
-  signal: AbortSignal | undefined;
-  connectTimeout: number;
-  closeTimeout: number;
-  maxQueuedMessages: number;
-  maxQueuedBytes: number;
-  sendHighWaterMark: number;
-  heartbeat: ClientHeartbeatOptions | undefined;
-  staleAfter: number;
-  quietEnd: boolean;
-}
-
-function checkCount(name: string, value: unknown, min: number): number {
-  if (
-    typeof value !== "number" ||
-    !(value === Infinity || (Number.isInteger(value) && value >= min))
-  ) {
-    throw new RangeError(
-      `Cannot use ${name} as it is not a whole number of at least ${min} or Infinity: current value is ${
-        String(value)
-      }`,
-    );
-  }
-  return value;
-}
-
-function checkProbe(name: string, value: unknown): void {
-  if (
-    value !== undefined && typeof value !== "string" && typeof value !== "function" &&
-    !(value instanceof Uint8Array)
-  ) {
-    throw new TypeError(
-      `Cannot use ${name} as it is not a string, Uint8Array or function: current value is ${
-        String(value)
-      }`,
-    );
-  }
+  /** {@linkcode ClientOptions.signal}. */
+  readonly signal: AbortSignal | undefined;
+  /** {@linkcode ClientOptions.connectTimeout}. */
+  readonly connectTimeout: number;
+  /** {@linkcode ClientOptions.closeTimeout}. */
+  readonly closeTimeout: number;
+  /** {@linkcode ClientOptions.maxQueuedMessages}. */
+  readonly maxQueuedMessages: number;
+  /** {@linkcode ClientOptions.maxQueuedBytes}. */
+  readonly maxQueuedBytes: number;
+  /** {@linkcode ClientOptions.sendHighWaterMark}. */
+  readonly sendHighWaterMark: number;
+  /** {@linkcode ClientOptions.heartbeat}: `undefined` for none. */
+  readonly heartbeat: CheckedHeartbeat | undefined;
+  /** {@linkcode ClientOptions.staleAfter}. */
+  readonly staleAfter: number;
+  /** {@linkcode ClientOptions.quietEnd}. */
+  readonly quietEnd: boolean;
 }
 
 /**
- * Checks the client's options and fills in the defaults.
- *
- * @param options What the caller passed.
- * @returns The options with defaults.
- * @throws {TypeError} If an option has the wrong type.
- * @throws {RangeError} If an option is out of range.
+ * {@linkcode ConnectOptions} once resolved: checked, every default filled
+ * in, frozen. What `connect()` builds the transport from; see the module doc.
  */
-export function checkClientOptions(options: ClientOptions): CheckedOptions {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      `Cannot use options as they are not an object: current value is ${String(options)}`,
-    );
-  }
-  const connectTimeout = checkDelay(
-    "connectTimeout",
-    options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
-  );
-  const closeTimeout = checkDelay("closeTimeout", options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT);
-  const maxQueuedMessages = checkCount(
-    "maxQueuedMessages",
-    options.maxQueuedMessages ?? DEFAULT_MAX_QUEUED,
-    1,
-  );
-  const maxQueuedBytes = checkCount(
-    "maxQueuedBytes",
-    options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
-    1,
-  );
-  const sendHighWaterMark = checkCount(
-    "sendHighWaterMark",
-    options.sendHighWaterMark ?? DEFAULT_HIGH_WATER_MARK,
-    0,
-  );
-  const staleAfter = checkDelay("staleAfter", options.staleAfter ?? Infinity);
-  if (staleAfter === 0) {
-    throw new RangeError(
-      "Cannot use staleAfter as it is 0, which would close every connection at once: current value is 0",
-    );
-  }
-  const signal = options.signal;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new TypeError(
-      `Cannot use signal as it is not an AbortSignal: current value is ${String(signal)}`,
-    );
-  }
-  let heartbeat: ClientHeartbeatOptions | undefined;
-  if (options.heartbeat === true) heartbeat = {};
-  else if (options.heartbeat && typeof options.heartbeat === "object") {
-    heartbeat = options.heartbeat;
-  } else if (options.heartbeat !== undefined && options.heartbeat !== false) {
-    throw new TypeError(
-      `Cannot use heartbeat as it is not a boolean or an object: current value is ${
-        String(options.heartbeat)
-      }`,
-    );
-  }
-  if (heartbeat) {
-    checkDelay("heartbeat.interval", heartbeat.interval ?? DEFAULT_INTERVAL);
-    checkDelay("heartbeat.timeout", heartbeat.timeout ?? DEFAULT_TIMEOUT);
-    checkProbe("heartbeat.message", heartbeat.message);
-    checkProbe("heartbeat.reply", heartbeat.reply);
-  }
-  return {
-    signal,
-    connectTimeout,
-    closeTimeout,
-    maxQueuedMessages,
-    maxQueuedBytes,
-    sendHighWaterMark,
-    heartbeat,
-    staleAfter,
-    quietEnd: checkBoolean("quietEnd", options.quietEnd ?? false),
-  };
-}
-
-function checkBoolean(name: string, value: unknown): boolean {
-  if (typeof value !== "boolean") {
-    throw new TypeError(
-      `Cannot use ${name} as it is not a boolean: current value is ${String(value)}`,
-    );
-  }
-  return value;
-}
-
-/**
- * Checks {@linkcode ConnectOptions.maxMessageSize}.
- *
- * @param value The option as given.
- * @returns The size in bytes.
- * @throws {RangeError} If it is not a whole number of at least 1.
- */
-export function checkMaxMessageSize(value: unknown): number {
-  return checkCount("maxMessageSize", value ?? DEFAULT_MAX_MESSAGE_SIZE, 1);
+export interface CheckedConnectOptions extends CheckedOptions {
+  /** {@linkcode ConnectOptions.transport}, picked for this runtime when unset. */
+  readonly transport: TransportName;
+  /** {@linkcode ConnectOptions.protocols}, as a list of distinct tokens. */
+  readonly protocols: string[];
+  /** {@linkcode ConnectOptions.headers}. */
+  readonly headers: HeadersInit | undefined;
+  /** {@linkcode ConnectOptions.maxMessageSize}. */
+  readonly maxMessageSize: number;
+  /** {@linkcode ConnectOptions.caCerts}. */
+  readonly caCerts: string[] | undefined;
+  /** {@linkcode ConnectOptions.client}. */
+  readonly client: object | undefined;
+  /** {@linkcode ConnectOptions.proxy}, parsed. */
+  readonly proxy: URL | undefined;
+  /** {@linkcode ConnectOptions.cert} and {@linkcode ConnectOptions.key}, together. */
+  readonly clientCert:
+    | { readonly cert: string; readonly key: string }
+    | undefined;
 }

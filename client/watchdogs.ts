@@ -9,8 +9,7 @@
  * @module
  */
 
-import type { ClientHeartbeatOptions } from "./options.ts";
-import { DEFAULT_INTERVAL, DEFAULT_TIMEOUT } from "../heartbeat.ts";
+import type { CheckedHeartbeat } from "./options.ts";
 import { HeartbeatLoop, type Probe, type ProbeListener } from "../heartbeat/loop.ts";
 import { StaleFeedError, StaleWatch } from "./stale.ts";
 
@@ -38,8 +37,8 @@ export interface WatchdogHooks {
 
 /** What the watchdogs watch, already checked (from the client's options). */
 export interface WatchdogSettings {
-  /** The heartbeat's settings, or `undefined` for none. */
-  heartbeat: ClientHeartbeatOptions | undefined;
+  /** The heartbeat's settings, defaults filled in, or `undefined` for none. */
+  heartbeat: CheckedHeartbeat | undefined;
   /** Whether the transport sends ping frames; otherwise probes are application messages. */
   canPing: boolean;
   /** Milliseconds without a message before the feed is stale (`Infinity`: never). */
@@ -118,11 +117,11 @@ export class Watchdogs {
     }
   }
 
-  #startHeartbeat(beat: ClientHeartbeatOptions, canPing: boolean): void {
+  #startHeartbeat(beat: CheckedHeartbeat, canPing: boolean): void {
     const application = !canPing || beat.message !== undefined || beat.reply !== undefined;
-    const timeout = beat.timeout ?? DEFAULT_TIMEOUT;
+    const { timeout } = beat;
     this.#beats = new HeartbeatLoop((listener) => this.#hooks.probe(application, listener), {
-      interval: beat.interval ?? DEFAULT_INTERVAL,
+      interval: beat.interval,
       timeout,
       onBeat: beat.onBeat,
       excuseLate: () => this.#hooks.excuseLate(timeout),

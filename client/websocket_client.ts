@@ -20,17 +20,17 @@
  * @module
  */
 
-import {
-  checkClientOptions,
-  type CheckedOptions,
-  type ClientOptions,
-  type ClientState,
-  type ClientStats,
-  type CloseInfo,
-  type Message,
-  type SendData,
-  type SignalOptions,
+import type {
+  CheckedOptions,
+  ClientOptions,
+  ClientState,
+  ClientStats,
+  CloseInfo,
+  Message,
+  SendData,
+  SignalOptions,
 } from "./options.ts";
+import { resolveClientOptions } from "./resolve.ts";
 import { ConnectError, ConnectionClosedError, TooSlowError } from "../util/errors.ts";
 import { ClientCounters } from "./stats.ts";
 import {
@@ -99,12 +99,13 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
    * {@linkcode Transport} that is connecting.
    *
    * @param socket The socket or transport to wrap.
-   * @param options Timeouts, heartbeat, queue bounds and signal.
+   * @param options Timeouts, heartbeat, queue bounds and signal; checked here,
+   *   unless `connect()` resolved them (see `client/options.ts`).
    * @throws {TypeError} If an option has the wrong type.
    * @throws {RangeError} If an option is out of range.
    */
   constructor(socket: WebSocket | Transport, options: ClientOptions = {}) {
-    const opts = checkClientOptions(options);
+    const opts = resolveClientOptions(options);
     this.#opts = opts;
     const transport: Transport = "attach" in socket
       ? socket

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { checkDelay } from "../heartbeat.ts";
+import { checkDelay, checkNumber } from "../util/checks.ts";
 
 /**
  * The shortest delay between two attempts, in milliseconds: `initialDelay`
@@ -38,20 +38,20 @@ export interface BackoffOptions {
    * multiplies it by `factor`, up to `maxDelay`. At least
    * {@linkcode MIN_RETRY_DELAY}.
    *
-   * @default {1000}
+   * @default {1000} ({@linkcode DEFAULT_INITIAL_DELAY})
    */
   initialDelay?: number;
   /**
    * The growth of the delay per failure in a row.
    *
-   * @default {2}
+   * @default {2} ({@linkcode DEFAULT_FACTOR})
    */
   factor?: number;
   /**
    * The longest delay, in milliseconds. At least {@linkcode MIN_RETRY_DELAY};
    * below `initialDelay` it caps every delay.
    *
-   * @default {30000}
+   * @default {30000} ({@linkcode DEFAULT_MAX_DELAY})
    */
   maxDelay?: number;
   /**
@@ -60,13 +60,23 @@ export interface BackoffOptions {
    * do not come back in lockstep. 0 for none, 1 for "full jitter" (still at
    * least {@linkcode MIN_RETRY_DELAY}).
    *
-   * @default {0.5}
+   * @default {0.5} ({@linkcode DEFAULT_JITTER})
    */
   jitter?: number;
 }
 
-function checkFloor(name: string, value: unknown, fallback: number): number {
-  const ms = checkDelay(name, value ?? fallback, false);
+/** Default {@linkcode BackoffOptions.initialDelay}, in milliseconds. */
+export const DEFAULT_INITIAL_DELAY = 1_000;
+/** Default {@linkcode BackoffOptions.factor}. */
+export const DEFAULT_FACTOR = 2;
+/** Default {@linkcode BackoffOptions.maxDelay}, in milliseconds. */
+export const DEFAULT_MAX_DELAY = 30_000;
+/** Default {@linkcode BackoffOptions.jitter}. */
+export const DEFAULT_JITTER = 0.5;
+
+/** A delay that is not below {@linkcode MIN_RETRY_DELAY}: the domain's rule on top of `checkDelay`. */
+function checkFloor(name: string, value: unknown): number {
+  const ms = checkDelay(name, value, { infinite: false });
   if (ms < MIN_RETRY_DELAY) {
     throw new RangeError(
       `Cannot use ${name} as it is below ${MIN_RETRY_DELAY} ms, which would retry in a busy loop: current value is ${ms}`,
@@ -79,8 +89,8 @@ function checkFloor(name: string, value: unknown, fallback: number): number {
  * Checks the backoff options and fills in the defaults.
  *
  * @param options The options as given.
- * @returns The settings, with the defaults filled in.
- * @throws {TypeError} If a delay is not a number.
+ * @returns The settings, with the defaults filled in, frozen.
+ * @throws {TypeError} If a delay, `factor` or `jitter` is not a number.
  * @throws {RangeError} If a delay is below {@linkcode MIN_RETRY_DELAY} or
  *   too large for a timer, `factor` is below 1, or `jitter` is outside 0 to 1.
  *
@@ -98,21 +108,13 @@ function checkFloor(name: string, value: unknown, fallback: number): number {
  * ```
  */
 export function checkBackoff(options: BackoffOptions): Required<BackoffOptions> {
-  const initialDelay = checkFloor("initialDelay", options.initialDelay, 1_000);
-  const maxDelay = checkFloor("maxDelay", options.maxDelay, 30_000);
-  const factor = options.factor ?? 2;
-  if (typeof factor !== "number" || !(factor >= 1 && factor < Infinity)) {
-    throw new RangeError(
-      `Cannot use factor as it is not a number of at least 1: current value is ${String(factor)}`,
-    );
-  }
-  const jitter = options.jitter ?? 0.5;
-  if (typeof jitter !== "number" || !(jitter >= 0 && jitter <= 1)) {
-    throw new RangeError(
-      `Cannot use jitter as it is not a number from 0 to 1: current value is ${String(jitter)}`,
-    );
-  }
-  return { initialDelay, factor, maxDelay, jitter };
+  const { initialDelay, factor, maxDelay, jitter } = options;
+  return Object.freeze({
+    initialDelay: checkFloor("initialDelay", initialDelay ?? DEFAULT_INITIAL_DELAY),
+    factor: checkNumber("factor", factor ?? DEFAULT_FACTOR, { min: 1 }),
+    maxDelay: checkFloor("maxDelay", maxDelay ?? DEFAULT_MAX_DELAY),
+    jitter: checkNumber("jitter", jitter ?? DEFAULT_JITTER, { min: 0, max: 1 }),
+  });
 }
 
 /**
@@ -139,7 +141,12 @@ export function backoffDelay(
   backoff: BackoffOptions = {},
   random: number = Math.random(),
 ): number {
-  const { initialDelay = 1_000, factor = 2, maxDelay = 30_000, jitter = 0.5 } = backoff;
+  const {
+    initialDelay = DEFAULT_INITIAL_DELAY,
+    factor = DEFAULT_FACTOR,
+    maxDelay = DEFAULT_MAX_DELAY,
+    jitter = DEFAULT_JITTER,
+  } = backoff;
   const ceiling = Math.min(maxDelay, initialDelay * factor ** Math.max(0, n - 1));
   return Math.max(MIN_RETRY_DELAY, Math.round(ceiling * (1 - jitter * random)));
 }

@@ -36,10 +36,12 @@
  */
 
 import type { WebSocketClient } from "../client/websocket_client.ts";
-import { connect } from "../client.ts";
-import type { CloseInfo, ConnectOptions } from "../client/options.ts";
+import { openChecked } from "../client.ts";
+import type { CheckedConnectOptions, CloseInfo, ConnectOptions } from "../client/options.ts";
+import { resolveAttempt, resolveConnectOptions } from "../client/resolve.ts";
 import { ConnectError, ConnectionClosedError } from "../util/errors.ts";
-import { checkDelay, sleep } from "../heartbeat.ts";
+import { sleep } from "../heartbeat.ts";
+import { checkCount, checkDelay, checkFunction } from "../util/checks.ts";
 import { backoffDelay, type BackoffOptions, checkBackoff } from "./backoff.ts";
 import { StaleFeedError } from "../client/stale.ts";
 import { maskUrl } from "../util/url.ts";
@@ -111,7 +113,7 @@ export interface ReconnectOptions extends ConnectOptions, BackoffOptions {
    * Milliseconds a connection must stay open for its close not to count as
    * a failure; such a connection resets the backoff and the retry count.
    *
-   * @default {10000}
+   * @default {10000} ({@linkcode DEFAULT_MIN_UPTIME})
    */
   minUptime?: number;
   /**
@@ -207,16 +209,7 @@ export class ReconnectError extends Error {
  */
 export const REJECTED_RETRIES = 3;
 
-const RETRIED_CLOSE_CODES: ReadonlySet<number> = new Set([
-  1000,
-  1001,
-  1005,
-  1006,
-  1011,
-  1012,
-  1013,
-  1014,
-]);
+const RETRIED_CLOSE_CODES = new Set([1000, 1001, 1005, 1006, 1011, 1012, 1013, 1014]);
 
 /**
  * The retry policy of {@linkcode reconnecting}.
@@ -272,45 +265,48 @@ export function defaultShouldRetry(context: RetryContext): boolean {
   }
 }
 
-function checkMaxRetries(value: unknown): number {
-  const maxRetries = value ?? Infinity;
-  if (
-    typeof maxRetries !== "number" ||
-    !(maxRetries === Infinity || (Number.isInteger(maxRetries) && maxRetries >= 0))
-  ) {
-    throw new RangeError(
-      `Cannot use maxRetries as it is not a whole number of at least 0 or Infinity: current value is ${
-        String(maxRetries)
-      }`,
-    );
-  }
-  return maxRetries;
+/** Default {@linkcode ReconnectOptions.minUptime}, in milliseconds. */
+export const DEFAULT_MIN_UPTIME = 10_000;
+
+/**
+ * {@linkcode ReconnectOptions} once resolved: checked, defaults filled in,
+ * frozen. `connect` holds the connect options of every attempt (`quietEnd`
+ * set); `prepare`'s settings replace its headers and subprotocols per
+ * attempt; `shouldRetry` is {@linkcode defaultShouldRetry} when unset.
+ */
+export interface ReconnectSettings {
+  readonly connect: CheckedConnectOptions;
+  readonly backoff: Readonly<Required<BackoffOptions>>;
+  readonly minUptime: number;
+  readonly maxRetries: number;
+  readonly shouldRetry: (context: RetryContext) => boolean;
+  readonly onRetry: ((event: RetryEvent) => void) | undefined;
+  readonly prepare: ReconnectOptions["prepare"];
 }
 
 /**
- * Checks the options of {@linkcode reconnecting} that {@linkcode connect}
- * does not check. Internal: not exported from `mod.ts`.
+ * Resolves the options of {@linkcode reconnecting}, once for the whole loop:
+ * the connect options (with `quietEnd` set: the loop handles the closes),
+ * the backoff, and the retry policy. Internal: not exported from `mod.ts`.
  *
  * @param options The options as given.
- * @returns The backoff, `minUptime` and `maxRetries`, defaults filled in.
+ * @returns The settings, checked, defaults filled in, frozen.
  * @throws {TypeError} If an option has the wrong type.
  * @throws {RangeError} If an option is out of range.
  */
-export function checkReconnectOptions(
-  options: ReconnectOptions,
-): { backoff: Required<BackoffOptions>; minUptime: number; maxRetries: number } {
-  const backoff = checkBackoff(options);
-  const minUptime = checkDelay("minUptime", options.minUptime ?? 10_000);
-  const maxRetries = checkMaxRetries(options.maxRetries);
-  for (const name of ["prepare", "shouldRetry", "onRetry"] as const) {
-    const value = options[name];
-    if (value !== undefined && typeof value !== "function") {
-      throw new TypeError(
-        `Cannot use ${name} as it is not a function: current value is ${String(value)}`,
-      );
-    }
-  }
-  return { backoff, minUptime, maxRetries };
+export function resolveReconnectOptions(options: ReconnectOptions): ReconnectSettings {
+  // One read of each option: the copy is what the checks read.
+  const given = { ...options, quietEnd: true };
+  const { minUptime, maxRetries, shouldRetry, onRetry, prepare } = given;
+  return Object.freeze({
+    connect: resolveConnectOptions(given),
+    backoff: checkBackoff(given),
+    minUptime: checkDelay("minUptime", minUptime ?? DEFAULT_MIN_UPTIME),
+    maxRetries: checkCount("maxRetries", maxRetries ?? Infinity),
+    shouldRetry: checkFunction("shouldRetry", shouldRetry) ?? defaultShouldRetry,
+    onRetry: checkFunction("onRetry", onRetry),
+    prepare: checkFunction("prepare", prepare),
+  });
 }
 
 /** Resolves with what `work` resolves to, or with `undefined` once `signal` aborts. */
@@ -329,12 +325,12 @@ function unlessAborted<T>(
   });
 }
 
-/** The connect options of one attempt: `prepare`'s settings over the loop's. */
+/** The URL and connect options of one attempt: `prepare`'s settings over the loop's. */
 function attemptOptions(
   url: string | URL,
-  options: ReconnectOptions,
+  options: CheckedConnectOptions,
   settings: AttemptSettings | void,
-): [string | URL, ConnectOptions] {
+): [string | URL, CheckedConnectOptions] {
   if (settings === undefined) return [url, options];
   if (typeof settings !== "object" || settings === null) {
     throw new TypeError(
@@ -343,11 +339,9 @@ function attemptOptions(
       }`,
     );
   }
-  return [settings.url ?? url, {
-    ...options,
-    ...(settings.headers !== undefined ? { headers: settings.headers } : {}),
-    ...(settings.protocols !== undefined ? { protocols: settings.protocols } : {}),
-  }];
+  const { url: target, headers, protocols } = settings;
+  if (headers === undefined && protocols === undefined) return [target ?? url, options];
+  return [target ?? url, resolveAttempt(options, { headers, protocols })];
 }
 
 /**
@@ -386,8 +380,24 @@ export async function* reconnecting(
   url: string | URL,
   options: ReconnectOptions = {},
 ): AsyncGenerator<WebSocketClient, void, undefined> {
-  const { backoff, minUptime, maxRetries } = checkReconnectOptions(options);
-  const { signal, shouldRetry = defaultShouldRetry, onRetry, prepare } = options;
+  yield* runReconnecting(url, resolveReconnectOptions(options));
+}
+
+/**
+ * The loop of {@linkcode reconnecting}, on settings resolved once by
+ * {@linkcode resolveReconnectOptions}; `ReconnectingClient` runs it with
+ * its own hooks. Internal: not exported from `mod.ts`.
+ *
+ * @param url The URL (`prepare` may give another per attempt).
+ * @param settings The resolved settings.
+ * @returns The connections, one per turn of the loop.
+ */
+export async function* runReconnecting(
+  url: string | URL,
+  settings: ReconnectSettings,
+): AsyncGenerator<WebSocketClient, void, undefined> {
+  const { backoff, minUptime, maxRetries, shouldRetry, onRetry, prepare } = settings;
+  const { signal } = settings.connect;
   const loopSignal = signal ?? new AbortController().signal;
   let failures = 0; // in a row: retry number `failures` comes next
   let rejected = 0; // kind "rejected" failures, counted from the last
@@ -400,17 +410,16 @@ export async function* reconnecting(
       let reason: Error | CloseInfo;
       let target = url;
       try {
-        let connectOptions: ConnectOptions = options;
+        let connectOptions = settings.connect; // quietEnd: this loop handles the close
         if (prepare) {
-          const settings = await unlessAborted(
+          const given = await unlessAborted(
             prepare({ attempt, retry: failures, ...previous, signal: loopSignal }),
             signal,
           );
           if (signal?.aborted) return;
-          [target, connectOptions] = attemptOptions(url, options, settings);
+          [target, connectOptions] = attemptOptions(url, connectOptions, given);
         }
-        // Its iteration ends quietly whatever the close: this loop handles the close.
-        ws = await connect(target, { ...connectOptions, quietEnd: true });
+        ws = await openChecked(target, connectOptions);
       } catch (error) {
         if (signal?.aborted) return;
         failures++;

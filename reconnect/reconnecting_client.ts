@@ -22,16 +22,24 @@
  */
 
 import type { WebSocketClient } from "../client/websocket_client.ts";
-import { checkClientOptions, type Message, type SendData } from "../client/options.ts";
+import type { Message, SendData } from "../client/options.ts";
+import { resolveAttempt } from "../client/resolve.ts";
 import { ConnectionClosedError } from "../util/errors.ts";
 import { checkClientClose } from "../client/close_info.ts";
+import { checkBoolean, checkCount, checkFunction } from "../util/checks.ts";
 import {
-  checkCount,
   DEFAULT_MAX_PENDING_BYTES,
   DEFAULT_MAX_PENDING_MESSAGES,
   SendQueue,
 } from "./send_queue.ts";
-import { checkReconnectOptions, reconnecting, type ReconnectOptions } from "./reconnecting.ts";
+import {
+  type AttemptContext,
+  type ReconnectOptions,
+  type ReconnectSettings,
+  resolveReconnectOptions,
+  type RetryEvent,
+  runReconnecting,
+} from "./reconnecting.ts";
 
 /** Where a {@linkcode ReconnectingClient} stands. */
 export type ReconnectingStatus = "connecting" | "open" | "backing-off" | "closed";
@@ -53,7 +61,7 @@ export interface ReconnectingClientOptions extends ReconnectOptions {
    * producer of 30 messages a second through the longest default backoff
    * delay (30 s).
    *
-   * @default {1000}
+   * @default {1000} ({@linkcode DEFAULT_MAX_PENDING_MESSAGES})
    */
   maxPendingMessages?: number;
   /**
@@ -61,7 +69,7 @@ export interface ReconnectingClientOptions extends ReconnectOptions {
    * default equals `sendHighWaterMark`, what one connection may hold unsent
    * before `drain()` waits.
    *
-   * @default {1048576}
+   * @default {1048576} ({@linkcode DEFAULT_MAX_PENDING_BYTES})
    */
   maxPendingBytes?: number;
   /**
@@ -94,7 +102,10 @@ export interface ReconnectingClientOptions extends ReconnectOptions {
  * ```
  */
 export class ReconnectingClient implements AsyncIterable<Message>, AsyncDisposable {
-  #options: ReconnectingClientOptions;
+  #settings: ReconnectSettings;
+  #onOpen: ReconnectingClientOptions["onOpen"];
+  #onStatus: ReconnectingClientOptions["onStatus"];
+  #receive: boolean;
   #status: ReconnectingStatus = "connecting";
   #client: WebSocketClient | undefined; // open, hook run, queue flushed
   #opening: WebSocketClient | undefined; // its onOpen hook is running
@@ -110,7 +121,8 @@ export class ReconnectingClient implements AsyncIterable<Message>, AsyncDisposab
   #wake: (() => void)[] = []; // readers and drainers waiting for a change
 
   /**
-   * Checks the options and starts connecting.
+   * Checks the options, once for every connection to come, and starts
+   * connecting.
    *
    * @param url A `ws:` or `wss:` URL (`prepare` may give another per attempt).
    * @param options Those of {@linkcode reconnecting}, the hooks and the queue bounds.
@@ -118,21 +130,19 @@ export class ReconnectingClient implements AsyncIterable<Message>, AsyncDisposab
    * @throws {RangeError} If an option is out of range.
    */
   constructor(url: string | URL, options: ReconnectingClientOptions = {}) {
-    checkClientOptions(options);
-    checkReconnectOptions(options);
-    for (const name of ["onOpen", "onStatus"] as const) {
-      const value = options[name];
-      if (value !== undefined && typeof value !== "function") {
-        throw new TypeError(
-          `Cannot use ${name} as it is not a function: current value is ${String(value)}`,
-        );
-      }
-    }
+    // One read of each option: the copy is what the checks read.
+    const given = { ...options };
+    const { onOpen, onStatus, maxPendingMessages, maxPendingBytes, receive } = given;
+    this.#settings = resolveReconnectOptions(given);
+    this.#onOpen = checkFunction("onOpen", onOpen);
+    this.#onStatus = checkFunction("onStatus", onStatus);
+    this.#receive = checkBoolean("receive", receive ?? true);
     this.#queue = new SendQueue(
-      checkCount("maxPendingMessages", options.maxPendingMessages, DEFAULT_MAX_PENDING_MESSAGES),
-      checkCount("maxPendingBytes", options.maxPendingBytes, DEFAULT_MAX_PENDING_BYTES),
+      checkCount("maxPendingMessages", maxPendingMessages ?? DEFAULT_MAX_PENDING_MESSAGES, {
+        min: 1,
+      }),
+      checkCount("maxPendingBytes", maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES, { min: 1 }),
     );
-    this.#options = options;
     this.#closed = new Promise((resolve, reject) => {
       this.#settle = (error) => error === undefined ? resolve() : reject(error);
     });
@@ -254,7 +264,7 @@ export class ReconnectingClient implements AsyncIterable<Message>, AsyncDisposab
    * @throws {TypeError} If the handle was made with `receive: false`.
    */
   [Symbol.asyncIterator](): AsyncIterator<Message> {
-    if (this.#options.receive === false) {
+    if (!this.#receive) {
       throw new TypeError(
         "Cannot iterate the messages as the ReconnectingClient was made with receive: false",
       );
@@ -317,7 +327,7 @@ export class ReconnectingClient implements AsyncIterable<Message>, AsyncDisposab
   #setStatus(status: ReconnectingStatus): void {
     if (this.#status === status) return;
     this.#status = status;
-    this.#options.onStatus?.(status, this.#client);
+    this.#onStatus?.(status, this.#client);
   }
 
   #endError(action: string): ConnectionClosedError {
@@ -330,24 +340,27 @@ export class ReconnectingClient implements AsyncIterable<Message>, AsyncDisposab
   }
 
   async #loop(url: string | URL): Promise<void> {
-    const options = this.#options;
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, this.#stop.signal])
-      : this.#stop.signal;
+    const settings = this.#settings;
+    const given = settings.connect.signal;
+    const signal = given ? AbortSignal.any([given, this.#stop.signal]) : this.#stop.signal;
     let error: unknown;
     try {
-      const loop = reconnecting(url, {
-        ...options,
-        signal,
-        prepare: (context) => {
-          this.#setStatus("connecting");
-          return options.prepare?.(context);
-        },
-        onRetry: (event) => {
-          this.#setStatus("backing-off");
-          options.onRetry?.(event);
-        },
-      });
+      // The checked settings, with this handle's signal and status hooks: nothing to check again.
+      const loop = runReconnecting(
+        url,
+        Object.freeze({
+          ...settings,
+          connect: resolveAttempt(settings.connect, { signal }),
+          prepare: (context: AttemptContext) => {
+            this.#setStatus("connecting");
+            return settings.prepare?.(context);
+          },
+          onRetry: (event: RetryEvent) => {
+            this.#setStatus("backing-off");
+            settings.onRetry?.(event);
+          },
+        }),
+      );
       for await (const ws of loop) {
         await this.#serve(ws);
         if (signal.aborted) break;
@@ -366,7 +379,7 @@ export class ReconnectingClient implements AsyncIterable<Message>, AsyncDisposab
 
   /** One connection: the hook, the queue, then wait for its end. */
   async #serve(ws: WebSocketClient): Promise<void> {
-    if (this.#options.receive === false) {
+    if (!this.#receive) {
       (async () => {
         for await (const _ of ws) { /* a producer: drop what arrives */ }
       })().catch(() => {});
@@ -376,7 +389,7 @@ export class ReconnectingClient implements AsyncIterable<Message>, AsyncDisposab
     }
     this.#opening = ws;
     try {
-      await this.#options.onOpen?.(ws);
+      await this.#onOpen?.(ws);
     } finally {
       this.#opening = undefined;
     }

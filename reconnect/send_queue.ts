@@ -84,27 +84,6 @@ export class SendQueueFullError extends Error {
   }
 }
 
-/**
- * Checks a bound of the queue.
- *
- * @param name The option's name, for the message.
- * @param value The option as given.
- * @param fallback The default.
- * @returns The bound.
- * @throws {RangeError} If it is not a whole number of at least 1 or Infinity.
- */
-export function checkCount(name: string, value: unknown, fallback: number): number {
-  const n = value ?? fallback;
-  if (typeof n !== "number" || !(n === Infinity || (Number.isInteger(n) && n >= 1))) {
-    throw new RangeError(
-      `Cannot use ${name} as it is not a whole number of at least 1 or Infinity: current value is ${
-        String(n)
-      }`,
-    );
-  }
-  return n;
-}
-
 /** A copy of what `send()` was given, as the connection will send it. */
 function snapshot(data: SendData): string | Uint8Array {
   if (typeof data === "string") return data;

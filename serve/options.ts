@@ -1,16 +1,18 @@
 /**
  * The echo server's settings: the types of `serve()`'s options and
- * results, each limit's default with the reason for it, and the checks that
- * turn a bad option into a `TypeError` or `RangeError` naming it. No sockets
- * here; `serve.ts` listens and `serve/connection.ts` runs each connection.
+ * results, each limit's default with the reason for it, and the frozen
+ * {@linkcode ServeSettings} that `resolveServeOptions` (`serve/resolve.ts`)
+ * checks them into, once: `serve()` (`serve.ts`) calls it, and the server,
+ * each connection (`serve/connection.ts`) and its handshake
+ * (`serve/handshake.ts`) read only that. No sockets here.
  *
  * @module
  */
 
 import { isValidCloseCode } from "../protocol/close_payload.ts";
 import { MAX_HEAD_BYTES } from "../protocol/http.ts";
-import { DEFAULT_MAX_MESSAGE_SIZE } from "../protocol/protocol.ts";
-import { checkCompression, type ServerCompressionOptions } from "../protocol/deflate_extension.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE } from "../protocol/events.ts";
+import type { ServerCompressionOptions } from "../protocol/deflate_extension.ts";
 
 export type { ServerCompressionOptions } from "../protocol/deflate_extension.ts";
 
@@ -68,7 +70,7 @@ export interface ServeOptions {
    * forever costs at most this much. 16 MiB is the wsbeat client's own
    * limit: whatever it accepts, the server echoes. `Infinity` sets no limit.
    *
-   * @default {16777216}
+   * @default {16777216} ({@linkcode DEFAULT_SERVE_MAX_MESSAGE_SIZE})
    */
   maxMessageSize?: number;
   /**
@@ -95,7 +97,7 @@ export interface ServeOptions {
    * descriptors; raise both together. If the process does run out
    * (`EMFILE`), accepting pauses briefly and resumes; nothing crashes.
    *
-   * @default {1000}
+   * @default {1000} ({@linkcode DEFAULT_MAX_CONNECTIONS})
    */
   maxConnections?: number;
   /**
@@ -106,7 +108,7 @@ export interface ServeOptions {
    * Deno 2.9 keeps the socket of a client that never completes TLS open
    * until that client closes it, though the connection's place is freed.)
    *
-   * @default {10000}
+   * @default {10000} ({@linkcode DEFAULT_HANDSHAKE_TIMEOUT})
    */
   handshakeTimeout?: number;
   /**
@@ -114,7 +116,7 @@ export interface ServeOptions {
    * one is answered HTTP 431. 16 KiB is far above what browsers and
    * WebSocket clients send, even with cookies.
    *
-   * @default {16384}
+   * @default {16384} ({@linkcode DEFAULT_MAX_HEADER_SIZE})
    */
   maxHeaderSize?: number;
   /**
@@ -126,7 +128,7 @@ export interface ServeOptions {
    * dropped. A connection's memory is then bounded by about this plus two
    * messages. 1 MiB keeps a fast link busy. `Infinity` never stops reading.
    *
-   * @default {1048576}
+   * @default {1048576} ({@linkcode DEFAULT_MAX_UNSENT_BYTES})
    */
   maxUnsentBytes?: number;
   /**
@@ -136,7 +138,7 @@ export interface ServeOptions {
    * anyway: a client that stopped reading cannot hold the server open.
    * 2 s is ample for a live client and keeps Ctrl-C prompt.
    *
-   * @default {2000}
+   * @default {2000} ({@linkcode DEFAULT_SERVE_CLOSE_TIMEOUT})
    */
   closeTimeout?: number;
 
@@ -182,7 +184,7 @@ export interface ServeOptions {
    * `maxConnections` for more than a minute. A client that closes TCP
    * releases its connection at once, whatever this is.
    *
-   * @default {60000}
+   * @default {60000} ({@linkcode DEFAULT_STALL_FOR})
    */
   stallFor?: number;
   /**
@@ -299,76 +301,38 @@ export const DEFAULT_SERVE_CLOSE_TIMEOUT = 2_000;
 /** Default {@linkcode ServeOptions.stallFor}. */
 export const DEFAULT_STALL_FOR = 60_000;
 
-/** The longest delay `setTimeout` honours (about 24.8 days); longer ones fire at once. */
-const MAX_TIMER = 2 ** 31 - 1;
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
-/** The options with defaults filled in, as a connection uses them. */
+/**
+ * {@linkcode ServeOptions} once resolved: checked, defaults filled in,
+ * frozen. What the server and each connection read.
+ */
 export interface ServeSettings {
-  maxMessageSize: number;
-  handshakeTimeout: number;
-  maxHeaderSize: number;
-  maxUnsentBytes: number;
-  closeTimeout: number;
-  idleTimeout: number | undefined;
-  pong: { ping: string; pong: string } | undefined;
-  stallAfter: number | (() => number) | undefined;
-  stallFor: number;
-  dropAfter: number | (() => number) | undefined;
-  closeWith: { code: number; reason: string } | undefined;
-  echoDelay: number;
-  fragment: number;
-  pingInterval: number | undefined;
-  rejectStatus: number | undefined;
-  protocols: string[] | undefined;
+  readonly port: number;
+  readonly hostname: string;
+  readonly signal: AbortSignal | undefined;
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
+  readonly maxConnections: number;
+  readonly maxMessageSize: number;
   /** {@linkcode ServeOptions.compression}: what to accept, or `undefined` to decline. */
-  compression: Readonly<ServerCompressionOptions> | undefined;
-}
-
-function show(value: unknown): string {
-  return typeof value === "string" ? JSON.stringify(value) : String(value);
-}
-
-/** A whole number from `min` to `max`, or Infinity when `infinite`. */
-function whole(name: string, value: unknown, min: number, max: number, infinite: boolean): number {
-  const ok = typeof value === "number" &&
-    ((infinite && value === Infinity) || (Number.isInteger(value) && value >= min && value <= max));
-  if (!ok) {
-    const range = max === Infinity ? `of at least ${min}` : `from ${min} to ${max}`;
-    throw new RangeError(
-      `Cannot use ${name} as it is not a whole number ${range}${
-        infinite ? " or Infinity" : ""
-      }: current value is ${show(value)}`,
-    );
-  }
-  return value as number;
-}
-
-/** A delay in milliseconds: 0 (or above 0 when `positive`) to about 24.8 days, or Infinity. */
-function delay(name: string, value: unknown, positive: boolean, infinite: boolean): number {
-  const ok = typeof value === "number" &&
-    ((infinite && value === Infinity) ||
-      (Number.isFinite(value) && value <= MAX_TIMER && (positive ? value > 0 : value >= 0)));
-  if (!ok) {
-    throw new RangeError(
-      `Cannot use ${name} as it is not a number of milliseconds ${
-        positive ? "above 0" : "from 0"
-      } to ${MAX_TIMER}${infinite ? " or Infinity" : ""}: current value is ${show(value)}`,
-    );
-  }
-  return value as number;
-}
-
-function optional<T>(value: T | undefined, check: (value: T) => T): T | undefined {
-  return value === undefined ? undefined : check(value);
-}
-
-function checkFunction(name: string, value: unknown): void {
-  if (value !== undefined && typeof value !== "function") {
-    throw new TypeError(
-      `Cannot use ${name} as it is not a function: current value is ${show(value)}`,
-    );
-  }
+  readonly compression: Readonly<ServerCompressionOptions> | undefined;
+  readonly handshakeTimeout: number;
+  readonly maxHeaderSize: number;
+  readonly maxUnsentBytes: number;
+  readonly closeTimeout: number;
+  readonly idleTimeout: number | undefined;
+  readonly pong: { readonly ping: string; readonly pong: string } | undefined;
+  readonly stallAfter: number | (() => number) | undefined;
+  readonly stallFor: number;
+  readonly dropAfter: number | (() => number) | undefined;
+  readonly closeWith: { readonly code: number; readonly reason: string } | undefined;
+  readonly echoDelay: number;
+  readonly fragment: number;
+  readonly pingInterval: number | undefined;
+  readonly rejectStatus: number | undefined;
+  readonly protocols: string[] | undefined;
+  readonly onConnect: ServeOptions["onConnect"];
+  readonly onDisconnect: ServeOptions["onDisconnect"];
+  readonly log: (line: string) => void;
 }
 
 /**
@@ -404,107 +368,6 @@ export function checkCloseWith(value: unknown): { code: number; reason: string }
     );
   }
   return { code, reason };
-}
-
-function checkPerConnection(name: string, value: unknown): void {
-  if (value === undefined || typeof value === "function") return;
-  whole(name, value, 0, Infinity, true);
-}
-
-/**
- * Checks `serve()`'s options and fills in the defaults.
- *
- * @param options What the caller passed.
- * @returns The settings a connection uses.
- * @throws {RangeError} When a number is out of range, or `closeWith` is not sendable.
- * @throws {TypeError} When an option has the wrong type, a subprotocol is not
- * a token, or only one of `cert` and `key` is given.
- */
-export function checkServeOptions(options: ServeOptions): ServeSettings {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(
-      `Cannot use options as they are not an object: current value is ${String(options)}`,
-    );
-  }
-  const o = options;
-  whole("port", o.port ?? 0, 0, 65535, false);
-  optional(o.maxConnections, (v) => whole("maxConnections", v, 1, Infinity, true));
-  checkPerConnection("stallAfter", o.stallAfter);
-  checkPerConnection("dropAfter", o.dropAfter);
-  if ((o.cert === undefined) !== (o.key === undefined)) {
-    throw new TypeError("Cannot serve wss: as cert and key must be given together");
-  }
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
-    throw new TypeError(
-      `Cannot use signal as it is not an AbortSignal: current value is ${String(o.signal)}`,
-    );
-  }
-  if (
-    o.pong !== undefined && (typeof o.pong?.ping !== "string" || typeof o.pong.pong !== "string")
-  ) {
-    throw new TypeError(
-      `Cannot use pong as it is not { ping: string, pong: string }: current value is ${
-        JSON.stringify(o.pong)
-      }`,
-    );
-  }
-  for (const protocol of o.protocols ?? []) {
-    if (typeof protocol !== "string" || !TOKEN.test(protocol)) {
-      throw new TypeError(
-        `Cannot use protocols as one is not a token: current value is ${show(protocol)}`,
-      );
-    }
-  }
-  checkFunction("onConnect", o.onConnect);
-  checkFunction("onDisconnect", o.onDisconnect);
-  checkFunction("log", o.log);
-  return {
-    maxMessageSize: whole(
-      "maxMessageSize",
-      o.maxMessageSize ?? DEFAULT_SERVE_MAX_MESSAGE_SIZE,
-      1,
-      Infinity,
-      true,
-    ),
-    handshakeTimeout: delay(
-      "handshakeTimeout",
-      o.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
-      true,
-      true,
-    ),
-    maxHeaderSize: whole(
-      "maxHeaderSize",
-      o.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE,
-      64,
-      64 * 1024 * 1024,
-      false,
-    ),
-    maxUnsentBytes: whole(
-      "maxUnsentBytes",
-      o.maxUnsentBytes ?? DEFAULT_MAX_UNSENT_BYTES,
-      1,
-      Infinity,
-      true,
-    ),
-    closeTimeout: delay(
-      "closeTimeout",
-      o.closeTimeout ?? DEFAULT_SERVE_CLOSE_TIMEOUT,
-      false,
-      false,
-    ),
-    idleTimeout: optional(o.idleTimeout, (v) => delay("idleTimeout", v, true, false)),
-    pong: o.pong,
-    stallAfter: o.stallAfter,
-    stallFor: delay("stallFor", o.stallFor ?? DEFAULT_STALL_FOR, true, false),
-    dropAfter: o.dropAfter,
-    closeWith: o.closeWith === undefined ? undefined : checkCloseWith(o.closeWith),
-    echoDelay: delay("echoDelay", o.echoDelay ?? 0, false, false),
-    fragment: whole("fragment", o.fragment ?? 1, 1, 1000, false),
-    pingInterval: optional(o.pingInterval, (v) => delay("pingInterval", v, true, false)),
-    rejectStatus: optional(o.rejectStatus, (v) => whole("rejectStatus", v, 400, 599, false)),
-    protocols: o.protocols,
-    compression: checkCompression(o.compression, "server", DEFAULT_SERVE_COMPRESSION),
-  };
 }
 
 /**

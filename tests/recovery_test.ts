@@ -219,6 +219,7 @@ Deno.test("connect() rejects a staleAfter that is not a positive delay", async (
   });
   await assert.rejects(connect("ws://127.0.0.1:9/", { staleAfter: -1 }), {
     name: "RangeError",
-    message: /^Cannot use staleAfter as it is out of range/,
+    message:
+      /^Cannot use staleAfter as it is not a number of milliseconds from 0 to 2147483647 or Infinity: current value is -1$/,
   });
 });
