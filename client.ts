@@ -61,10 +61,7 @@ function openTransport(
  * caller: when it is about a header, the header named and its value hidden
  * (Deno's says `Invalid header value: "Bearer ..."`, value and all).
  */
-function withoutHeaderValues(
-  error: unknown,
-  headers: HeadersInit | undefined,
-): unknown {
+function withoutHeaderValues(error: unknown, headers: HeadersInit | undefined): unknown {
   if (!(error instanceof TypeError) || headers === undefined) return error;
   let pairs: [string, string][];
   try {
@@ -157,10 +154,7 @@ export async function openChecked(
  * unless the caller set one. The caller's headers stay as given, so that
  * `buildClientRequest` can refuse a bad one without printing a secret.
  */
-function withBasicAuth(
-  headers: HeadersInit | undefined,
-  url: URL,
-): HeadersInit {
+function withBasicAuth(headers: HeadersInit | undefined, url: URL): HeadersInit {
   const pairs: [string, string][] = headers === undefined
     ? []
     : headers instanceof Headers

@@ -52,8 +52,7 @@ function seal<T extends object>(value: T): T {
 
 function checkProbe<T>(name: string, value: T): T {
   if (
-    value !== undefined && typeof value !== "string" &&
-    typeof value !== "function" &&
+    value !== undefined && typeof value !== "string" && typeof value !== "function" &&
     !(value instanceof Uint8Array)
   ) {
     throw new TypeError(
@@ -106,28 +105,14 @@ function clientPart(options: ClientOptions): CheckedOptions {
   }
   return {
     signal: checkSignal("signal", signal),
-    connectTimeout: checkDelay(
-      "connectTimeout",
-      connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
-    ),
-    closeTimeout: checkDelay(
-      "closeTimeout",
-      closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
-    ),
-    maxQueuedMessages: checkCount(
-      "maxQueuedMessages",
-      maxQueuedMessages ?? DEFAULT_MAX_QUEUED,
-      {
-        min: 1,
-      },
-    ),
-    maxQueuedBytes: checkCount(
-      "maxQueuedBytes",
-      maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
-      {
-        min: 1,
-      },
-    ),
+    connectTimeout: checkDelay("connectTimeout", connectTimeout ?? DEFAULT_CONNECT_TIMEOUT),
+    closeTimeout: checkDelay("closeTimeout", closeTimeout ?? DEFAULT_CLOSE_TIMEOUT),
+    maxQueuedMessages: checkCount("maxQueuedMessages", maxQueuedMessages ?? DEFAULT_MAX_QUEUED, {
+      min: 1,
+    }),
+    maxQueuedBytes: checkCount("maxQueuedBytes", maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES, {
+      min: 1,
+    }),
     sendHighWaterMark: checkCount(
       "sendHighWaterMark",
       sendHighWaterMark ?? DEFAULT_HIGH_WATER_MARK,
@@ -160,9 +145,7 @@ function clientPart(options: ClientOptions): CheckedOptions {
  * ```
  */
 export function resolveClientOptions(options: ClientOptions): CheckedOptions {
-  if (
-    typeof options === "object" && options !== null && RESOLVED.has(options)
-  ) {
+  if (typeof options === "object" && options !== null && RESOLVED.has(options)) {
     return options as CheckedOptions;
   }
   return seal(clientPart(options));
@@ -201,10 +184,7 @@ function runtimeName(host: Host): string {
  * reads the object as a subprotocol), and checks each field as the wsbeat
  * transport's handshake does (the runtime's own errors print the value).
  */
-function checkHeaders(
-  transport: TransportName,
-  headers: HeadersInit | undefined,
-): void {
+function checkHeaders(transport: TransportName, headers: HeadersInit | undefined): void {
   if (transport !== "native" || headers === undefined) return;
   const host = globalThis as Host;
   const takesHeaders = host.Deno !== undefined || host.Bun !== undefined ||
@@ -279,21 +259,10 @@ function checkClientCert(
  * assert.throws(() => resolveConnectOptions({ protocols: ["a", "a"] }), TypeError);
  * ```
  */
-export function resolveConnectOptions(
-  options: ConnectOptions,
-): CheckedConnectOptions {
+export function resolveConnectOptions(options: ConnectOptions): CheckedConnectOptions {
   const part = clientPart(options);
-  const {
-    protocols,
-    headers,
-    transport,
-    maxMessageSize,
-    caCerts,
-    client,
-    proxy,
-    cert,
-    key,
-  } = options;
+  const { protocols, headers, transport, maxMessageSize, caCerts, client, proxy, cert, key } =
+    options;
   const name = checkTransport(transport);
   const host = globalThis as Host;
   if (name === "native") {
@@ -334,13 +303,9 @@ export function resolveConnectOptions(
     transport: name,
     protocols: Object.freeze(checkTokens("protocols", protocols)) as string[],
     headers,
-    maxMessageSize: checkCount(
-      "maxMessageSize",
-      maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
-      {
-        min: 1,
-      },
-    ),
+    maxMessageSize: checkCount("maxMessageSize", maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE, {
+      min: 1,
+    }),
     caCerts,
     client,
     proxy: proxyUrl,
@@ -378,11 +343,7 @@ export function resolveAttempt(
     ...base,
     ...(headers !== undefined ? { headers } : {}),
     ...(protocols !== undefined
-      ? {
-        protocols: Object.freeze(
-          checkTokens("protocols", protocols),
-        ) as string[],
-      }
+      ? { protocols: Object.freeze(checkTokens("protocols", protocols)) as string[] }
       : {}),
     ...(signal !== undefined ? { signal: checkSignal("signal", signal) } : {}),
   });
