@@ -16,8 +16,8 @@
  * The rest of the CLI lives in `cli/`: `args.ts` (the command line),
  * `client/websocket_client.ts` (the client command), `serve.ts` (the serve command),
  * `output.ts` (stdout, stderr, masking, exit codes), `stdin.ts` (input
- * lines), `slash.ts` (commands typed on a terminal), `proxy_env.ts` (the
- * proxy variables) and `help.ts`.
+ * lines), `slash.ts` (commands typed on a terminal) and `help.ts`. The
+ * proxy variables are read by the library (`transport/proxy_env.ts`).
  *
  * @module
  */

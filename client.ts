@@ -18,14 +18,20 @@ import type { OpenOptions } from "./transport/tcp_connect.ts";
 import { headerPairs } from "./protocol/handshake.ts";
 import { TcpTransport, type TcpTransportOptions } from "./transport/socket.ts";
 import { checkUrl, maskUrl } from "./util/url.ts";
+import { parseUnixUrl, tap, wireTcpOptions } from "./transport/wire_options.ts";
 
 /** Creates the transport {@linkcode connect} picked, from the checked options alone. */
 function openTransport(
   url: URL,
   options: CheckedConnectOptions,
+  socketPath?: string,
 ): Transport {
   if (options.transport === "native") {
-    const { client, headers, protocols } = options;
+    const { client, protocols } = options;
+    const { origin } = options.wire;
+    const headers = origin === undefined
+      ? options.headers
+      : [...headerPairs(options.headers), ["Origin", origin]] as [string, string][];
     const init = headers === undefined && client === undefined
       ? protocols
       // Deno's (and Bun's) non-standard options object.
@@ -46,12 +52,17 @@ function openTransport(
       protocols: options.protocols,
       headers: url.username ? withBasicAuth(options.headers, url) : options.headers,
       caCerts: options.caCerts,
-      proxy: options.proxy,
       clientCert: options.clientCert,
       maxMessageSize: options.maxMessageSize,
       closeTimeout: options.closeTimeout,
       // For openConnection's timeout messages (it gets the transport's options).
       connectTimeout: options.connectTimeout,
+      // Issue 25: the environment's proxy, redirects, Origin, User-Agent, trace, ws+unix:.
+      ...wireTcpOptions(url, options.proxy, options.wire, {
+        // A client certificate or a Unix socket: the environment's proxy is not for them.
+        env: options.clientCert === undefined && socketPath === undefined,
+      }),
+      ...(socketPath === undefined ? {} : { socketPath, proxy: undefined }),
     };
   return new TcpTransport(transportOptions);
 }
@@ -142,9 +153,11 @@ export async function openChecked(
       `Cannot connect to url as it is not a string or URL: current value is ${String(url)}`,
     );
   }
-  const parsed = checkUrl(url);
+  const unix = parseUnixUrl(url);
+  const parsed = unix?.url ?? checkUrl(url);
   if (options.signal?.aborted) throw options.signal.reason;
-  const ws = new WebSocketClient(openTransport(parsed, options), options);
+  const transport = tap(openTransport(parsed, options, unix?.socketPath), options.wire);
+  const ws = new WebSocketClient(transport, options);
   await ws.opened;
   return ws;
 }

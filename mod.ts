@@ -125,3 +125,6 @@ export {
   DEFAULT_MAX_PENDING_MESSAGES,
   SendQueueFullError,
 } from "./reconnect/send_queue.ts";
+export type { HandshakeResponse } from "./transport/transport.ts";
+export type { AnswerFunction } from "./transport/tap.ts";
+export type { TraceEvent, TraceListener, TraceOpcode, TraceStep } from "./transport/trace.ts";

@@ -12,7 +12,8 @@ import { type ClientHeartbeatOptions, MIN_RETRY_DELAY, type ReconnectOptions } f
 import { DEFAULT_MAX_MESSAGE_SIZE } from "../client/options.ts";
 import { maskUrl } from "../util/url.ts";
 import { escapeControl, secretsIn, UsageError } from "./output.ts";
-import { proxyFromEnv } from "./proxy_env.ts";
+import { proxyFromEnv } from "../transport/proxy_env.ts";
+import { checkProxyUrl } from "../transport/proxy.ts";
 import { count, DECIMAL, type parse, seconds } from "./values.ts";
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -134,6 +135,9 @@ export const CLIENT_OPTIONS = {
   cert: { type: "string" },
   key: { type: "string" },
   proxy: { type: "string" },
+  "max-redirects": { type: "string" },
+  origin: { type: "string" },
+  trace: { type: "boolean" },
   "connect-timeout": { type: "string" },
   "stale-after": { type: "string" },
   heartbeat: { type: "boolean" },
@@ -194,6 +198,12 @@ export interface ClientConfig {
   caCerts: string[] | undefined;
   clientCert: { cert: string; key: string } | undefined;
   proxy: string | undefined;
+  /** `--max-redirects`, when given. */
+  maxRedirects: number | undefined;
+  /** `--origin`, when given. */
+  origin: string | undefined;
+  /** `--trace`: every step of the connection on stderr. */
+  trace: boolean;
   connectTimeout: number | undefined;
   send: string[];
   every: number | undefined;
@@ -329,21 +339,28 @@ export async function clientConfig(values: ClientValues, url: string): Promise<C
   if (values.cert !== undefined && !tls) {
     throw new UsageError("--cert and --key present a TLS client certificate: use a wss:// URL");
   }
+  // The library's reading of the environment (transport/proxy_env.ts), done here so that the
+  // status line can name the proxy and a bad one is a usage error; connect() then gets it.
   const proxy = values.proxy ?? proxyFromEnv(new URL(href));
   if (proxy !== undefined) {
-    let parsed: URL | undefined;
     try {
-      parsed = new URL(proxy);
-    } catch { /* below */ }
-    if (!parsed || parsed.protocol !== "http:" || parsed.pathname !== "/" || parsed.search) {
+      checkProxyUrl(proxy);
+    } catch {
       throw new UsageError(
         `${
-          values.proxy !== undefined ? "--proxy" : tls ? "HTTPS_PROXY" : "HTTP_PROXY"
-        } expects an http:// proxy URL such as http://user:password@proxy:3128, got '${
+          values.proxy !== undefined
+            ? "--proxy"
+            : tls
+            ? "HTTPS_PROXY (or ALL_PROXY)"
+            : "HTTP_PROXY (or ALL_PROXY)"
+        } expects a proxy URL such as http://user:password@proxy:3128 or socks5h://proxy:1080, got '${
           maskUrl(proxy)
         }'`,
       );
     }
+  }
+  if (values.origin !== undefined && /[\0\r\n]/.test(values.origin)) {
+    throw new UsageError("--origin cannot hold CR, LF or NUL");
   }
   if (proxy !== undefined && values.cert !== undefined) {
     throw new UsageError(
@@ -368,6 +385,9 @@ export async function clientConfig(values: ClientValues, url: string): Promise<C
     caCerts,
     clientCert,
     proxy,
+    maxRedirects: count("--max-redirects", values["max-redirects"], 0),
+    origin: values.origin,
+    trace: values.trace ?? false,
     connectTimeout,
     send,
     every,

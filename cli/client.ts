@@ -29,6 +29,7 @@ import {
   errorLine,
   ExitCode,
   formatDuration,
+  formatTrace,
   type Io,
   maskHeader,
   maskUrl,
@@ -112,7 +113,10 @@ export async function runClient(
     ...(config.protocols.length ? { protocols: config.protocols } : {}),
     ...(config.caCerts ? { caCerts: config.caCerts } : {}),
     ...(config.clientCert ?? {}),
-    ...(config.proxy !== undefined ? { proxy: config.proxy } : {}),
+    proxy: config.proxy ?? null, // args.ts read the environment: connect() need not again
+    ...(config.maxRedirects !== undefined ? { maxRedirects: config.maxRedirects } : {}),
+    ...(config.origin !== undefined ? { origin: config.origin } : {}),
+    trace: config.trace ? (event) => io.stderr(formatTrace(io, event)) : undefined,
     ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}),
     ...(config.staleAfter !== undefined ? { staleAfter: config.staleAfter } : {}),
     ...(beat

@@ -42,8 +42,14 @@ Connection:
   -s, --protocol NAME          offer a subprotocol (repeatable)
       --cacert FILE            trust the PEM CA certificate(s) in FILE for wss://
       --cert FILE --key FILE   present this PEM client certificate and key (wss://)
-      --proxy URL              tunnel through this HTTP proxy (CONNECT); default from
-                               HTTPS_PROXY (wss://) or HTTP_PROXY (ws://), minus NO_PROXY
+      --proxy URL              go through this proxy: http://, https:// (CONNECT),
+                               socks5:// or socks5h:// (the proxy resolves the name);
+                               default from HTTPS_PROXY (wss://) or HTTP_PROXY (ws://),
+                               then ALL_PROXY, minus NO_PROXY
+      --max-redirects N        follow at most N redirects (default 10; 0: none)
+      --origin ORIGIN          send this Origin header
+      --trace                  print every step on stderr: proxy, request and response
+                               heads, redirects, frames sent (>) and received (<)
       --connect-timeout SECS   give up opening after SECS (default 10)
       --stale-after SECS       close the connection when no message arrived for SECS,
                                even while pings are answered (the feed went quiet);

@@ -9,7 +9,13 @@
  * @module
  */
 
-import { type CloseInfo, type Message, ProtocolError, StaleFeedError } from "../mod.ts";
+import {
+  type CloseInfo,
+  type Message,
+  ProtocolError,
+  StaleFeedError,
+  type TraceEvent,
+} from "../mod.ts";
 import { isSecretName, maskUrl } from "../util/url.ts";
 
 /** The exit codes of `wsbeat`, as `--help` lists them. */
@@ -317,4 +323,47 @@ export function printMessage(
   const label = `[binary ${message.length} B]`;
   const mark = !io.stdoutTerminal ? "" : io.stdoutColor ? `\x1b[2m${label}\x1b[0m ` : `${label} `;
   io.stdout(stamp + mark + text + "\n");
+}
+
+/**
+ * One `--trace` line (with its newline): `*` for a step of the connection,
+ * `>` for what was sent, `<` for what was received; a head's lines joined by
+ * ` | `; the peer's text escaped. Credentials were masked when the event was
+ * made (transport/trace.ts).
+ *
+ * @param io Where the line goes (for colour).
+ * @param event The event.
+ * @returns The line.
+ *
+ * @example
+ * ```ts
+ * import { formatTrace } from "./output.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const io = { stdout: () => {}, stderr: () => {}, color: false } as never;
+ * const event = { step: "receive", opcode: "text", length: 6, detail: "a\nb" } as const;
+ * assert.equal(formatTrace(io, event), 'trace < text 6 "a\\x0ab"\n');
+ * ```
+ */
+export function formatTrace(io: Io, event: TraceEvent): string {
+  const detail = escapeControl(event.detail.split("\r\n").join(" | "));
+  let line: string;
+  switch (event.step) {
+    case "request":
+      line = `> ${detail}`;
+      break;
+    case "response":
+      line = `< ${detail}`;
+      break;
+    case "send":
+    case "receive": {
+      const arrow = event.step === "send" ? ">" : "<";
+      const body = event.opcode === "text" ? `"${escapeControl(event.detail)}"` : detail;
+      line = `${arrow} ${event.opcode} ${event.length}${event.detail === "" ? "" : ` ${body}`}`;
+      break;
+    }
+    default:
+      line = `* ${event.step} ${detail}`;
+  }
+  return paint(io, 2, `trace ${line}`) + "\n";
 }

@@ -36,6 +36,9 @@
  */
 
 import type { TransportName } from "../transport/transport.ts";
+import type { AnswerFunction } from "../transport/tap.ts";
+import type { TraceListener } from "../transport/trace.ts";
+import type { WireOptions } from "../transport/wire_options.ts";
 
 export { DEFAULT_INTERVAL, DEFAULT_TIMEOUT } from "../heartbeat.ts";
 /** Default {@linkcode ConnectOptions.maxMessageSize}, the protocol's own: 16 MiB. */
@@ -291,13 +294,62 @@ export interface ConnectOptions extends ClientOptions {
    */
   client?: object;
   /**
-   * An HTTP proxy to tunnel through with `CONNECT` (wsbeat transport), e.g.
-   * `http://user:password@proxy.example:3128`; user info is sent as
-   * `Proxy-Authorization: Basic` and never shown. Only `http://` proxies.
+   * The proxy to go through (wsbeat transport): `http://` (HTTP `CONNECT`),
+   * `https://` (TLS to the proxy, then `CONNECT`; `ws:` URLs only, as Deno
+   * cannot run TLS inside TLS), `socks5://` (SOCKS5, the name resolved
+   * here) or `socks5h://` (SOCKS5, the proxy resolves the name), e.g.
+   * `socks5h://user:password@proxy.example:1080`. Credentials are sent to
+   * the proxy (`Proxy-Authorization: Basic`, or RFC 1929) and masked
+   * wherever the proxy is named. Unset, the environment's is used, as curl
+   * and Python `websockets` do: `HTTPS_PROXY` for `wss:`, `HTTP_PROXY` for
+   * `ws:`, then `ALL_PROXY`, unless `NO_PROXY` names the host; only
+   * variables the process may read without a prompt (`--allow-env`) count,
+   * and never with `cert` or a `ws+unix:` URL. `null` turns proxies off.
    * Not combinable with `cert`: `Deno.startTls`, which TLS through a tunnel
    * needs, cannot present a client certificate.
+   *
+   * @default {undefined (the environment's)}
    */
-  proxy?: string | URL;
+  proxy?: string | URL | null;
+  /**
+   * How many redirects (301, 302, 303, 307, 308) to follow, as browsers and
+   * Python `websockets` do (wsbeat transport); 0 follows none. A redirect
+   * never goes from `wss:` to `ws:`, `Authorization` and `Cookie` are not
+   * sent to another origin, and a loop fails with a `ConnectError`.
+   *
+   * @default {10}
+   */
+  maxRedirects?: number;
+  /**
+   * The `Origin` header to send, for servers that check it (as browsers
+   * send it). The wsbeat transport also sends a `User-Agent` naming wsbeat,
+   * its version and the runtime (`wsbeat/0.1.0 Deno/2.9.6`), unless
+   * `headers` has one.
+   *
+   * @default {undefined (no Origin)}
+   */
+  origin?: string;
+  /**
+   * Answers the server's own application pings, for feeds that send a
+   * heartbeat of their own (`{"ping": n}`) and close clients that do not
+   * reply (`{"pong": n}`): given each received message, return the reply to
+   * send (that message is then not delivered), or `undefined` to deliver
+   * it. It runs as messages are read from the socket, before the queue of
+   * received messages, so a slow consumer does not delay the replies; it
+   * may be async (messages after it wait, in order). See docs/heartbeat.md.
+   *
+   * @default {undefined}
+   */
+  answer?: AnswerFunction;
+  /**
+   * Told of each step of the connection, one event each: proxy, request
+   * and response heads, redirects, frames sent and received (opcode, length,
+   * a short preview), pings, pongs, the close. Credentials are masked. The
+   * heads and proxy steps on the wsbeat transport only. See docs/trace.md.
+   *
+   * @default {undefined}
+   */
+  trace?: TraceListener;
   /**
    * A client certificate chain (PEM) for `wss:`, for servers that require
    * one; goes with `key`. wsbeat transport only (`Deno.connectTls`).
@@ -382,4 +434,6 @@ export interface CheckedConnectOptions extends CheckedOptions {
   readonly clientCert:
     | { readonly cert: string; readonly key: string }
     | undefined;
+  /** The proxy from the environment, `maxRedirects`, `origin`, `answer`, `trace`. */
+  readonly wire: WireOptions;
 }

@@ -39,6 +39,7 @@ import {
 import type { TransportName } from "../transport/transport.ts";
 import { canUseTcp } from "../transport/tcp_connect.ts";
 import { checkProxyUrl } from "../transport/proxy.ts";
+import { resolveWireOptions } from "../transport/wire_options.ts";
 import { headerPairs } from "../protocol/handshake.ts";
 import { checkHeaderField } from "../protocol/http.ts";
 
@@ -267,7 +268,7 @@ export function resolveConnectOptions(options: ConnectOptions): CheckedConnectOp
   const host = globalThis as Host;
   if (name === "native") {
     for (
-      const [option, value] of [["proxy", proxy], ["cert", cert], [
+      const [option, value] of [["proxy", proxy ?? undefined], ["cert", cert], [
         "key",
         key,
       ]] as const
@@ -297,7 +298,7 @@ export function resolveConnectOptions(options: ConnectOptions): CheckedConnectOp
     );
   }
   checkHeaders(name, headers);
-  const proxyUrl = proxy === undefined ? undefined : checkProxyUrl(proxy);
+  const proxyUrl = proxy == null ? undefined : checkProxyUrl(proxy); // null: no proxy at all
   return seal({
     ...part,
     transport: name,
@@ -310,6 +311,7 @@ export function resolveConnectOptions(options: ConnectOptions): CheckedConnectOp
     client,
     proxy: proxyUrl,
     clientCert: checkClientCert(cert, key, proxyUrl),
+    wire: resolveWireOptions(options, proxy !== undefined),
   });
 }
 

@@ -47,7 +47,12 @@ import { Flow } from "./flow.ts";
 import type { Probe, ProbeListener } from "../heartbeat/loop.ts";
 import { Inbox } from "./inbox.ts";
 import { Probes, untilAborted } from "./probes.ts";
-import type { ClosingStart, Transport, TransportHandler } from "../transport/transport.ts";
+import type {
+  ClosingStart,
+  HandshakeResponse,
+  Transport,
+  TransportHandler,
+} from "../transport/transport.ts";
 import { NativeTransport } from "../transport/native.ts";
 import { maskUrl } from "../util/url.ts";
 
@@ -179,6 +184,15 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   /** The extensions the server chose, or `""`. */
   get extensions(): string {
     return this.#transport.extensions;
+  }
+
+  /**
+   * The server's answer to the opening handshake (`status` 101,
+   * `statusText`, `headers`), once open; `undefined` on the native
+   * transport, which does not show it.
+   */
+  get response(): HandshakeResponse | undefined {
+    return this.#transport.response;
   }
 
   /** Received messages waiting to be read (by iteration or `receive()`). */

@@ -179,8 +179,9 @@ function checkProtocols(protocols: string[]): void {
  * Builds a client's opening handshake request: `GET <path+query> HTTP/1.1`,
  * `Host` (with the port when it is not the scheme's default), `Upgrade`,
  * `Connection`, `Sec-WebSocket-Key`, `Sec-WebSocket-Version: 13`,
- * `Sec-WebSocket-Protocol` when `protocols` is not empty, then the extra
- * `headers`.
+ * `Sec-WebSocket-Protocol` when `protocols` is not empty, `Origin` when
+ * `origin` is given, `User-Agent` when `userAgent` is given and `headers`
+ * has none, then the extra `headers`.
  *
  * @param options The URL, the key from {@linkcode generateKey}, the
  * subprotocols to offer and extra headers (a `Headers`, a record or pairs).
@@ -211,6 +212,10 @@ export function buildClientRequest(options: {
   key: string;
   protocols?: string[];
   headers?: HeadersInit;
+  /** An `Origin` header to send (before `headers`, which may not set another). */
+  origin?: string;
+  /** A `User-Agent` to send unless `headers` has one. */
+  userAgent?: string;
   /** A `Sec-WebSocket-Extensions` offer (`protocol/deflate_extension.ts`'s `compressionOffer`). */
   extensions?: string;
 }): Uint8Array {
@@ -227,7 +232,21 @@ export function buildClientRequest(options: {
   ];
   if (protocols.length > 0) lines.push(`Sec-WebSocket-Protocol: ${protocols.join(", ")}`);
   if (options.extensions) lines.push(`Sec-WebSocket-Extensions: ${options.extensions}`);
-  for (const [name, value] of headerPairs(options.headers)) {
+  const pairs = headerPairs(options.headers);
+  if (options.origin !== undefined) {
+    if (pairs.some(([name]) => name.toLowerCase() === "origin")) {
+      throw new TypeError('Cannot set the header "Origin" in headers as the origin option sets it');
+    }
+    checkHeaderField("Origin", options.origin);
+    lines.push(`Origin: ${options.origin}`);
+  }
+  if (
+    options.userAgent !== undefined &&
+    !pairs.some(([name]) => name.toLowerCase() === "user-agent")
+  ) {
+    lines.push(`User-Agent: ${options.userAgent}`);
+  }
+  for (const [name, value] of pairs) {
     if (HANDSHAKE_HEADER.test(name)) {
       throw new TypeError(
         `Cannot set the header "${name}" as the WebSocket handshake sets it itself`,

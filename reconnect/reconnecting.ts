@@ -44,6 +44,7 @@ import { sleep } from "../heartbeat.ts";
 import { checkCount, checkDelay, checkFunction } from "../util/checks.ts";
 import { backoffDelay, type BackoffOptions, checkBackoff } from "./backoff.ts";
 import { StaleFeedError } from "../client/stale.ts";
+import { MAX_RETRY_AFTER } from "../transport/redirect.ts";
 import { maskUrl } from "../util/url.ts";
 
 /** A failure, as given to {@linkcode ReconnectOptions.shouldRetry}. */
@@ -74,8 +75,18 @@ export interface RetryEvent {
    * `minUptime`: that is a reconnect, not a retry, and does not count.
    */
   retry: number;
-  /** Whole milliseconds until that attempt. */
+  /**
+   * Whole milliseconds until that attempt: the backoff delay, or the
+   * server's `Retry-After` when that is longer.
+   */
   delay: number;
+  /**
+   * What the server's `Retry-After` asked (a 429 or 503 refusing the
+   * upgrade), in milliseconds, capped at 10 minutes (`MAX_RETRY_AFTER`): a
+   * date far ahead, or a typo, must not park a feed for hours. Undefined
+   * when the failure carried none.
+   */
+  retryAfter?: number;
   /** The failure or close that caused it: an `Error`, or a {@linkcode CloseInfo}. */
   reason: Error | CloseInfo;
 }
@@ -457,8 +468,17 @@ export async function* runReconnecting(
         reason = info;
         previous = { close: info };
       }
-      const delay = backoffDelay(Math.max(failures, 1), backoff);
-      onRetry?.({ attempt: attempt + 1, retry: failures, delay, reason: reason! });
+      // Retry-After (429, 503) is the floor of the delay, capped at MAX_RETRY_AFTER.
+      const asked = reason! instanceof ConnectError ? reason.retryAfter : undefined;
+      const retryAfter = asked === undefined ? undefined : Math.min(asked, MAX_RETRY_AFTER);
+      const delay = Math.max(backoffDelay(Math.max(failures, 1), backoff), retryAfter ?? 0);
+      onRetry?.({
+        attempt: attempt + 1,
+        retry: failures,
+        delay,
+        reason: reason!,
+        ...(retryAfter === undefined ? {} : { retryAfter }),
+      });
       try {
         await sleep(delay, signal ? { signal } : {});
       } catch {

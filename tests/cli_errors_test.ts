@@ -79,9 +79,9 @@ Deno.test("cli usage errors name the value, exit 2, and mask secrets", async (t)
       /^error: --cert cannot go through a proxy \(--proxy\): Deno can present a client certificate only on a direct connection$/,
     ],
     [
-      "--proxy that is not http://",
-      ["--proxy", "socks5://u:pw-s3cr3t@127.0.0.1:1080", "ws://x"],
-      /^error: --proxy expects an http:\/\/ proxy URL .*, got 'socks5:\/\/u:\*\*\*@127\.0\.0\.1:1080'$/,
+      "--proxy of a scheme no proxy speaks here",
+      ["--proxy", "socks4://u:pw-s3cr3t@127.0.0.1:1080", "ws://x"],
+      /^error: --proxy expects a proxy URL .*, got 'socks4:\/\/u:\*\*\*@127\.0\.0\.1:1080'$/,
     ],
     [
       "serve --host",

@@ -1,8 +1,10 @@
 /**
  * The transport layer, beside the wsbeat transport: a tunnel through an HTTP proxy with
  * `CONNECT host:port` (RFC 9110 section 9.3.6). The transport opens TCP to
- * the proxy, calls {@linkcode openTunnel}, and then speaks TLS (for `wss:`)
- * and WebSocket through the tunnel as if connected to the server.
+ * the proxy (and TLS to it for an `https:` proxy), calls
+ * {@linkcode openTunnel}, and then speaks TLS (for `wss:`) and WebSocket
+ * through the tunnel as if connected to the server. SOCKS5 proxies are in
+ * `transport/socks.ts`.
  *
  * @module
  */
@@ -12,14 +14,18 @@ import { writeAll } from "./frame_writer.ts";
 import { readHttpHead } from "../protocol/http.ts";
 import { maskUrl } from "../util/url.ts";
 
+/** The proxy schemes {@linkcode checkProxyUrl} accepts. */
+const PROXY_SCHEMES = ["http:", "https:", "socks5:", "socks5h:"];
+
 /**
- * Checks a proxy URL: `http:` only (the tunnel itself is plain HTTP), no
- * path, query or fragment.
+ * Checks a proxy URL: `http:` (HTTP CONNECT), `https:` (TLS to the proxy,
+ * then CONNECT), `socks5:` (SOCKS5, the client resolves the server's name)
+ * or `socks5h:` (SOCKS5, the proxy resolves it); no path, query or fragment.
  *
  * @param proxy The proxy URL, e.g. `http://user:password@proxy.example:3128`.
  * @returns The parsed URL.
- * @throws {TypeError} If it is not a valid `http:` URL; the message masks
- *   the password.
+ * @throws {TypeError} If it is not a valid URL of one of those schemes; the
+ *   message masks the password.
  *
  * @example
  * ```ts
@@ -27,7 +33,8 @@ import { maskUrl } from "../util/url.ts";
  * import assert from "node:assert/strict";
  *
  * assert.equal(checkProxyUrl("http://127.0.0.1:3128").port, "3128");
- * assert.throws(() => checkProxyUrl("socks5://127.0.0.1:1080"), TypeError);
+ * assert.equal(checkProxyUrl("socks5h://127.0.0.1:1080").protocol, "socks5h:");
+ * assert.throws(() => checkProxyUrl("socks4://127.0.0.1:1080"), TypeError);
  * ```
  */
 export function checkProxyUrl(proxy: string | URL): URL {
@@ -39,11 +46,10 @@ export function checkProxyUrl(proxy: string | URL): URL {
       `Cannot use proxy as it is not a URL: current value is ${maskUrl(String(proxy))}`,
     );
   }
-  if (url.protocol !== "http:") {
+  if (!PROXY_SCHEMES.includes(url.protocol)) {
     throw new TypeError(
-      `Cannot use proxy as only http:// proxies (HTTP CONNECT) are supported: current value is ${
-        maskUrl(url)
-      }`,
+      "Cannot use proxy as only http://, https://, socks5:// and socks5h:// proxies are " +
+        `supported: current value is ${maskUrl(url)}`,
     );
   }
   if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash) {
@@ -59,7 +65,9 @@ export function checkProxyUrl(proxy: string | URL): URL {
 /** The proxy's host and port, for `Deno.connect`. */
 export function proxyAddress(proxy: URL): { hostname: string; port: number } {
   const hostname = proxy.hostname.startsWith("[") ? proxy.hostname.slice(1, -1) : proxy.hostname;
-  return { hostname, port: Number(proxy.port) || 80 };
+  const port = Number(proxy.port) ||
+    (proxy.protocol === "https:" ? 443 : proxy.protocol === "http:" ? 80 : 1080);
+  return { hostname, port };
 }
 
 function basic(url: URL): string {

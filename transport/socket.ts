@@ -20,10 +20,14 @@
 
 import type { ProtocolError } from "../util/errors.ts";
 import { FrameWriter, writeAll } from "./frame_writer.ts";
-import { acceptKey, buildClientRequest, generateKey } from "../protocol/handshake.ts";
+import { acceptKey, buildClientRequest, generateKey, headerPairs } from "../protocol/handshake.ts";
 import { Protocol } from "../protocol/protocol.ts";
-import { connectFailure, denoNet, openConnection, readHandshakeAnswer } from "./tcp_connect.ts";
-import type { Transport, TransportEnd, TransportHandler } from "./transport.ts";
+import { connectFailure, denoNet, openConnection } from "./tcp_connect.ts";
+import { readHandshakeAnswer } from "./handshake_answer.ts";
+import { followRedirect } from "./redirect.ts";
+import { emit, maskHead, type TraceListener } from "./trace.ts";
+import { maskUrl } from "../util/url.ts";
+import type { HandshakeResponse, Transport, TransportEnd, TransportHandler } from "./transport.ts";
 
 /** Settings for {@linkcode TcpTransport}. */
 export interface TcpTransportOptions {
@@ -48,6 +52,18 @@ export interface TcpTransportOptions {
   proxy?: URL | undefined;
   /** A client certificate and key (PEM) for `wss:`, presented with `Deno.connectTls`. */
   clientCert?: { cert: string; key: string } | undefined;
+  /** The proxy for a URL a redirect leads to (the environment's may differ per host). */
+  proxyFor?: ((url: URL) => URL | undefined) | undefined;
+  /** The `Origin` header to send. */
+  origin?: string | undefined;
+  /** The `User-Agent` to send unless `headers` has one. */
+  userAgent?: string | undefined;
+  /** How many redirects to follow (see `transport/redirect.ts`); 0 follows none. */
+  maxRedirects?: number | undefined;
+  /** A Unix socket to connect to instead of TCP (`ws+unix:`). */
+  socketPath?: string | undefined;
+  /** Told of each step of the opening (proxy, heads, redirects) and of received pings. */
+  trace?: TraceListener | undefined;
 }
 
 /**
@@ -106,6 +122,8 @@ export class TcpTransport implements Transport {
 
   #key = generateKey();
   #request: Uint8Array | undefined; // dropped once written
+  #displayUrl: string; // the URL a redirect led to, once followed
+  #response: HandshakeResponse | undefined;
 
   /**
    * Starts connecting.
@@ -116,19 +134,20 @@ export class TcpTransport implements Transport {
    */
   constructor(options: TcpTransportOptions) {
     this.#options = options;
-    this.#request = buildClientRequest({
-      url: options.url,
-      key: this.#key,
-      protocols: options.protocols,
-      headers: options.headers,
-    });
+    this.#displayUrl = options.displayUrl;
+    this.#request = this.#buildRequest(options.url, options.headers);
     this.#protocol = new Protocol({ role: "client", maxMessageSize: options.maxMessageSize });
     this.opened = this.#connect();
     this.opened.catch(() => {});
   }
 
   get url(): string {
-    return this.#options.displayUrl;
+    return this.#displayUrl;
+  }
+
+  /** The server's 101 answer, once open. */
+  get response(): HandshakeResponse | undefined {
+    return this.#response;
   }
 
   get protocol(): string {
@@ -211,26 +230,68 @@ export class TcpTransport implements Transport {
 
   // --- connecting ------------------------------------------------------------
 
+  #buildRequest(url: URL, headers: HeadersInit | undefined): Uint8Array {
+    const { protocols, origin, userAgent } = this.#options;
+    return buildClientRequest({
+      url,
+      key: this.#key,
+      protocols,
+      headers,
+      ...(origin === undefined ? {} : { origin }),
+      ...(userAgent === undefined ? {} : { userAgent }),
+    });
+  }
+
   async #connect(): Promise<void> {
-    const { url, displayUrl } = this.#options;
+    const options = this.#options;
+    const { trace } = options;
+    let url = options.url;
+    let headers = headerPairs(options.headers);
+    let proxy = options.proxy;
+    let socketPath = options.socketPath;
     const net = denoNet();
     if (!net) throw new TypeError("Cannot use the wsbeat transport as Deno.connect is missing");
-    const tls = url.protocol === "wss:";
+    let tls = url.protocol === "wss:";
     const signal = this.#connecting!.signal;
+    const visited = [url.href];
     try {
-      const conn = await openConnection(net, { ...this.#options, signal }, (opened) => {
-        this.#conn = opened; // closed by #release if connecting is aborted
-      });
-      const accept = await acceptKey(this.#key);
-      if (signal.aborted) throw signal.reason;
-      await writeAll(conn, this.#request!);
-      this.#request = undefined;
-      const answer = await readHandshakeAnswer(conn, {
-        accept,
-        tls,
-        displayUrl,
-        protocols: this.#options.protocols,
-      });
+      let conn: Deno.Conn, answer;
+      while (true) {
+        const displayUrl = this.#displayUrl;
+        const opening = { ...options, url, displayUrl, proxy, socketPath, signal };
+        conn = await openConnection(net, opening, (opened) => {
+          this.#conn = opened; // closed by #release if connecting is aborted
+        });
+        const accept = await acceptKey(this.#key);
+        if (signal.aborted) throw signal.reason;
+        const request = this.#request ?? this.#buildRequest(url, headers);
+        emit(trace, { step: "request", detail: maskHead(new TextDecoder().decode(request)) });
+        await writeAll(conn, request);
+        this.#request = undefined;
+        answer = await readHandshakeAnswer(conn, {
+          accept,
+          tls,
+          displayUrl,
+          protocols: options.protocols,
+        });
+        const { status } = answer.response;
+        emit(trace, { step: "response", status, detail: maskHead(answer.head) });
+        if (answer.location === undefined) break;
+        const next = followRedirect(url, answer, visited, options.maxRedirects ?? 0, displayUrl);
+        try {
+          conn.close();
+        } catch { /* closed by the server */ }
+        this.#conn = undefined;
+        emit(trace, { step: "redirect", status, detail: `${status} to ${maskUrl(next.url)}` });
+        if (next.crossOrigin) socketPath = undefined;
+        headers = next.headers(headers);
+        proxy = options.proxyFor ? options.proxyFor(next.url) : proxy;
+        url = next.url;
+        tls = url.protocol === "wss:";
+        this.#displayUrl = maskUrl(url);
+        this.#key = generateKey();
+      }
+      this.#response = answer.response;
       this.#protocolName = answer.protocol;
       this.#extensions = answer.extensions;
       this.#open = true;
@@ -247,7 +308,7 @@ export class TcpTransport implements Transport {
       this.#connecting = undefined;
       if (answer.rest.byteLength > 0) this.#protocol.receiveData(answer.rest);
     } catch (error) {
-      const reason = connectFailure(displayUrl, error, signal, tls);
+      const reason = connectFailure(this.#displayUrl, error, signal, tls);
       this.#abortError ??= reason;
       this.#release();
       throw reason;
@@ -307,7 +368,8 @@ export class TcpTransport implements Transport {
           this.#firstClose ??= "remote";
           break;
         case "ping":
-          break; // already answered by the protocol
+          handler.onPing?.(event.data); // already answered by the protocol
+          break;
       }
     }
     if (!this.#closingTold && (protocol.failure || protocol.closeReceived)) this.#tellClosing();

@@ -12,14 +12,22 @@
  * @module
  */
 
-import { ConnectError, ProtocolError } from "../util/errors.ts";
-import { checkResponse, HandshakeError } from "../protocol/handshake.ts";
-import { readHttpHead } from "../protocol/http.ts";
+import { ConnectError } from "../util/errors.ts";
+import { HandshakeError } from "../protocol/handshake.ts";
 import { openTunnel, proxyAddress } from "./proxy.ts";
+import { openSocksTunnel, resolveForSocks } from "./socks.ts";
+import { emit, type TraceListener } from "./trace.ts";
+
+// Reading the server's answer lives in its own module; re-exported for the callers of old.
+export { type HandshakeAnswer, readHandshakeAnswer } from "./handshake_answer.ts";
 import { maskUrl } from "../util/url.ts";
 
 export interface DenoNet {
   connect(options: { hostname: string; port: number; signal?: AbortSignal }): Promise<Deno.TcpConn>;
+  /** A Unix socket connection (`ws+unix:`). */
+  connect(options: { transport: "unix"; path: string }): Promise<Deno.UnixConn>;
+  /** The resolver `socks5:` proxies use (the client resolves the server's name). */
+  resolveDns?(name: string, type: "A" | "AAAA"): Promise<string[]>;
   startTls(conn: Deno.Conn, options: Deno.StartTlsOptions): Promise<Deno.TlsConn>;
   connectTls(options: Deno.ConnectTlsOptions & Partial<Deno.TlsCertifiedKeyPem>): Promise<
     Deno.TlsConn
@@ -234,8 +242,12 @@ export interface OpenOptions {
   displayUrl: string;
   /** Extra CA certificates (PEM) for TLS. */
   caCerts: string[] | undefined;
-  /** An HTTP proxy to tunnel through with CONNECT. */
+  /** A proxy to tunnel through: `http:`, `https:` (CONNECT), `socks5:`, `socks5h:`. */
   proxy?: URL | undefined;
+  /** A Unix socket to connect to instead of TCP (`ws+unix:`). */
+  socketPath?: string | undefined;
+  /** Told of the proxy step. */
+  trace?: TraceListener | undefined;
   /** A client certificate and key (PEM) for TLS. */
   clientCert?: { cert: string; key: string } | undefined;
   /**
@@ -358,13 +370,43 @@ export async function openConnection(
       await unlessAborted((conn as Deno.TlsConn).handshake(), signal, () => {});
       return conn!;
     }
+    if (options.socketPath !== undefined) {
+      const unix = await net.connect({ transport: "unix", path: options.socketPath });
+      hold(unix);
+      if (signal.aborted) throw signal.reason;
+      return unix;
+    }
     const tcp = await connectTcp(net, hostname, port, signal, proxy, displayUrl);
     hold(tcp);
     if (signal.aborted) throw signal.reason;
     tcp.setNoDelay(true);
     if (proxy) {
+      const target = `${hostname}:${port}`;
+      emit(options.trace, { step: "proxy", detail: `${maskUrl(proxy)} to ${target}` });
+      let via: Deno.Conn = tcp;
+      if (proxy.protocol === "https:") {
+        phase = "tls";
+        via = await unlessAborted(
+          net.startTls(tcp, { hostname: proxyAddress(proxy).hostname, caCerts }),
+          signal,
+          closeQuietly,
+        );
+        hold(via);
+        await unlessAborted((via as Deno.TlsConn).handshake(), signal, () => {});
+      }
       phase = "tunnel";
-      await openTunnel(tcp, proxy, { hostname, port }, displayUrl);
+      if (proxy.protocol === "socks5:" || proxy.protocol === "socks5h:") {
+        const address = proxy.protocol === "socks5h:" ? hostname : await resolveForSocks(
+          hostname,
+          (name, type) => net.resolveDns!(name, type),
+        ).catch((error) => {
+          throw classify(displayUrl, error, false, "connect");
+        });
+        await openSocksTunnel(via, proxy, { hostname: address, port }, displayUrl);
+      } else {
+        await openTunnel(via, proxy, { hostname, port }, displayUrl);
+      }
+      if (via !== tcp) return via; // https: proxies carry ws: only (see checkProxyFor)
     }
     if (!tls) return tcp;
     phase = "tls";
@@ -405,55 +447,4 @@ export async function openConnection(
   } finally {
     signal.removeEventListener("abort", onAbort);
   }
-}
-
-/** What the server's handshake answer said, and the bytes that came after it. */
-export interface HandshakeAnswer {
-  /** The subprotocol it chose, or "". */
-  protocol: string;
-  /** The extensions it named, or "". */
-  extensions: string;
-  /** Bytes read past the answer's head: the first frames. */
-  rest: Uint8Array;
-}
-
-/** Reads the server's answer to the opening handshake and checks it. */
-export async function readHandshakeAnswer(
-  conn: Deno.Conn,
-  options: { accept: string; tls: boolean; displayUrl: string; protocols: string[] },
-): Promise<HandshakeAnswer> {
-  const { accept, tls, displayUrl, protocols } = options;
-  let answer;
-  try {
-    answer = await readHttpHead(conn, {
-      ended: (received) =>
-        new ConnectError(
-          displayUrl,
-          "network",
-          received === 0
-            ? "the server closed the connection without answering the handshake" +
-              // Some servers that want a client certificate end the connection after TLS.
-              (tls ? "; over TLS, it may require a client certificate (cert and key)" : "")
-            : "the server closed the connection in the middle of its handshake answer",
-        ),
-      first: (bytes) => {
-        if (!tls && (bytes[0] === 0x15 || bytes[0] === 0x16)) {
-          throw new ConnectError(
-            displayUrl,
-            "tls", // like the reverse mix-up: retrying cannot help
-            "the server answered with TLS: use wss://",
-          );
-        }
-      },
-    });
-  } catch (error) {
-    if (!(error instanceof ProtocolError)) throw error;
-    throw new ConnectError(
-      displayUrl,
-      "handshake",
-      error.message.replace(/^Protocol error: /, ""),
-      { cause: error },
-    );
-  }
-  return { ...checkResponse(answer.head, { accept, protocols }), rest: answer.rest };
 }

@@ -51,6 +51,8 @@ export interface TransportHandler {
   onMessage(data: string | Uint8Array): void;
   /** A pong frame arrived (only on transports that can ping). */
   onPong(data: Uint8Array): void;
+  /** A ping frame arrived and was answered (only on transports that see them): for a trace. */
+  onPing?(data: Uint8Array): void;
   /**
    * The closing handshake began on the peer's side, or the protocol failed the
    * connection: from now on nothing can be sent, and the first cause of the
@@ -65,8 +67,20 @@ export interface TransportHandler {
   onDrain?(): void;
 }
 
+/** The server's answer to the opening handshake, as {@linkcode Transport.response} holds it. */
+export interface HandshakeResponse {
+  /** The HTTP status: 101. */
+  status: number;
+  /** The status line's reason phrase, e.g. `"Switching Protocols"`. */
+  statusText: string;
+  /** The response's headers. */
+  headers: Headers;
+}
+
 /** The I/O under a client: see the module doc. */
 export interface Transport {
+  /** The server's answer to the opening handshake, once open (transports that see it). */
+  readonly response?: HandshakeResponse | undefined;
   /** The URL, with credentials masked: for messages. */
   readonly url: string;
   /** Resolves when the connection is open; rejects with a `ConnectError` or an abort reason. */

@@ -64,6 +64,22 @@ export class ConnectError extends Error {
   readonly kind: ConnectErrorKind;
   /** The HTTP status the server answered with, for kinds `"status"` and `"handshake"`. */
   readonly status: number | undefined;
+  /**
+   * The headers of the server's answer when it refused the upgrade (kind
+   * `"status"`, wsbeat transport), e.g. `Retry-After` or `WWW-Authenticate`.
+   */
+  readonly headers: Headers | undefined;
+  /**
+   * The start of the body of that answer, as text: at most 4096 bytes
+   * (decoded as UTF-8), and only what arrived with the head or
+   * within `Content-Length`. Never part of the message.
+   */
+  readonly body: string | undefined;
+  /**
+   * Milliseconds the server asked to wait before trying again: its
+   * `Retry-After` (seconds or an HTTP date) on a 429 or 503, else undefined.
+   */
+  readonly retryAfter: number | undefined;
 
   /**
    * Constructs a new instance.
@@ -71,21 +87,33 @@ export class ConnectError extends Error {
    * @param url The URL that could not be opened (credentials already masked).
    * @param kind Why the connection failed.
    * @param detail What went wrong, appended to the message.
-   * @param options `cause`, and `status` for kind `"status"`.
+   * @param options `cause`, and for kind `"status"` the `status`, `headers`,
+   *   `body` and `retryAfter` of the server's answer.
    */
   constructor(
     url: string,
     kind: ConnectErrorKind,
     detail: string,
-    options: ErrorOptions & { status?: number } = {},
+    options: ErrorOptions & {
+      status?: number;
+      headers?: Headers;
+      body?: string;
+      retryAfter?: number;
+    } = {},
   ) {
     super(`Cannot connect to ${url}: ${detail}`, options);
     this.name = "ConnectError";
     this.url = url;
     this.kind = kind;
     this.status = options.status;
+    this.headers = options.headers;
+    this.body = options.body;
+    this.retryAfter = options.retryAfter;
   }
 }
+
+/** The most bytes of a refused upgrade's body kept in {@linkcode ConnectError.body}. */
+export const MAX_ERROR_BODY = 4096;
 
 /**
  * The connection is closed (or closing), so the operation cannot go on.
