@@ -55,6 +55,7 @@ function openTransport(
       clientCert: options.clientCert,
       maxMessageSize: options.maxMessageSize,
       closeTimeout: options.closeTimeout,
+      compression: options.compression,
       // For openConnection's timeout messages (it gets the transport's options).
       connectTimeout: options.connectTimeout,
       // Issue 25: the environment's proxy, redirects, Origin, User-Agent, trace, ws+unix:.

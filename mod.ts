@@ -59,6 +59,7 @@
  */
 
 export {
+  type ClientCompressionOptions,
   type ClientHeartbeatOptions,
   type ClientOptions,
   type ClientState,

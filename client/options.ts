@@ -39,6 +39,9 @@ import type { TransportName } from "../transport/transport.ts";
 import type { AnswerFunction } from "../transport/tap.ts";
 import type { TraceListener } from "../transport/trace.ts";
 import type { WireOptions } from "../transport/wire_options.ts";
+import type { ClientCompressionOptions } from "../protocol/deflate_extension.ts";
+
+export type { ClientCompressionOptions } from "../protocol/deflate_extension.ts";
 
 export { DEFAULT_INTERVAL, DEFAULT_TIMEOUT } from "../heartbeat.ts";
 /** Default {@linkcode ConnectOptions.maxMessageSize}, the protocol's own: 16 MiB. */
@@ -357,6 +360,20 @@ export interface ConnectOptions extends ClientOptions {
   cert?: string;
   /** The private key (PEM) of `cert`. */
   key?: string;
+  /**
+   * permessage-deflate (RFC 7692) on the wsbeat transport: `true` offers
+   * it with the defaults, an object tunes the offer and the compression
+   * (`threshold`, `level`), `false` offers nothing. It is used only if the
+   * server accepts; then messages from the server may arrive compressed
+   * (inflated here, `maxMessageSize` counting the inflated size), and ours
+   * of at least `threshold` (1 KiB) bytes go out compressed. With the
+   * server's context takeover (its default) the connection keeps the
+   * server's 32 KiB window. The native transport keeps the runtime's own
+   * behaviour. See docs/compression.md.
+   *
+   * @default {true} as browsers, Node `ws` and Python `websockets` do: a server that compresses its feed does so to save bandwidth, and a client that does not offer gets the feed uncompressed
+   */
+  compression?: boolean | ClientCompressionOptions;
 }
 
 /** Options for {@linkcode WebSocketClient.receive}, {@linkcode WebSocketClient.ping} and {@linkcode WebSocketClient.drain}. */
@@ -375,6 +392,8 @@ export const DEFAULT_MAX_QUEUED = 10_000;
 export const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 /** Default {@linkcode ClientOptions.sendHighWaterMark}. */
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
+/** Default {@linkcode ConnectOptions.compression}: offered. */
+export const DEFAULT_COMPRESSION = true;
 
 /** {@linkcode ClientHeartbeatOptions} once resolved: `interval` and `timeout` filled in. */
 export interface CheckedHeartbeat extends ProbeOptions {
@@ -436,4 +455,6 @@ export interface CheckedConnectOptions extends CheckedOptions {
     | undefined;
   /** The proxy from the environment, `maxRedirects`, `origin`, `answer`, `trace`. */
   readonly wire: WireOptions;
+  /** {@linkcode ConnectOptions.compression}: the offer's settings, or `undefined` for none. */
+  readonly compression: Readonly<ClientCompressionOptions> | undefined;
 }

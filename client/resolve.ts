@@ -28,6 +28,7 @@ import {
   type ClientOptions,
   type ConnectOptions,
   DEFAULT_CLOSE_TIMEOUT,
+  DEFAULT_COMPRESSION,
   DEFAULT_CONNECT_TIMEOUT,
   DEFAULT_HIGH_WATER_MARK,
   DEFAULT_INTERVAL,
@@ -42,6 +43,7 @@ import { checkProxyUrl } from "../transport/proxy.ts";
 import { resolveWireOptions } from "../transport/wire_options.ts";
 import { headerPairs } from "../protocol/handshake.ts";
 import { checkHeaderField } from "../protocol/http.ts";
+import { checkCompression } from "../protocol/deflate_extension.ts";
 
 /** The objects this module resolved: frozen, so what they hold is what was checked. */
 const RESOLVED = new WeakSet<object>();
@@ -312,6 +314,7 @@ export function resolveConnectOptions(options: ConnectOptions): CheckedConnectOp
     proxy: proxyUrl,
     clientCert: checkClientCert(cert, key, proxyUrl),
     wire: resolveWireOptions(options, proxy !== undefined),
+    compression: checkCompression(options.compression, "client", DEFAULT_COMPRESSION),
   });
 }
 

@@ -210,6 +210,23 @@ export function compressionOffer(options: ClientCompressionOptions): string {
 }
 
 /**
+ * The `Protocol`'s `deflate` option for an agreement.
+ *
+ * @param zlib `node:zlib`, from {@linkcode sharedZlib}.
+ * @param params The parameters the handshake agreed on.
+ * @param options The checked `compression` option ({@linkcode checkCompression}): its tuning.
+ * @returns The settings.
+ */
+export function deflateSettings(
+  zlib: ZlibLike,
+  params: DeflateParams,
+  options: CompressionTuning,
+): DeflateSettings {
+  const { threshold, level } = options;
+  return { zlib, params, threshold, level };
+}
+
+/**
  * Decompresses and compresses the messages of one connection: see the
  * module doc. Created by the `Protocol` from its `deflate` option.
  */

@@ -22,6 +22,8 @@ import type { ProtocolError } from "../util/errors.ts";
 import { FrameWriter, writeAll } from "./frame_writer.ts";
 import { acceptKey, buildClientRequest, generateKey, headerPairs } from "../protocol/handshake.ts";
 import { Protocol } from "../protocol/protocol.ts";
+import { compressionOffer, deflateSettings, sharedZlib } from "../protocol/deflate_extension.ts";
+import type { ClientCompressionOptions } from "../protocol/deflate_extension.ts";
 import { connectFailure, denoNet, openConnection } from "./tcp_connect.ts";
 import { readHandshakeAnswer } from "./handshake_answer.ts";
 import { followRedirect } from "./redirect.ts";
@@ -64,6 +66,8 @@ export interface TcpTransportOptions {
   socketPath?: string | undefined;
   /** Told of each step of the opening (proxy, heads, redirects) and of received pings. */
   trace?: TraceListener | undefined;
+  /** permessage-deflate to offer (`protocol/deflate_extension.ts`), or `undefined` for none. */
+  compression?: Readonly<ClientCompressionOptions> | undefined;
 }
 
 /**
@@ -121,6 +125,7 @@ export class TcpTransport implements Transport {
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
 
   #key = generateKey();
+  #offer: string | undefined; // Sec-WebSocket-Extensions (permessage-deflate), when compression is on
   #request: Uint8Array | undefined; // dropped once written
   #displayUrl: string; // the URL a redirect led to, once followed
   #response: HandshakeResponse | undefined;
@@ -135,6 +140,7 @@ export class TcpTransport implements Transport {
   constructor(options: TcpTransportOptions) {
     this.#options = options;
     this.#displayUrl = options.displayUrl;
+    if (options.compression) this.#offer = compressionOffer(options.compression);
     this.#request = this.#buildRequest(options.url, options.headers);
     this.#protocol = new Protocol({ role: "client", maxMessageSize: options.maxMessageSize });
     this.opened = this.#connect();
@@ -239,12 +245,13 @@ export class TcpTransport implements Transport {
       headers,
       ...(origin === undefined ? {} : { origin }),
       ...(userAgent === undefined ? {} : { userAgent }),
+      ...(this.#offer === undefined ? {} : { extensions: this.#offer }),
     });
   }
 
   async #connect(): Promise<void> {
     const options = this.#options;
-    const { trace } = options;
+    const { trace, maxMessageSize } = options;
     let url = options.url;
     let headers = headerPairs(options.headers);
     let proxy = options.proxy;
@@ -254,6 +261,7 @@ export class TcpTransport implements Transport {
     let tls = url.protocol === "wss:";
     const signal = this.#connecting!.signal;
     const visited = [url.href];
+    const zlib = this.#offer === undefined ? undefined : await sharedZlib(); // once per process
     try {
       let conn: Deno.Conn, answer;
       while (true) {
@@ -273,6 +281,7 @@ export class TcpTransport implements Transport {
           tls,
           displayUrl,
           protocols: options.protocols,
+          deflate: options.compression,
         });
         const { status } = answer.response;
         emit(trace, { step: "response", status, detail: maskHead(answer.head) });
@@ -294,6 +303,10 @@ export class TcpTransport implements Transport {
       this.#response = answer.response;
       this.#protocolName = answer.protocol;
       this.#extensions = answer.extensions;
+      if (answer.deflate !== undefined) {
+        const deflate = deflateSettings(zlib!, answer.deflate, options.compression!);
+        this.#protocol = new Protocol({ role: "client", maxMessageSize, deflate });
+      }
       this.#open = true;
       this.#writer = new FrameWriter(conn, {
         onWritten: () => this.#written(),
