@@ -50,11 +50,13 @@ export { DEFAULT_MAX_MESSAGE_SIZE } from "../protocol/events.ts";
 export type { CloseInfo, CloseInitiator } from "./close_info.ts";
 
 /**
- * A received message: text as `string`, binary as `Uint8Array`. A small
- * binary message may be a view of a larger buffer that other messages share
- * (as Node's `Buffer` pool does): its bytes never change, but read them
- * through the view (or `slice()` it to keep a buffer of its own), not through
- * its `buffer`.
+ * A received message: text as `string`, binary as `Uint8Array`.
+ *
+ * The one caveat: a binary message up to 4 KiB is a view of an 8 KiB buffer
+ * that other messages share (as Node's `Buffer` pool does), because a buffer
+ * of its own cost more than the rest of receiving it (about 0.7 µs, Deno
+ * 2.9). Its bytes never change, so it can be kept as it is; read it through
+ * the view, not through its `buffer` (or `slice()` it for a buffer of its own).
  */
 export type Message = string | Uint8Array;
 
