@@ -84,7 +84,7 @@ Deno.test("answer replies to the server's pings while the application reads noth
   await feed.server.shutdown();
 });
 
-Deno.test("without answer the same feed closes the connection (the test above can fail)", async () => {
+Deno.test("connect() without answer: the same feed closes the connection at its first ping", async () => {
   const feed = pingingFeed(8);
   const ws = await connect(feed.url);
   assert.equal(await feed.done, "ping 1 not answered");

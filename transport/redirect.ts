@@ -73,12 +73,25 @@ export function redirectTarget(from: URL, location: string, displayUrl: string):
   return next;
 }
 
-/** Whether two URLs have the same origin (scheme, host and port). */
+/**
+ * Whether two URLs have the same origin (scheme, host and port).
+ *
+ * @param a One URL.
+ * @param b The other.
+ * @returns Whether they share scheme, host and port.
+ */
 export function sameOrigin(a: URL, b: URL): boolean {
   return a.protocol === b.protocol && a.host === b.host;
 }
 
-/** The headers to send after a redirect to another origin: without `Authorization` and `Cookie`. */
+/**
+ * The headers to send after a redirect: as they were on the same origin,
+ * without `Authorization` and `Cookie` on another.
+ *
+ * @param pairs The headers sent so far.
+ * @param crossOrigin Whether the redirect leaves the origin.
+ * @returns The headers to send next.
+ */
 export function headersForOrigin(
   pairs: [string, string][],
   crossOrigin: boolean,

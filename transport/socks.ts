@@ -37,7 +37,14 @@ async function readExactly(conn: Deno.Conn, n: number, ended: () => Error): Prom
   return out;
 }
 
-/** The address bytes (ATYP and address) of a host: IPv4, IPv6 or a domain name. */
+/**
+ * The address bytes of a SOCKS5 request (RFC 1928 section 5): the type
+ * (1 IPv4, 4 IPv6, 3 a domain name) and the address.
+ *
+ * @param host An IPv4 or IPv6 address, or a host name.
+ * @returns The bytes.
+ * @throws {TypeError} If a host name is over 255 bytes.
+ */
 export function socksAddress(host: string): Uint8Array {
   const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
   if (v4) return Uint8Array.of(1, ...v4.slice(1).map(Number));

@@ -112,7 +112,14 @@ export function preview(data: string | Uint8Array): string {
   return hex.join(" ") + (data.length > PREVIEW_BYTES ? " ..." : "");
 }
 
-/** A frame's trace event. */
+/**
+ * A frame's trace event.
+ *
+ * @param step `"send"` or `"receive"`.
+ * @param opcode The frame's kind.
+ * @param data The payload.
+ * @returns The event, with a preview of the payload.
+ */
 export function frameEvent(
   step: "send" | "receive",
   opcode: TraceOpcode,
@@ -122,7 +129,12 @@ export function frameEvent(
   return { step, opcode, length, detail: preview(data) };
 }
 
-/** Calls the listener, and keeps a throw from breaking the connection. */
+/**
+ * Calls the listener, and keeps a throw from breaking the connection.
+ *
+ * @param listener The `trace` option, if any.
+ * @param event The event.
+ */
 export function emit(listener: TraceListener | undefined, event: TraceEvent): void {
   if (listener === undefined) return;
   try {
@@ -130,7 +142,14 @@ export function emit(listener: TraceListener | undefined, event: TraceEvent): vo
   } catch { /* a trace must not change what it traces */ }
 }
 
-/** A close frame's trace event. */
+/**
+ * A close frame's trace event.
+ *
+ * @param step `"send"` or `"receive"`.
+ * @param code The close code (1005: no code, an empty payload).
+ * @param reason The close reason.
+ * @returns The event.
+ */
 export function closeEvent(step: "send" | "receive", code: number, reason: string): TraceEvent {
   return {
     step,
