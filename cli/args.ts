@@ -138,6 +138,7 @@ export const CLIENT_OPTIONS = {
   "max-redirects": { type: "string" },
   origin: { type: "string" },
   trace: { type: "boolean" },
+  "no-compression": { type: "boolean" },
   "connect-timeout": { type: "string" },
   "stale-after": { type: "string" },
   heartbeat: { type: "boolean" },
@@ -204,6 +205,8 @@ export interface ClientConfig {
   origin: string | undefined;
   /** `--trace`: every step of the connection on stderr. */
   trace: boolean;
+  /** Offer permessage-deflate (the default; `--no-compression` turns it off). */
+  compression: boolean;
   connectTimeout: number | undefined;
   send: string[];
   every: number | undefined;
@@ -388,6 +391,7 @@ export async function clientConfig(values: ClientValues, url: string): Promise<C
     maxRedirects: count("--max-redirects", values["max-redirects"], 0),
     origin: values.origin,
     trace: values.trace ?? false,
+    compression: !values["no-compression"],
     connectTimeout,
     send,
     every,

@@ -117,6 +117,7 @@ export async function runClient(
     ...(config.maxRedirects !== undefined ? { maxRedirects: config.maxRedirects } : {}),
     ...(config.origin !== undefined ? { origin: config.origin } : {}),
     trace: config.trace ? (event) => io.stderr(formatTrace(io, event)) : undefined,
+    ...(config.compression ? {} : { compression: false }),
     ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}),
     ...(config.staleAfter !== undefined ? { staleAfter: config.staleAfter } : {}),
     ...(beat

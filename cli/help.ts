@@ -50,6 +50,8 @@ Connection:
       --origin ORIGIN          send this Origin header
       --trace                  print every step on stderr: proxy, request and response
                                heads, redirects, frames sent (>) and received (<)
+      --no-compression         do not offer permessage-deflate (offered by default; the
+                               server decides; see docs/compression.md)
       --connect-timeout SECS   give up opening after SECS (default 10)
       --stale-after SECS       close the connection when no message arrived for SECS,
                                even while pings are answered (the feed went quiet);

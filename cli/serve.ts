@@ -39,7 +39,11 @@ Options:
 
 Limits (what one client can cost the server):
       --max-message-size BYTES close with 1009 a message larger than BYTES, before buffering
-                               it (default ${DEFAULT_SERVE_MAX_MESSAGE_SIZE}, the wsbeat client's own limit)
+                               it (default ${DEFAULT_SERVE_MAX_MESSAGE_SIZE}, the wsbeat client's own limit);
+                               with --compression, once inflated (a bomb stops there)
+      --compression            accept permessage-deflate: inflate what clients compress, compress
+                               replies of 1 KiB or more (default off: a client keeping its
+                               context costs 32 KiB per connection; see docs/compression.md)
       --max-connections N      answer HTTP 503 past N connections; keep it under ulimit -n
                                (default ${DEFAULT_MAX_CONNECTIONS}, under the common limit of 1024)
       --handshake-timeout SECS close a connection that has not completed its opening handshake
@@ -77,6 +81,7 @@ const SERVE_OPTIONS = {
   port: { type: "string", short: "p" },
   host: { type: "string" },
   "max-message-size": { type: "string" },
+  compression: { type: "boolean" },
   "max-connections": { type: "string" },
   "handshake-timeout": { type: "string" },
   "max-header-size": { type: "string" },
@@ -168,6 +173,7 @@ export async function runServe(io: Io, args: string[], signal: AbortSignal): Pro
     if (value !== undefined) options[key] = value;
   };
   set("maxMessageSize", count("--max-message-size", values["max-message-size"]));
+  set("compression", values.compression);
   set("maxConnections", count("--max-connections", values["max-connections"]));
   set("handshakeTimeout", seconds("--handshake-timeout", values["handshake-timeout"]));
   set("maxHeaderSize", bounded("--max-header-size", values["max-header-size"], 64, 64 * 2 ** 20));

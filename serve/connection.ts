@@ -209,7 +209,7 @@ export class ServerConnection {
     this.#hooks.log(
       `${this.#tag} connected from ${info.remoteAddr} ${shownTarget(info.path)}${
         info.protocol ? ` (subprotocol ${shownProtocol(info.protocol)})` : ""
-      }`,
+      }${deflate ? " (permessage-deflate)" : ""}`,
     );
     this.#hooks.onOpen(info);
     this.#stallAt = faultCount(s.stallAfter);

@@ -376,3 +376,60 @@ Deno.test("interop: a ws client with context takeover round trips through serve(
     await closed;
   }
 });
+
+Deno.test("wsbeat serve --compression accepts it, the client offers it unless --no-compression", async () => {
+  const cli = new URL("../cli.ts", import.meta.url).pathname;
+  const server = new Deno.Command("deno", {
+    args: ["run", "--allow-net=127.0.0.1", cli, "serve", "--port", "0", "--compression"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const stderr = new Response(server.stderr).text();
+  try {
+    const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const { value = "" } = await reader.read();
+    reader.releaseLock();
+    const url = /^listening (ws:\S+)/.exec(value)?.[1];
+    assert.ok(url, value);
+    const client = async (...flags: string[]) => {
+      const { code, stderr } = await new Deno.Command("deno", {
+        args: [
+          "run",
+          "--allow-net=127.0.0.1",
+          cli,
+          "--trace",
+          ...flags,
+          "-x",
+          "x".repeat(2000),
+          url,
+        ],
+        stdin: "null",
+        env: { NO_COLOR: "1" },
+      }).output();
+      assert.equal(code, 0);
+      return decoder.decode(stderr).split("\n").filter((line) =>
+        /^trace [<>] (GET|HTTP)/.test(line)
+      );
+    };
+    const offered = await client();
+    assert.match(
+      offered[0]!,
+      /Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover/,
+    );
+    assert.match(
+      offered[1]!,
+      /sec-websocket-extensions: permessage-deflate; server_no_context_takeover/,
+    );
+    const plain = await client("--no-compression");
+    assert.doesNotMatch(plain.join("\n"), /extensions/i);
+  } finally {
+    server.kill("SIGTERM");
+    await server.status;
+    await server.stdout.cancel().catch(() => {});
+  }
+  const log = await stderr;
+  assert.match(log, /^#1 connected from 127\.0\.0\.1:\d+ \/ \(permessage-deflate\)$/m);
+  assert.match(log, /^#2 connected from 127\.0\.0\.1:\d+ \/$/m);
+});
