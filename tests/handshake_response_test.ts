@@ -86,3 +86,30 @@ Deno.test("the User-Agent's version is deno.json's", async () => {
   const config = JSON.parse(await Deno.readTextFile("deno.json"));
   assert.equal(VERSION, config.version);
 });
+
+Deno.test("ConnectError waits at most a second for a body the server announces and never sends", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const serving = (async () => {
+    const conn = await listener.accept();
+    held.push(conn);
+    await conn.read(new Uint8Array(4096));
+    await conn.write(
+      new TextEncoder().encode(
+        "HTTP/1.1 401 Unauthorized\r\nContent-Length: 100\r\nWWW-Authenticate: Bearer\r\n\r\npart",
+      ),
+    );
+  })();
+  const started = performance.now();
+  const error = await connect(`ws://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/`)
+    .catch((e) => e);
+  const took = performance.now() - started;
+  await serving;
+  for (const conn of held) conn.close();
+  listener.close();
+  assert.ok(error instanceof ConnectError);
+  assert.equal(error.status, 401);
+  assert.equal(error.body, "part");
+  assert.equal(error.headers?.get("www-authenticate"), "Bearer");
+  assert.ok(took < 3000, `took ${took} ms`);
+});

@@ -194,26 +194,41 @@ export function parseRetryAfter(
   return Math.max(0, date - now);
 }
 
-/** Reads from a connection until `wanted` bytes arrived in all, the stream ends, or it fails. */
+/** How long a refused upgrade's announced body is waited for, in milliseconds. */
+const BODY_WAIT = 1000;
+
+/**
+ * Reads from a connection until `wanted` bytes arrived in all, the stream
+ * ends, it fails, or {@linkcode BODY_WAIT} passed: the error must not wait
+ * on a server that announces a body and sends none.
+ */
 async function readBody(conn: Deno.Conn, first: Uint8Array, wanted: number): Promise<Uint8Array> {
   const body = new Uint8Array(wanted);
   let used = Math.min(first.length, wanted);
   body.set(first.subarray(0, used));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), BODY_WAIT)));
   try {
     while (used < wanted) {
-      const n = await conn.read(body.subarray(used));
+      const read = conn.read(body.subarray(used));
+      read.catch(() => {}); // a read left behind fails when the connection is closed
+      const n = await Promise.race([read, late]);
       if (n === null) break;
       used += n;
     }
-  } catch { /* what arrived is enough */ }
+  } catch {
+    /* what arrived is enough */
+  } finally {
+    clearTimeout(timer);
+  }
   return body.subarray(0, used);
 }
 
 /**
  * The error for an answer that refused the upgrade (any status but 101 and
  * a followed redirect), with its headers, the start of its body (what came
- * with the head, plus what `Content-Length` announces, up to 4096 bytes:
- * a body without a length is not waited for) and `retryAfter` on 429 and
+ * with the head, plus what `Content-Length` announces, up to 4096 bytes
+ * and for at most a second: a body without a length is not waited for) and `retryAfter` on 429 and
  * 503. The message names the status, never the body or the headers.
  *
  * @param conn The connection, to read the rest of a short body from.

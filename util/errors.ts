@@ -72,7 +72,8 @@ export class ConnectError extends Error {
   /**
    * The start of the body of that answer, as text: at most 4096 bytes
    * (decoded as UTF-8), and only what arrived with the head or
-   * within `Content-Length`. Never part of the message.
+   * within `Content-Length` (waited for at most a second). Never part of
+   * the message.
    */
   readonly body: string | undefined;
   /**
