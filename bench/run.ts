@@ -30,6 +30,13 @@ import { floorBench, type FloorRow, floorTable } from "./floor.ts";
 import { warmupLabel, warmupProcess, warmupTable } from "./warmup.ts";
 import { cliStartup, startupTable } from "./cli_startup.ts";
 import { defaultCount, FIREHOSE_CASES, firehoseBench, firehoseTable } from "./firehose.ts";
+import {
+  deflateFeedBench,
+  deflateFeedTable,
+  deflateMemoryBench,
+  deflateMemoryTable,
+  FEED_CASES,
+} from "./deflate_feed.ts";
 import { startServer, startWsServer, table } from "./_server.ts";
 import {
   idleServer,
@@ -151,6 +158,15 @@ const firehose = await firehoseBench({
   cases: quick ? FIREHOSE_CASES.map((c) => ({ ...c, count: c.count / 4 })) : FIREHOSE_CASES,
 });
 console.log(firehoseTable(firehose));
+
+const FEED_REPS = quick ? 2 : 5;
+const feedCases = quick ? FEED_CASES.map((c) => ({ ...c, count: c.count / 5 })) : FEED_CASES;
+log("permessage-deflate: a compressed feed, each client in its own process");
+const feed = await deflateFeedBench({ reps: FEED_REPS, cases: feedCases });
+console.log(deflateFeedTable(feed));
+log("permessage-deflate: idle memory per compressed connection");
+const feedMemory = await deflateMemoryBench(quick ? [1000] : [1000, 10000]);
+console.log(deflateMemoryTable(feedMemory));
 
 log("CLI startup");
 const startup = await cliStartup(10);
@@ -442,6 +458,30 @@ floor. Messages a run: ${defaultCount(32).toLocaleString("en-US")} up to 1 KiB, 
 figures are the noisiest.
 
 ${firehoseTable(firehose)}
+
+## 9. permessage-deflate: a compressed feed
+
+A server pushing compressible JSON (feed-like rows of symbols, prices and sizes) with
+permessage-deflate (RFC 7692, level 6), read by each client in a process of its own that measures
+its own CPU time from the connect to the last message (bench/deflate_feed.ts; the server,
+bench/_deflate_feed_server.ts, compresses each row's frames once, keeping its context as the
+servers of \`ws\` and \`websockets\` do, and writes them block by block). The wsbeat client with
+compression on (its default offer), the same asking for \`server_no_context_takeover\`, Node's
+\`ws\` with \`perMessageDeflate\` (all its threads counted: it inflates on libuv's pool), and the
+wsbeat client with \`compression: false\`, which gets the same messages uncompressed. Per row: a
+warm-up run of each client, then ${FEED_REPS} runs each in a rotating order; medians. Messages a
+run: ${feedCases.map((c) => c.count.toLocaleString("en-US")).join(", ")}. Bytes on the wire are
+the frames' (header included), in brackets the share of the uncompressed frame.
+
+${deflateFeedTable(feed)}
+
+Idle memory per connection: ${
+  quick ? "1 000" : "1 000 and 10 000"
+} wsbeat connections in one process, each having received one compressed 1 KiB message (so that
+the inflater holds the server's 32 KiB window), the growth after a GC, against the same connections
+uncompressed (see docs/compression.md).
+
+${deflateMemoryTable(feedMemory)}
 `;
 const path = new URL("./RESULTS.md", import.meta.url).pathname;
 await Deno.writeTextFile(path, results);

@@ -43,7 +43,7 @@ function json(size: number, seq = 0): string {
   return JSON.stringify(rows);
 }
 
-async function echoServer(options: ServeOptions) {
+function echoServer(options: ServeOptions) {
   const server = serve({ port: 0, ...options });
   return { url: `ws://127.0.0.1:${server.port}/`, [Symbol.asyncDispose]: () => server.close() };
 }
@@ -68,7 +68,7 @@ Deno.test("connect() and serve() agree on permessage-deflate, each parameter off
   ];
   for (const [name, client, server, answer] of cases) {
     await t.step(name, async () => {
-      await using echo = await echoServer({ compression: server });
+      await using echo = echoServer({ compression: server });
       await using ws = await connect(echo.url, { ...CLIENT, compression: client });
       assert.equal(ws.extensions, answer);
       for (let seq = 0; seq < 3; seq++) {
@@ -91,7 +91,7 @@ Deno.test("connect() and serve() agree on permessage-deflate, each parameter off
 
 Deno.test("serve() answers a malformed Sec-WebSocket-Extensions with HTTP 400", async () => {
   const lines: string[] = [];
-  await using echo = await echoServer({ compression: true, log: (line) => lines.push(line) });
+  await using echo = echoServer({ compression: true, log: (line) => lines.push(line) });
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(echo.url).port) });
   await conn.write(encoder.encode(
     "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
@@ -349,7 +349,7 @@ Deno.test("interop: ws sends a fragmented compressed message with a ping between
 });
 
 Deno.test("interop: a ws client with context takeover round trips through serve() compressing", async () => {
-  await using echo = await echoServer({ compression: { threshold: 0 } });
+  await using echo = echoServer({ compression: { threshold: 0 } });
   const client = new WsClient(echo.url, { perMessageDeflate: { threshold: 0 } });
   const received: string[] = [];
   const waiting: (() => void)[] = [];

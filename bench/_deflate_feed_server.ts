@@ -1,0 +1,245 @@
+// The compressed feed for bench/deflate_feed.ts, in a process of its own: a server that answers
+// the upgrade by hand and pushes JSON messages compressed with permessage-deflate (RFC 7692) as
+// fast as the socket takes them, doing almost no work per message: the frames are compressed
+// once per row (node:zlib, level 6, as `ws` and `websockets` servers do) and written block by
+// block. The request's query says what to send:
+//
+// - `size` (bytes of each JSON text message: 200, 1024, 16384, ...) and `count` (messages);
+// - `hold=1`: after the messages, send nothing more and keep the connection until the client
+//   closes it (the idle-memory runs), instead of a close frame (1000).
+//
+// permessage-deflate is answered when the client offers it: with context takeover (the server
+// default of `ws` and `websockets`), or `server_no_context_takeover` when the client asks for
+// it. A client that offers nothing gets the same messages uncompressed. With takeover, a row's
+// K distinct messages are compressed twice in one stream: the first pass is sent once, as a
+// prelude, and the second pass, whose back-references reach into the window the pass before
+// left (the same bytes every time), is the block repeated after it.
+//
+// Prints `listening URL` on stdout; stops on SIGTERM. Each connection's first line on stderr
+// is nothing: the orchestrator reads the wire sizes from its own copy of the frames.
+//
+// Usage: deno run --allow-net=127.0.0.1 bench/_deflate_feed_server.ts
+
+import * as zlib from "node:zlib";
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+/**
+ * Distinct messages a row cycles through: at least 64, and twice the 32 KiB window's worth, so
+ * that with takeover no message finds an exact copy of itself in the window (a real feed's
+ * messages differ; repeats would compress to a few bytes).
+ */
+function distinct(size: number): number {
+  return Math.max(64, Math.ceil(2 * 32768 / size));
+}
+
+/** The row's `k`-th message: a feed-like JSON array of exactly `size` bytes (at least 4). */
+export function feedMessage(size: number, k: number): string {
+  let base = "";
+  for (let i = 0;; i++) {
+    const price = (100 + ((k * 31 + i * 7) % 97) / 8).toFixed(3);
+    const row = `{"seq":${k * 1000 + i},"symbol":"${["BTC-USD", "ETH-USD", "SOL-USD"][i % 3]}",` +
+      `"price":"${price}","size":"${((k + i) % 13) / 4}","side":"${i % 2 ? "buy" : "sell"}"}`;
+    const next = base === "" ? row : `${base},${row}`;
+    if (next.length + 5 > size) break;
+    base = next;
+  }
+  // A last string pads the array to the size: `[rows,"xx…"]`, or `["xx…"]` when no row fits.
+  const pad = "x".repeat(size - base.length - (base === "" ? 4 : 5));
+  return base === "" ? `["${pad}"]` : `[${base},"${pad}"]`;
+}
+
+/** One frame's header and payload: unmasked, final, text, RSV1 when compressed. */
+function frameOf(payload: Uint8Array, compressed: boolean): Uint8Array {
+  const size = payload.length;
+  const head = size < 126 ? 2 : size < 65536 ? 4 : 10;
+  const frame = new Uint8Array(head + size);
+  frame[0] = 0x81 | (compressed ? 0x40 : 0);
+  if (head === 2) frame[1] = size;
+  else if (head === 4) {
+    frame[1] = 126;
+    new DataView(frame.buffer).setUint16(2, size);
+  } else {
+    frame[1] = 127;
+    new DataView(frame.buffer).setBigUint64(2, BigInt(size));
+  }
+  frame.set(payload, head);
+  return frame;
+}
+
+/** A run of frames and where each ends, to send a prefix of it. */
+export interface Frames {
+  bytes: Uint8Array;
+  /** `ends[i]`: the byte where frame i ends. */
+  ends: number[];
+}
+
+function join(frames: Uint8Array[]): Frames {
+  const bytes = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  const ends: number[] = [];
+  let at = 0;
+  for (const frame of frames) {
+    bytes.set(frame, at);
+    at += frame.length;
+    ends.push(at);
+  }
+  return { bytes, ends };
+}
+
+/** Messages deflated one after the other in one stream (context takeover), each sync-flushed. */
+async function deflateStream(messages: Uint8Array[]): Promise<Uint8Array[]> {
+  const stream = zlib.createDeflateRaw({ level: 6 });
+  const out: Uint8Array[] = [];
+  for (const message of messages) {
+    const chunks: Uint8Array[] = [];
+    const onData = (chunk: Uint8Array) => chunks.push(chunk);
+    stream.on("data", onData);
+    stream.write(message);
+    await new Promise<void>((resolve) => stream.flush(zlib.constants.Z_SYNC_FLUSH, resolve));
+    stream.off("data", onData);
+    const all = join(chunks).bytes;
+    out.push(all.subarray(0, all.length - 4)); // without the 00 00 ff ff tail (RFC 7692 7.2.1)
+  }
+  stream.close();
+  return out;
+}
+
+/** What a row sends: a prelude once, then the block again and again. */
+export interface Feed {
+  prelude: Frames;
+  block: Frames;
+}
+
+const feeds = new Map<string, Promise<Feed>>();
+/** The row's frames, built once: `mode` is "plain", "takeover" or "none" (no takeover). */
+export function feedOf(size: number, mode: "plain" | "takeover" | "none"): Promise<Feed> {
+  const key = `${size} ${mode}`;
+  let feed = feeds.get(key);
+  if (!feed) {
+    feed = (async () => {
+      const encoder = new TextEncoder();
+      const messages = Array.from(
+        { length: distinct(size) },
+        (_, k) => encoder.encode(feedMessage(size, k)),
+      );
+      if (mode === "plain") {
+        const block = join(messages.map((m) => frameOf(m, false)));
+        return { prelude: join([]), block };
+      }
+      if (mode === "none") {
+        const block = join(messages.map((m) => {
+          const out = zlib.deflateRawSync(m, {
+            level: 6,
+            finishFlush: zlib.constants.Z_SYNC_FLUSH,
+          });
+          return frameOf(new Uint8Array(out.subarray(0, out.length - 4)), true);
+        }));
+        return { prelude: join([]), block };
+      }
+      const both = await deflateStream([...messages, ...messages]);
+      return {
+        prelude: join(both.slice(0, messages.length).map((p) => frameOf(p, true))),
+        block: join(both.slice(messages.length).map((p) => frameOf(p, true))),
+      };
+    })();
+    feeds.set(key, feed);
+  }
+  return feed;
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let done = 0; done < bytes.length;) done += await conn.write(bytes.subarray(done));
+}
+
+/** Writes the first `count` frames of `frames`; returns how many it wrote. */
+async function writeFrames(conn: Deno.Conn, frames: Frames, count: number): Promise<number> {
+  const k = Math.min(count, frames.ends.length);
+  if (k > 0) await writeAll(conn, frames.bytes.subarray(0, frames.ends[k - 1]));
+  return k;
+}
+
+async function readHead(conn: Deno.Conn): Promise<string> {
+  const buffer = new Uint8Array(4096);
+  let head = "";
+  while (!head.includes("\r\n\r\n")) {
+    const n = await conn.read(buffer);
+    if (n === null || head.length > 16384) throw new Error("no request head");
+    head += new TextDecoder().decode(buffer.subarray(0, n));
+  }
+  return head;
+}
+
+/** Reads until the client's close frame or EOF (its frames are not parsed further). */
+async function awaitClose(conn: Deno.Conn): Promise<void> {
+  const buffer = new Uint8Array(4096);
+  for (;;) {
+    const n = await conn.read(buffer);
+    if (n === null) return;
+    // A client's close frame is short and comes alone: its first byte is 0x88.
+    if (buffer[0] === 0x88) return;
+  }
+}
+
+async function handle(conn: Deno.TcpConn): Promise<void> {
+  try {
+    conn.setNoDelay(true);
+    const head = await readHead(conn);
+    const target = head.slice(0, head.indexOf("\r\n")).split(" ")[1] ?? "/";
+    const query = new URL(target, "http://localhost").searchParams;
+    const key = /^sec-websocket-key:\s*(\S+)\s*$/im.exec(head)?.[1] ?? "";
+    const offer = /^sec-websocket-extensions:\s*(.*?)\s*$/im.exec(head)?.[1] ?? "";
+    const offered = /(^|,)\s*permessage-deflate/i.test(offer);
+    const mode = !offered
+      ? "plain"
+      : /server_no_context_takeover/i.test(offer)
+      ? "none"
+      : "takeover";
+    const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(key + GUID));
+    const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
+    const extension = mode === "plain"
+      ? ""
+      : `Sec-WebSocket-Extensions: permessage-deflate${
+        mode === "none" ? "; server_no_context_takeover" : ""
+      }\r\n`;
+    await writeAll(
+      conn,
+      new TextEncoder().encode(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+          `Sec-WebSocket-Accept: ${accept}\r\n${extension}\r\n`,
+      ),
+    );
+    const size = Number(query.get("size") ?? 200);
+    const { prelude, block } = await feedOf(size, mode);
+    let left = Number(query.get("count") ?? 0);
+    left -= await writeFrames(conn, prelude, left);
+    while (left > 0) left -= await writeFrames(conn, block, left);
+    if (query.get("hold") !== "1") {
+      await writeAll(conn, new Uint8Array([0x88, 2, 0x03, 0xe8])); // close 1000
+      const timer = setTimeout(() => conn.close(), 5000);
+      try {
+        await awaitClose(conn);
+      } finally {
+        clearTimeout(timer);
+      }
+    } else await awaitClose(conn);
+  } catch {
+    /* the client went away, or the timer closed the connection */
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed already */ }
+  }
+}
+
+if (import.meta.main) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const onTerm = () => {
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    listener.close();
+  };
+  Deno.addSignalListener("SIGTERM", onTerm);
+  console.log(`listening ws://127.0.0.1:${listener.addr.port}/`);
+  try {
+    for await (const conn of listener) void handle(conn);
+  } catch { /* closed by SIGTERM */ }
+  Deno.exit(0); // connections a client left open do not keep the process
+}
