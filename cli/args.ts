@@ -199,10 +199,8 @@ export interface ClientConfig {
   caCerts: string[] | undefined;
   clientCert: { cert: string; key: string } | undefined;
   proxy: string | undefined;
-  /** `--max-redirects`, when given. */
-  maxRedirects: number | undefined;
-  /** `--origin`, when given. */
-  origin: string | undefined;
+  /** `--max-redirects` and `--origin`, as given (undefined: connect()'s defaults). */
+  handshake: { maxRedirects?: number | undefined; origin?: string | undefined };
   /** `--trace`: every step of the connection on stderr. */
   trace: boolean;
   /** Offer permessage-deflate (the default; `--no-compression` turns it off). */
@@ -388,8 +386,10 @@ export async function clientConfig(values: ClientValues, url: string): Promise<C
     caCerts,
     clientCert,
     proxy,
-    maxRedirects: count("--max-redirects", values["max-redirects"], 0),
-    origin: values.origin,
+    handshake: {
+      maxRedirects: count("--max-redirects", values["max-redirects"], 0),
+      origin: values.origin,
+    },
     trace: values.trace ?? false,
     compression: !values["no-compression"],
     connectTimeout,

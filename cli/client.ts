@@ -114,8 +114,7 @@ export async function runClient(
     ...(config.caCerts ? { caCerts: config.caCerts } : {}),
     ...(config.clientCert ?? {}),
     proxy: config.proxy ?? null, // args.ts read the environment: connect() need not again
-    ...(config.maxRedirects !== undefined ? { maxRedirects: config.maxRedirects } : {}),
-    ...(config.origin !== undefined ? { origin: config.origin } : {}),
+    ...config.handshake, // maxRedirects, origin
     trace: config.trace ? (event) => io.stderr(formatTrace(io, event)) : undefined,
     ...(config.compression ? {} : { compression: false }),
     ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}),
