@@ -65,23 +65,29 @@ function pingingFeed(pings: number) {
   return { url: `ws://127.0.0.1:${server.addr.port}`, pongs, done, server };
 }
 
-Deno.test("answer replies to the server's pings while the application reads nothing", async () => {
-  const feed = pingingFeed(8);
-  const ws = await connect(feed.url, {
-    answer: async (message: Message) => {
-      const text = typeof message === "string" ? message : await gunzip(message);
-      const ping = JSON.parse(text).ping;
-      return ping === undefined ? undefined : JSON.stringify({ pong: ping });
-    },
-  });
-  assert.equal(await feed.done, "all answered"); // the application has not read a message yet
-  assert.equal(ws.state, "open");
-  assert.deepEqual(feed.pongs, [1, 2, 3, 4, 5, 6, 7, 8]); // in order
-  const delivered: string[] = [];
-  while (ws.unread > 0) delivered.push(await ws.receive() as string);
-  assert.deepEqual(delivered, [1, 2, 3, 4, 5, 6, 7, 8].map((n) => JSON.stringify({ data: n })));
-  await ws.close();
-  await feed.server.shutdown();
+Deno.test("answer replies to the server's pings while the application reads nothing", async (t) => {
+  for (const transport of ["wsbeat", "native"] as const) {
+    await t.step(transport, async () => {
+      const feed = pingingFeed(8);
+      const ws = await connect(feed.url, {
+        transport,
+        answer: async (message: Message) => {
+          const text = typeof message === "string" ? message : await gunzip(message);
+          const ping = JSON.parse(text).ping;
+          return ping === undefined ? undefined : JSON.stringify({ pong: ping });
+        },
+      });
+      assert.equal(await feed.done, "all answered"); // the application has read nothing yet
+      assert.equal(ws.state, "open");
+      assert.deepEqual(feed.pongs, [1, 2, 3, 4, 5, 6, 7, 8]); // in order
+      const delivered: string[] = [];
+      while (ws.unread > 0) delivered.push(await ws.receive() as string);
+      const data = [1, 2, 3, 4, 5, 6, 7, 8].map((n) => JSON.stringify({ data: n }));
+      assert.deepEqual(delivered, data);
+      await ws.close();
+      await feed.server.shutdown();
+    });
+  }
 });
 
 Deno.test("connect() without answer: the same feed closes the connection at its first ping", async () => {
