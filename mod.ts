@@ -82,6 +82,8 @@ export {
   TooSlowError,
 } from "./util/errors.ts";
 export { CloseCode, type CloseCodeName } from "./protocol/close_code.ts";
+export type { CompressionTuning } from "./protocol/deflate_extension.ts";
+export type { DeflateOfferOptions } from "./protocol/permessage_deflate.ts";
 export type {
   ClosingStart,
   Transport,

@@ -54,6 +54,8 @@ export type {
   ServerCompressionOptions,
 } from "./serve/options.ts";
 export { TlsOptionError, type TlsProblem } from "./serve/tls.ts";
+export type { CompressionTuning } from "./protocol/deflate_extension.ts";
+export type { DeflateAcceptOptions } from "./protocol/permessage_deflate.ts";
 export {
   DEFAULT_HANDSHAKE_TIMEOUT,
   DEFAULT_MAX_CONNECTIONS,
