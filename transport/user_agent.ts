@@ -35,10 +35,11 @@ interface Host {
  */
 export function defaultUserAgent(): string {
   const host = globalThis as Host;
+  const deno = host.Deno?.version?.deno; // feature detection: the runtime's object, if any
   const runtime = host.Bun?.version !== undefined
     ? `Bun/${host.Bun.version}`
-    : host.Deno?.version?.deno !== undefined
-    ? `Deno/${host.Deno.version.deno}`
+    : deno !== undefined
+    ? `Deno/${deno}`
     : host.process?.versions?.node !== undefined
     ? `Node/${host.process.versions.node}`
     : undefined;
