@@ -7,6 +7,7 @@
  */
 
 import type { DeflateSettings } from "./deflate_extension.ts";
+import { Fifo } from "../util/fifo.ts";
 
 /**
  * Which end of the connection a `Protocol` is: a client masks what
@@ -91,6 +92,18 @@ export interface ProtocolOptions {
    */
   autoReply?: boolean;
   /**
+   * Whether a rule the peer breaks waits for the I/O layer to fail the
+   * connection: `Protocol.receiveData` reports the events before the
+   * violation, records it (`Protocol.failure`, `Protocol.failurePending`)
+   * and ignores later input, but queues no close frame, and sending stays
+   * possible until the I/O layer calls `Protocol.fail` with the failure's
+   * code. So the application can still answer the messages that arrived
+   * before the bad frame, as Node's `ws` and browsers let it (Autobahn's
+   * strict cases 3.2, 4.1.3, 5.15, ...).
+   * @default {false} the connection fails at once, within `receiveData`
+   */
+  deferFailure?: boolean;
+  /**
    * permessage-deflate (RFC 7692) as the opening handshake agreed on it:
    * the zlib module, the parameters and the tuning
    * (`protocol/deflate_extension.ts`). Then RSV1 is allowed on the first
@@ -118,3 +131,51 @@ export interface ProtocolOptions {
  * ```
  */
 export type ProtocolState = "open" | "closing" | "closed";
+
+/**
+ * The events a `Protocol` parsed and not yet taken, each with its payload
+ * size in bytes (text as UTF-8; undefined when unknown), so that whoever
+ * takes a message need not encode it again to count it.
+ */
+export class EventQueue {
+  readonly #events = new Fifo<ProtocolEvent>();
+  readonly #sizes = new Fifo<number | undefined>();
+  /** The size of the event {@linkcode EventQueue.shift} returned last. */
+  taken: number | undefined;
+
+  /** How many events wait. */
+  get size(): number {
+    return this.#events.size;
+  }
+
+  /**
+   * Adds an event.
+   *
+   * @param event The event.
+   * @param bytes Its payload size, if known.
+   */
+  push(event: ProtocolEvent, bytes: number | undefined): void {
+    this.#events.push(event);
+    this.#sizes.push(bytes);
+  }
+
+  /**
+   * Takes the oldest event; its size becomes {@linkcode EventQueue.taken}.
+   *
+   * @returns The event, or undefined.
+   */
+  shift(): ProtocolEvent | undefined {
+    this.taken = this.#sizes.shift();
+    return this.#events.shift();
+  }
+
+  /**
+   * Takes every event.
+   *
+   * @returns The events, oldest first.
+   */
+  takeAll(): ProtocolEvent[] {
+    this.#sizes.takeAll();
+    return this.#events.takeAll();
+  }
+}

@@ -77,6 +77,23 @@ export interface FrameReaderOptions {
    * @default {payloadAllocator} (`protocol/buffers.ts`)
    */
   allocator?: PayloadAllocator;
+  /**
+   * The protocol's mode for text that it decodes at once: the payload of an
+   * uncompressed text frame (the first frame of a text message or its
+   * continuations, RSV bits clear; not an echo server's whole message) is
+   * not gathered into a buffer of the reader's. When it is whole in the
+   * pushed chunk and unmasked, it is a view of the chunk; when it spans
+   * pushes, it is handed on in pieces as they arrive, each piece a frame of
+   * its own: the first with the frame's opcode and RSV bits, the others as
+   * continuations, all without FIN except the last, which has the frame's
+   * FIN (so a consumer that assembles fragments assembles these too, and can
+   * check UTF-8 as the bytes arrive). A view of the chunk is valid only until
+   * the caller reuses the chunk: the caller takes and decodes every frame
+   * before it does (as `Protocol.receiveData` does before it returns).
+   * @default {false} every payload is the reader's copy, so the caller may
+   *   reuse its chunk as soon as `push` returns
+   */
+  streamText?: boolean;
 }
 
 /**
@@ -114,11 +131,15 @@ export class FrameReader {
   readonly #maxMessageSize: number;
   readonly #headerRoom: number;
   readonly #allocator: PayloadAllocator;
+  readonly #streamText: boolean;
   readonly #frames = new Fifo<Frame>(); // whole frames not yet taken
   #error: ProtocolError | undefined;
   #header: Uint8Array | undefined; // only for a header split across pushes
   #headerFilled = 0;
-  /** Where the chunk being pushed ends. */
+  /** The chunk pushed last while it has bytes not yet parsed (`streamText`: parsed as taken). */
+  #chunk: Uint8Array | undefined;
+  /** Where its next byte to parse is, and where it ends. */
+  #at = 0;
   #end = 0;
   #inPayload = false;
   #fin = false;
@@ -130,6 +151,10 @@ export class FrameReader {
   #payload: Uint8Array | undefined;
   #payloadFilled = 0;
   #messageBytes = 0;
+  /** The frame being read is text handed on as it arrives (see `streamText`). */
+  #streamed = false;
+  /** The open fragmented message is uncompressed text (its continuations are streamed). */
+  #textOpen = false;
 
   /**
    * Constructs a new instance.
@@ -142,6 +167,7 @@ export class FrameReader {
     this.#maxMessageSize = options.maxMessageSize ?? Infinity;
     this.#headerRoom = options.headerRoom ?? 0;
     this.#allocator = options.allocator ?? payloadAllocator;
+    this.#streamText = options.streamText ?? false;
   }
 
   /** Bytes held of the frame not yet complete (header or payload so far). */
@@ -153,16 +179,30 @@ export class FrameReader {
    * Feeds received bytes. Ignored once a protocol error was found.
    *
    * @param chunk The bytes; not kept after the call, so it may be a view of a
-   * buffer that the caller reuses.
+   * buffer that the caller reuses (with `streamText`, kept until the caller
+   * took every frame: see {@linkcode FrameReaderOptions.streamText}).
    * @param end How many bytes of `chunk` to take (a read into a buffer kept
    * for reading fills only its start).
    */
   push(chunk: Uint8Array, end: number = chunk.length): void {
-    let at = 0;
+    if (this.#chunk !== undefined) this.#parse(Infinity); // the rest of the last one, first
+    this.#chunk = chunk;
+    this.#at = 0;
     this.#end = end;
-    while (at < end && this.#error === undefined) {
+    // With streamText, frames are parsed as they are taken: no queue of a read's frames.
+    if (!this.#streamText) this.#parse(Infinity);
+  }
+
+  /** Parses the pushed chunk until `frames` frames wait, or to its end. */
+  #parse(frames: number): void {
+    const chunk = this.#chunk!;
+    const end = this.#end;
+    let at = this.#at;
+    while (at < end && this.#error === undefined && this.#frames.size < frames) {
       at = this.#inPayload ? this.#readPayload(chunk, at) : this.#readHeader(chunk, at);
     }
+    this.#at = at;
+    if (at >= end || this.#error !== undefined) this.#chunk = undefined;
   }
 
   /**
@@ -173,6 +213,7 @@ export class FrameReader {
    * and on every call after.
    */
   next(): Frame | undefined {
+    if (this.#chunk !== undefined && this.#frames.size === 0) this.#parse(1);
     const frame = this.#frames.shift();
     if (frame !== undefined) return frame;
     if (this.#error !== undefined) throw this.#error;
@@ -231,12 +272,20 @@ export class FrameReader {
       if (length > 125) {
         return this.#fail(CloseCode.PROTOCOL_ERROR, "control frame payload over 125 bytes");
       }
+      this.#streamed = false;
     } else {
       const total = (opcode === OP_CONTINUATION ? this.#messageBytes : 0) + length;
       if (total > this.#maxMessageSize) {
         return this.#fail(CloseCode.TOO_BIG, `message over ${this.#maxMessageSize} bytes`);
       }
       this.#messageBytes = fin ? 0 : total;
+      if (this.#streamText) {
+        const rsv = b0 & 0x70;
+        const text = opcode === OP_TEXT ? rsv === 0 : opcode === OP_CONTINUATION && this.#textOpen;
+        this.#streamed = text && !(fin && this.#headerRoom > 0 && opcode !== OP_CONTINUATION);
+        if (opcode !== OP_CONTINUATION) this.#textOpen = text && !fin;
+        else if (fin) this.#textOpen = false;
+      }
     }
     if (length > this.#maxFrameSize) {
       return this.#fail(CloseCode.TOO_BIG, `frame over ${this.#maxFrameSize} bytes`);
@@ -263,6 +312,7 @@ export class FrameReader {
   }
 
   #readPayload(chunk: Uint8Array, at: number): number {
+    if (this.#streamed) return this.#streamPayload(chunk, at);
     const length = this.#length;
     let payload = this.#payload;
     if (payload === undefined) {
@@ -290,6 +340,51 @@ export class FrameReader {
       // A kept payload is the application's: never reused, so nothing to release.
       this.#complete(payload, this.#use() === "kept" ? undefined : this.#allocator);
     }
+    return at + take;
+  }
+
+  /**
+   * A streamed text payload (see `streamText`): a view of the chunk when it
+   * is whole there and unmasked, else the piece that arrived, as a frame.
+   */
+  #streamPayload(chunk: Uint8Array, at: number): number {
+    const filled = this.#payloadFilled;
+    if (filled === 0 && !this.#masked && this.#end - at >= this.#length) {
+      const end = at + this.#length; // the common case, first: whole, a view of the chunk
+      this.#complete(chunk.subarray(at, end));
+      return end;
+    }
+    const take = Math.min(this.#length - filled, this.#end - at);
+    const first = filled === 0;
+    const last = filled + take === this.#length;
+    let piece: Uint8Array, allocator: PayloadAllocator | undefined;
+    if (!this.#masked) piece = chunk.subarray(at, at + take);
+    else if (first && last && take <= this.#allocator.smallMax) {
+      piece = this.#copy(chunk.subarray(at, at + take), this.#allocator.small(take, "read", 0));
+    } else {
+      allocator = this.#allocator;
+      piece = this.#copy(
+        chunk.subarray(at, at + take),
+        allocator.large(take, "read", 0, chunk.byteOffset + at),
+        filled & 3,
+      );
+    }
+    if (first && last) {
+      this.#complete(piece, allocator);
+      return at + take;
+    }
+    const frame: Frame = {
+      fin: last && this.#fin,
+      rsv: first ? this.#rsv : 0,
+      opcode: first ? this.#opcode : OP_CONTINUATION,
+      payload: piece,
+    };
+    if (allocator !== undefined) frame.release = () => allocator.release(piece);
+    this.#frames.push(frame);
+    if (last) {
+      this.#inPayload = false;
+      this.#payloadFilled = 0;
+    } else this.#payloadFilled = filled + take;
     return at + take;
   }
 

@@ -10,9 +10,9 @@
  * @module
  */
 
-import { ProtocolError } from "../util/errors.ts";
-import { CloseCode } from "./close_code.ts";
+import { release, takeBuffer } from "./buffers.ts";
 import { OP_TEXT } from "./frames.ts";
+import { decodeUtf8, Utf8Stream } from "./utf8.ts";
 
 /**
  * A whole text or binary message, as `protocol/protocol.ts` reports it; `echo` is the
@@ -25,20 +25,21 @@ export type DataMessage =
 
 /** The binary buffer when no fragmented message is open: shared, never written. */
 const EMPTY = new Uint8Array(0);
-/** Decodes whole text messages first; see {@linkcode MessageAssembler.whole}. */
-const lossyDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
-/** Fragments of a text message decoded before their strings are joined into one. */
-const TEXT_BATCH = 256;
 
 /** The message being reassembled on one connection: see the module doc. */
 export class MessageAssembler {
-  readonly #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  readonly #utf8 = new Utf8Stream();
   readonly #maxMessageSize: number;
   /** OP_TEXT or OP_BINARY while a fragmented message is open, else 0. */
   #opcode = 0;
-  /** A fragmented text message: batches of decoded fragments, joined. */
-  #textParts: string[] = [];
-  #textBatch: string[] = [];
+  /**
+   * A fragmented text message: its bytes so far, in a pooled buffer
+   * (`protocol/buffers.ts`), checked as they arrive and decoded once at the
+   * end (decoding every piece and joining the strings cost twice as much on
+   * a 256 KiB firehose, Deno 2.9.6).
+   */
+  #text: Uint8Array = EMPTY;
+  #textLength = 0;
   /** A fragmented binary message: one buffer, grown by doubling up to the limit. */
   #binary = EMPTY;
   #binaryLength = 0;
@@ -75,11 +76,7 @@ export class MessageAssembler {
         ? { type: "binary", data: payload, echo: payload }
         : { type: "binary", data: payload };
     }
-    // The lossy decoder is 2-6x faster than the fatal one (Deno 2.9: it skips a copy and the
-    // error checks), and turns every invalid sequence into U+FFFD: only a message that holds
-    // one (invalid, or a real U+FFFD) is decoded again, strictly.
-    let text = lossyDecoder.decode(payload);
-    if (text.includes("\uFFFD")) text = this.#decode(payload, false);
+    const text = decodeUtf8(payload);
     return echo ? { type: "text", data: text, echo: payload } : { type: "text", data: text };
   }
 
@@ -107,15 +104,19 @@ export class MessageAssembler {
   add(payload: Uint8Array, fin: boolean): DataMessage | undefined {
     let message: DataMessage | undefined;
     if (this.#opcode === OP_TEXT) {
-      const text = this.#decode(payload, !fin);
-      if (text !== "") this.#textBatch.push(text);
-      if (this.#textBatch.length === TEXT_BATCH || fin) {
-        this.#textParts.push(this.#textBatch.join(""));
-        this.#textBatch = [];
+      this.#utf8.check(payload, fin);
+      const length = this.#textLength + payload.length;
+      if (length > this.#text.length) {
+        const grown = takeBuffer(Math.max(length, 2 * this.#text.length));
+        grown.set(this.#text.subarray(0, this.#textLength));
+        release(this.#text);
+        this.#text = grown;
       }
+      this.#text.set(payload, this.#textLength);
+      this.#textLength = length;
       if (!fin) return undefined;
-      message = { type: "text", data: this.#textParts.join("") };
-      this.#textParts = [];
+      message = { type: "text", data: decodeUtf8(this.#text.subarray(0, length)) };
+      this.#dropText();
     } else {
       const length = this.#binaryLength + payload.length;
       if (length > this.#binary.length) {
@@ -144,19 +145,15 @@ export class MessageAssembler {
   /** Drops an open message, when the connection ends. */
   reset(): void {
     this.#opcode = 0;
-    this.#textParts = [];
-    this.#textBatch = [];
+    this.#dropText();
     this.#binary = EMPTY;
     this.#binaryLength = 0;
+    this.#utf8.reset();
   }
 
-  #decode(payload: Uint8Array, stream: boolean): string {
-    try {
-      return this.#decoder.decode(payload, { stream });
-    } catch (cause) {
-      throw new ProtocolError(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message", {
-        cause,
-      });
-    }
+  #dropText(): void {
+    release(this.#text);
+    this.#text = EMPTY;
+    this.#textLength = 0;
   }
 }

@@ -56,6 +56,7 @@ import { type CloseRecord, ignoresInput, openRecord, phaseOf } from "./close_rec
 export * from "./events.ts";
 import {
   DEFAULT_MAX_MESSAGE_SIZE,
+  EventQueue,
   type ProtocolEvent,
   type ProtocolOptions,
   type ProtocolState,
@@ -88,7 +89,10 @@ export class Protocol {
   readonly #role: Role;
   readonly #mask: boolean;
   readonly #reader: FrameReader;
-  readonly #events = new Fifo<ProtocolEvent>();
+  readonly #events = new EventQueue();
+  /** Payload bytes so far of the fragmented message being assembled. */
+  #openBytes = 0;
+  readonly #deferFailure: boolean;
   readonly #output = new Fifo<Uint8Array>();
   readonly #autoReply: boolean;
   readonly #echo: boolean;
@@ -112,6 +116,7 @@ export class Protocol {
     const { role, maxMessageSize = DEFAULT_MAX_MESSAGE_SIZE, echo = false } = options;
     this.#autoReply = options.autoReply ?? true;
     this.#echo = echo;
+    this.#deferFailure = options.deferFailure ?? false;
     if (role !== "client" && role !== "server") {
       throw new TypeError(
         `Cannot use the role as it is not "client" or "server": current value is ${role}`,
@@ -131,6 +136,7 @@ export class Protocol {
       maxFrameSize: Math.max(maxMessageSize, 125), // control frames are not messages
       maxMessageSize,
       headerRoom: echo ? HEADER_ROOM : 0,
+      streamText: true, // decoded in #handle before receiveData returns
     });
   }
 
@@ -144,9 +150,14 @@ export class Protocol {
     return this.#close.phase;
   }
 
-  /** Why the protocol failed the connection (the peer broke a rule), or undefined. */
+  /** Why the protocol failed (or, pending, is to fail) the connection: the rule the peer broke. */
   get failure(): ProtocolError | undefined {
     return this.#close.failure;
+  }
+
+  /** Whether the I/O layer has yet to `fail()` for {@linkcode failure} (`deferFailure`). */
+  get failurePending(): boolean {
+    return this.#close.failure !== undefined && !this.#close.failed;
   }
 
   /** The close frame sent (code 1005 when it had no payload), or undefined. */
@@ -177,8 +188,10 @@ export class Protocol {
   /**
    * Feeds bytes received from the peer. It never throws on bad input: a
    * violation fails the connection (see {@linkcode fail}, then
-   * {@linkcode failure}) and later input is ignored, as is input after the
-   * peer's close frame or EOF.
+   * {@linkcode failure}; with {@linkcode ProtocolOptions.deferFailure}, only
+   * once the I/O layer calls `fail`) and later input is ignored, as is input
+   * after the peer's close frame or EOF. The events before a violation are
+   * reported as usual.
    *
    * @param chunk The bytes; not kept after the call, so it may be a view of
    * a buffer the caller reuses.
@@ -197,9 +210,9 @@ export class Protocol {
    */
   receiveData(chunk: Uint8Array, length: number = chunk.length): void {
     const close = this.#close;
-    if (close.phase !== "open" && ignoresInput(this.#close)) return;
+    if (close.failure !== undefined || (close.phase !== "open" && ignoresInput(close))) return;
     this.#reader.push(chunk, length);
-    while (close.phase === "open" || !ignoresInput(this.#close)) {
+    while (close.failure === undefined && (close.phase === "open" || !ignoresInput(close))) {
       try {
         const frame = this.#reader.next();
         if (frame === undefined) return;
@@ -211,7 +224,8 @@ export class Protocol {
           : error;
         if (!(failure instanceof ProtocolError)) throw error;
         close.failure = failure;
-        this.fail(failure.closeCode, failure.rule);
+        this.#messages.reset();
+        if (!this.#deferFailure) this.fail(failure.closeCode, failure.rule);
       }
     }
   }
@@ -240,6 +254,16 @@ export class Protocol {
    */
   nextEvent(): ProtocolEvent | undefined {
     return this.#events.shift();
+  }
+
+  /**
+   * The payload bytes of the event {@linkcode Protocol.nextEvent} returned
+   * last (a text message's as UTF-8, a fragmented message's all together),
+   * so that no one has to encode a text message again to count them;
+   * undefined for a compressed message (its size on the wire is not its size).
+   */
+  get eventBytes(): number | undefined {
+    return this.#events.taken;
   }
 
   /** How many received events wait to be taken. */
@@ -439,7 +463,7 @@ export class Protocol {
       // A frame of a compressed message (RSV1 on its first): inflated at its last.
       this.#dataReceived += frame.payload.length;
       const message = this.#deflate.receive(frame);
-      if (message) this.#events.push(message);
+      if (message) this.#events.push(message, undefined);
       return;
     }
     if (frame.rsv !== 0) throw new ProtocolError(CloseCode.PROTOCOL_ERROR, "reserved bits set");
@@ -454,12 +478,16 @@ export class Protocol {
           );
         }
         if (frame.fin) {
-          this.#events.push(this.#messages.whole(frame.opcode, frame.payload, this.#echo));
+          this.#events.push(
+            this.#messages.whole(frame.opcode, frame.payload, this.#echo),
+            frame.payload.length,
+          );
           // Handed on: a binary message's bytes to the application, an echo's to the writer.
           if (frame.opcode === OP_TEXT && !this.#echo) frame.release?.();
           return;
         }
         this.#messages.start(frame.opcode, frame.payload);
+        this.#openBytes = frame.payload.length;
         frame.release?.(); // decoded or copied
         return;
       case OP_CONTINUATION: {
@@ -470,8 +498,9 @@ export class Protocol {
           );
         }
         const message = this.#messages.add(frame.payload, frame.fin);
+        this.#openBytes += frame.payload.length;
         frame.release?.(); // decoded or copied
-        if (message) this.#events.push(message);
+        if (message) this.#events.push(message, this.#openBytes);
         return;
       }
       case OP_CLOSE:
@@ -479,13 +508,13 @@ export class Protocol {
         frame.release?.(); // decoded (a close frame that trickled in)
         return;
       case OP_PING:
-        this.#events.push({ type: "ping", data: frame.payload });
+        this.#events.push({ type: "ping", data: frame.payload }, frame.payload.length);
         if (this.#autoReply && this.#close.sent === undefined) {
           this.#queue(encodeFrame(OP_PONG, frame.payload, { mask: this.#mask, slab: true }));
         }
         return;
       case OP_PONG:
-        this.#events.push({ type: "pong", data: frame.payload });
+        this.#events.push({ type: "pong", data: frame.payload }, frame.payload.length);
         return;
       default:
         throw new ProtocolError(CloseCode.PROTOCOL_ERROR, `unknown opcode ${frame.opcode}`);
@@ -496,7 +525,10 @@ export class Protocol {
     const received = decodeClosePayload(payload);
     const close = this.#close;
     close.received = received;
-    this.#events.push({ type: "close", code: received.code, reason: received.reason });
+    this.#events.push(
+      { type: "close", code: received.code, reason: received.reason },
+      payload.length,
+    );
     if (this.#autoReply && close.sent === undefined) {
       // The reply echoes the code (RFC 6455 section 5.5.1), without the reason.
       const code = received.code === CloseCode.NO_STATUS ? undefined : received.code;
