@@ -69,15 +69,17 @@ export class Inbox {
    * Hands `message` to the oldest waiting reader, or queues it.
    *
    * @param message The message.
+   * @param size Its size in bytes (text as UTF-8), when the caller knows it;
+   *   else it is counted here if the message has to wait.
    */
-  push(message: Message): void {
+  push(message: Message, size?: number): void {
     const waiter = this.#waiters.shift();
     if (waiter) {
       if (waiter.iterating) waiter.resolve({ value: message, done: false });
       else waiter.resolve(message);
       return;
     }
-    const bytes = byteLength(message); // only what waits counts towards maxBytes
+    const bytes = size ?? byteLength(message); // only what waits counts towards maxBytes
     this.#queue.push(message);
     this.#sizes.push(bytes);
     this.#bytes += bytes;

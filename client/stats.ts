@@ -87,10 +87,16 @@ export class ClientCounters {
    * A message arrived (heartbeat replies included).
    *
    * @param data The message.
+   * @param bytes Its size in bytes (text as UTF-8), when the transport told it.
+   * @returns Its size in bytes when known: told, or counted here (when the
+   *   transport keeps no count, as the native one), so that no one counts it twice.
    */
-  received(data: Message): void {
+  received(data: Message, bytes?: number): number | undefined {
     this.#messagesReceived++;
-    if (this.#transport.bytesReceived === undefined) this.#bytesReceived += byteLength(data);
+    if (this.#transport.bytesReceived !== undefined) return bytes;
+    bytes ??= byteLength(data);
+    this.#bytesReceived += bytes;
+    return bytes;
   }
 
   /**

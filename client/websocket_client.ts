@@ -376,14 +376,14 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
   // --- internals -----------------------------------------------------------
 
   #handler: TransportHandler = {
-    onMessage: (data) => {
+    onMessage: (data, bytes) => {
       if (this.#ended) return;
       this.#arrivals++;
-      this.#counters.received(data);
+      bytes = this.#counters.received(data, bytes); // counted once, for the inbox too
       const probes = this.#probes;
       if ((probes.hasReply || probes.awaitingMessage) && probes.onMessage(data)) return;
       this.#watchdogs.touch();
-      this.#inbox.push(data);
+      this.#inbox.push(data, bytes);
     },
     onPong: (payload) => {
       this.#arrivals++;

@@ -141,28 +141,37 @@ Deno.test("a server's close frame not followed by its TCP close is still the ser
   await server.done;
 });
 
-Deno.test("WebSocketClient.state says closing, and send() names the cause, once the server broke the protocol", async () => {
+Deno.test("WebSocketClient answers the messages before a protocol fault, then fails with the fault's code", async () => {
+  const decoder = new TextDecoder();
   await using server = rawServer(async (peer) => {
-    // A valid message and a bad frame in one write: the client fails the connection at once.
+    // A valid message and a bad frame in one write: the client's answer, then its close frame.
     await peer.sendFrames([{ opcode: OP.TEXT, payload: "order" }, { opcode: 3 }]);
+    const answer = await peer.readMessage();
+    assert.equal(decoder.decode(answer?.payload), "ack");
+    assert.equal((await peer.expectClose())?.code, 1002);
     await drain(peer);
   });
   const ws = await connect(server.url);
   const message = await ws.receive();
   assert.equal(message, "order");
-  assert.equal(ws.state, "closing");
-  assert.throws(() => ws.send("ack"), (error) => {
+  assert.equal(ws.state, "open", "the fault after the message waits for its answer");
+  ws.send("ack");
+  const info = await ws.closed;
+  assert.deepEqual(
+    { code: info.code, initiator: info.initiator, rule: (info.error as ProtocolError).rule },
+    { code: 1002, initiator: "client", rule: "unknown opcode 3" },
+  );
+  assert.throws(() => ws.send("late"), (error) => {
     assert.ok(error instanceof ConnectionClosedError);
     assert.equal(error.code, 1002);
     assert.equal(
       error.message,
-      "Cannot send as the connection is not open: current state is closing (Connection failed " +
+      "Cannot send as the connection is not open: current state is closed (Connection failed " +
         "with code 1002: the server broke the protocol (Protocol error: unknown opcode 3))",
     );
     assert.ok(error.cause instanceof ProtocolError);
     return true;
   });
-  assert.equal((await ws.closed).code, 1002);
   await server.done;
 });
 

@@ -18,7 +18,6 @@
  * @module
  */
 
-import type { ProtocolError } from "../util/errors.ts";
 import { FrameWriter, writeAll } from "./frame_writer.ts";
 import { acceptKey, buildClientRequest, generateKey, headerPairs } from "../protocol/handshake.ts";
 import { Protocol } from "../protocol/protocol.ts";
@@ -29,7 +28,8 @@ import { readHandshakeAnswer } from "./handshake_answer.ts";
 import { followRedirect } from "./redirect.ts";
 import { emit, maskHead, type TraceListener } from "./trace.ts";
 import { maskUrl } from "../util/url.ts";
-import type { HandshakeResponse, Transport, TransportEnd, TransportHandler } from "./transport.ts";
+import { protocolEnd } from "./transport.ts";
+import type { HandshakeResponse, Transport, TransportHandler } from "./transport.ts";
 
 /** Settings for {@linkcode TcpTransport}. */
 export interface TcpTransportOptions {
@@ -81,8 +81,10 @@ const PONG_BACKLOG = 16 * 1024;
 const PONG_BYTE = 0x8a;
 const CLOSE_BYTE = 0x88;
 
-/** Read buffer size: a loopback read rarely returns more. */
-const READ_SIZE = 64 * 1024;
+/** The largest read buffer, for a connection that keeps filling the one it has (a firehose). */
+const READ_SIZE = 256 * 1024;
+/** The protocol's settings: a fault waits for the answers to the messages before it (`#dispatch`). */
+const CLIENT = { role: "client", deferFailure: true } as const;
 /** The read buffer of a connection that has not yet received a burst that filled it. */
 const READ_SIZE_IDLE = 1024;
 
@@ -142,7 +144,7 @@ export class TcpTransport implements Transport {
     this.#displayUrl = options.displayUrl;
     if (options.compression) this.#offer = compressionOffer(options.compression);
     this.#request = this.#buildRequest(options.url, options.headers);
-    this.#protocol = new Protocol({ role: "client", maxMessageSize: options.maxMessageSize });
+    this.#protocol = new Protocol({ ...CLIENT, maxMessageSize: options.maxMessageSize });
     this.opened = this.#connect();
     this.opened.catch(() => {});
   }
@@ -200,6 +202,7 @@ export class TcpTransport implements Transport {
 
   close(code: number, reason: string): void {
     if (!this.#open || this.#protocol.closeSent) return;
+    if (this.#protocol.failurePending) return this.#failNow(); // the peer's fault came first
     this.#firstClose ??= "local";
     this.#protocol.sendClose(code, reason);
     this.#flush();
@@ -217,7 +220,8 @@ export class TcpTransport implements Transport {
     const writer = this.#writer!;
     if (!writer.writing && this.#protocol.state === "open") {
       this.#firstClose ??= "local";
-      this.#protocol.fail(code, reason.message.slice(0, 100));
+      const failure = this.#protocol.failurePending ? this.#protocol.failure! : undefined;
+      this.#protocol.fail(failure?.closeCode ?? code, failure?.rule ?? reason.message.slice(0, 99));
       writer.abandon(this.#protocol.dataToSend());
     }
     this.#release();
@@ -305,7 +309,7 @@ export class TcpTransport implements Transport {
       this.#extensions = answer.extensions;
       if (answer.deflate !== undefined) {
         const deflate = deflateSettings(zlib!, answer.deflate, options.compression!);
-        this.#protocol = new Protocol({ role: "client", maxMessageSize, deflate });
+        this.#protocol = new Protocol({ ...CLIENT, maxMessageSize, deflate });
       }
       this.#open = true;
       this.#writer = new FrameWriter(conn, {
@@ -342,6 +346,13 @@ export class TcpTransport implements Transport {
     let buffer = new Uint8Array(READ_SIZE_IDLE);
     try {
       while (!this.#ended) {
+        if (this.#protocol.failurePending) {
+          // A fault after messages in one read waits for the answers to them (sent in the
+          // microtasks after #dispatch), as Node's ws and browsers let them out; then it fails.
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          if (!this.#ended && this.#protocol.failurePending) this.#failNow();
+          continue;
+        }
         if (this.#paused) {
           await new Promise<void>((resolve) => (this.#resume = resolve));
           continue;
@@ -363,16 +374,18 @@ export class TcpTransport implements Transport {
     this.#release();
   }
 
-  /** Hands the protocol's events to the handler, then writes what it queued. */
+  /** Hands the protocol's events to the handler, then writes what it queued (a fault: `#read`). */
   #dispatch(): void {
     const protocol = this.#protocol;
     const handler = this.#handler!;
     this.#burst = protocol.pendingEvents > 1;
+    let messages = 0;
     for (let event; (event = protocol.nextEvent()) !== undefined;) {
       switch (event.type) {
         case "text":
         case "binary":
-          handler.onMessage(event.data);
+          handler.onMessage(event.data, protocol.eventBytes);
+          messages++;
           break;
         case "pong":
           handler.onPong(event.data);
@@ -385,6 +398,21 @@ export class TcpTransport implements Transport {
           break;
       }
     }
+    if (protocol.failurePending && messages > 0) return this.#flush(); // #read fails it later
+    if (protocol.failurePending) return this.#failNow();
+    this.#closing();
+  }
+
+  /** Fails the connection for the rule the peer broke (`Protocol.failure`). */
+  #failNow(): void {
+    const failure = this.#protocol.failure!;
+    this.#protocol.fail(failure.closeCode, failure.rule);
+    this.#closing();
+  }
+
+  /** After events: tells the client how closing began, writes, and closes TCP when due. */
+  #closing(): void {
+    const protocol = this.#protocol;
     if (!this.#closingTold && (protocol.failure || protocol.closeReceived)) this.#tellClosing();
     this.#flush();
     if (protocol.closeExpected()) {
@@ -474,33 +502,9 @@ export class TcpTransport implements Transport {
     this.#resume?.();
     if (!this.#open) return;
     const loops = [this.#readLoop, this.#writer?.pump].filter(Boolean);
-    Promise.all(loops).then(() => this.#handler!.onClosed(this.#end()));
-  }
-
-  #end(): TransportEnd {
-    const p = this.#protocol;
-    const sent = p.closeSent;
-    const received = p.closeReceived;
-    const failure: ProtocolError | undefined = p.failure;
-    if (failure && sent) {
-      return {
-        code: sent.code,
-        reason: sent.reason,
-        wasClean: false,
-        firstClose: "local",
-        error: failure,
-      };
-    }
-    if (sent && received) {
-      return {
-        code: received.code,
-        reason: received.reason,
-        wasClean: true,
-        firstClose: this.#firstClose,
-      };
-    }
-    const error = this.#abortError ?? this.#networkError ??
-      new Error("the connection closed without a closing handshake");
-    return { code: 1006, reason: "", wasClean: false, firstClose: this.#firstClose, error };
+    Promise.all(loops).then(() => {
+      const error = this.#abortError ?? this.#networkError;
+      this.#handler!.onClosed(protocolEnd(this.#protocol, this.#firstClose, error));
+    });
   }
 }

@@ -104,9 +104,9 @@ export class TappedTransport implements Transport {
     this.#handler = handler;
     const trace = this.#trace;
     this.#inner.attach({
-      onMessage: (data) => {
+      onMessage: (data, bytes) => {
         emit(trace, frameEvent("receive", typeof data === "string" ? "text" : "binary", data));
-        if (this.#answer === undefined) handler.onMessage(data);
+        if (this.#answer === undefined) handler.onMessage(data, bytes);
         else if (this.#busy) this.#held.push(data);
         else this.#take(data);
       },

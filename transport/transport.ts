@@ -17,6 +17,7 @@
  */
 
 import type { ProtocolError } from "../util/errors.ts";
+import type { Protocol } from "../protocol/protocol.ts";
 
 /** Which transport {@linkcode connect} uses; see the module doc. */
 export type TransportName = "wsbeat" | "native";
@@ -47,8 +48,15 @@ export type ClosingStart =
 
 /** What a transport calls as things happen; the client implements it. */
 export interface TransportHandler {
-  /** A whole message arrived. */
-  onMessage(data: string | Uint8Array): void;
+  /**
+   * A whole message arrived.
+   *
+   * @param data The message.
+   * @param bytes Its payload size (text as UTF-8) when the transport knows it
+   *   without counting (the protocol parsed it), so that the client need not
+   *   encode a text message again to count it; else undefined.
+   */
+  onMessage(data: string | Uint8Array, bytes?: number): void;
   /** A pong frame arrived (only on transports that can ping). */
   onPong(data: Uint8Array): void;
   /** A ping frame arrived and was answered (only on transports that see them): for a trace. */
@@ -125,4 +133,32 @@ export interface Transport {
   pause(): void;
   /** Reads again after `pause()`. */
   resume(): void;
+}
+
+/**
+ * How a connection driven by a `Protocol` (the wsbeat transport's) ended,
+ * from what the protocol recorded: failed by it (the close frame it sent,
+ * with the rule broken), a closing handshake (the peer's close frame), or
+ * neither (1006, with the I/O error or abort reason).
+ *
+ * @param protocol The connection's protocol.
+ * @param firstClose Which side sent the first close frame, if any.
+ * @param error Why TCP closed without a closing handshake, if known.
+ * @returns The end, for {@linkcode TransportHandler.onClosed}.
+ */
+export function protocolEnd(
+  protocol: Pick<Protocol, "closeSent" | "closeReceived" | "failure">,
+  firstClose: TransportEnd["firstClose"],
+  error: Error | undefined,
+): TransportEnd {
+  const { closeSent: sent, closeReceived: received, failure } = protocol;
+  if (failure && sent) {
+    const { code, reason } = sent;
+    return { code, reason, wasClean: false, firstClose: "local", error: failure };
+  }
+  if (sent && received) {
+    return { code: received.code, reason: received.reason, wasClean: true, firstClose };
+  }
+  error ??= new Error("the connection closed without a closing handshake");
+  return { code: 1006, reason: "", wasClean: false, firstClose, error };
 }
