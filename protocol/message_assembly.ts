@@ -104,7 +104,8 @@ export class MessageAssembler {
   add(payload: Uint8Array, fin: boolean): DataMessage | undefined {
     let message: DataMessage | undefined;
     if (this.#opcode === OP_TEXT) {
-      this.#utf8.check(payload, fin);
+      if (fin) this.#utf8.reset(); // the whole is decoded strictly below
+      else this.#utf8.check(payload, false);
       const length = this.#textLength + payload.length;
       if (length > this.#text.length) {
         const grown = takeBuffer(Math.max(length, 2 * this.#text.length));
