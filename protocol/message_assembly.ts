@@ -1,17 +1,24 @@
 /**
- * The protocol layer (sans-I/O): data messages out of data frames. A message
- * in one frame is delivered at once; a fragmented one is reassembled as its
- * fragments arrive. Text is checked as strict UTF-8 fragment by fragment, so
- * invalid bytes fail the connection (1007) before the last fragment, and a
- * code point split across fragments is fine. Neither kind keeps an object per
- * fragment, so a message sent as many tiny (or empty) fragments costs no more
- * memory than its size, which `protocol/frame_reader.ts` bounds by `maxMessageSize`.
+ * The protocol layer (sans-I/O): data messages out of data frames, under the
+ * fragmentation rules of RFC 6455 section 5.4 (no new message inside a
+ * fragmented one, no continuation without one). A message in one frame is
+ * delivered at once; a fragmented one is reassembled as its fragments arrive
+ * (and so is a text frame that spans reads, which the frame reader hands on
+ * in pieces: `streamText` in `protocol/frame_reader.ts`). Text is checked as
+ * strict UTF-8 piece by piece (`protocol/utf8.ts`), so invalid bytes fail the
+ * connection (1007) on the piece that holds them, and a code point split
+ * across pieces is fine. Neither kind keeps an object per fragment, so a
+ * message sent as many tiny (or empty) fragments costs no more memory than
+ * its size, which `protocol/frame_reader.ts` bounds by `maxMessageSize`.
  *
  * @module
  */
 
+import { ProtocolError } from "../util/errors.ts";
 import { release, takeBuffer } from "./buffers.ts";
-import { OP_TEXT } from "./frames.ts";
+import { CloseCode } from "./close_code.ts";
+import type { Frame } from "./frame_reader.ts";
+import { OP_CONTINUATION, OP_TEXT } from "./frames.ts";
 import { decodeUtf8, Utf8Stream } from "./utf8.ts";
 
 /**
@@ -53,9 +60,52 @@ export class MessageAssembler {
     this.#maxMessageSize = maxMessageSize;
   }
 
+  /** The payload bytes so far of the message {@linkcode MessageAssembler.receive} takes. */
+  #bytes = 0;
+
   /** Whether a fragmented message is open. */
   get open(): boolean {
     return this.#opcode !== 0;
+  }
+
+  /**
+   * Takes a text, binary or continuation frame (its reserved bits already
+   * judged) under the fragmentation rules of RFC 6455 section 5.4, then as
+   * {@linkcode MessageAssembler.whole}, {@linkcode MessageAssembler.start} or
+   * {@linkcode MessageAssembler.add} do, and releases the frame's buffer
+   * once its bytes were decoded or copied.
+   *
+   * @param frame The frame.
+   * @param echo The echo server's mode (see {@linkcode MessageAssembler.whole}).
+   * @returns The whole message at its last frame (its size: {@linkcode MessageAssembler.bytes}).
+   * @throws {ProtocolError} 1002 for a new message inside a fragmented one or a
+   *   continuation without one; 1007 for text that is not UTF-8.
+   */
+  receive(frame: Frame, echo: boolean): DataMessage | undefined {
+    const { opcode, payload, fin } = frame;
+    if (opcode === OP_CONTINUATION) {
+      if (!this.open) throw fault("continuation frame without a message to continue");
+      const message = this.add(payload, fin);
+      this.#bytes += payload.length;
+      frame.release?.(); // decoded or copied
+      return message;
+    }
+    if (this.open) throw fault("new message inside a fragmented message");
+    this.#bytes = payload.length;
+    if (!fin) {
+      this.start(opcode, payload);
+      frame.release?.(); // decoded or copied
+      return undefined;
+    }
+    const message = this.whole(opcode, payload, echo);
+    // Handed on: a binary message's bytes to the application, an echo's to the writer.
+    if (opcode === OP_TEXT && !echo) frame.release?.();
+    return message;
+  }
+
+  /** The payload size of the message {@linkcode MessageAssembler.receive} returned last. */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /**
@@ -157,4 +207,8 @@ export class MessageAssembler {
     this.#text = EMPTY;
     this.#textLength = 0;
   }
+}
+
+function fault(rule: string): ProtocolError {
+  return new ProtocolError(CloseCode.PROTOCOL_ERROR, rule);
 }

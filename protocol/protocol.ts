@@ -90,8 +90,6 @@ export class Protocol {
   readonly #mask: boolean;
   readonly #reader: FrameReader;
   readonly #events = new EventQueue();
-  /** Payload bytes so far of the fragmented message being assembled. */
-  #openBytes = 0;
   readonly #deferFailure: boolean;
   readonly #output = new Fifo<Uint8Array>();
   readonly #autoReply: boolean;
@@ -257,10 +255,8 @@ export class Protocol {
   }
 
   /**
-   * The payload bytes of the event {@linkcode Protocol.nextEvent} returned
-   * last (a text message's as UTF-8, a fragmented message's all together),
-   * so that no one has to encode a text message again to count them;
-   * undefined for a compressed message (its size on the wire is not its size).
+   * The payload bytes of the event {@linkcode Protocol.nextEvent} returned last (text as UTF-8),
+   * so that no one encodes a text message again to count it; undefined for a compressed one.
    */
   get eventBytes(): number | undefined {
     return this.#events.taken;
@@ -471,36 +467,9 @@ export class Protocol {
     switch (frame.opcode) {
       case OP_TEXT:
       case OP_BINARY:
-        if (this.#messages.open) {
-          throw new ProtocolError(
-            CloseCode.PROTOCOL_ERROR,
-            "new message inside a fragmented message",
-          );
-        }
-        if (frame.fin) {
-          this.#events.push(
-            this.#messages.whole(frame.opcode, frame.payload, this.#echo),
-            frame.payload.length,
-          );
-          // Handed on: a binary message's bytes to the application, an echo's to the writer.
-          if (frame.opcode === OP_TEXT && !this.#echo) frame.release?.();
-          return;
-        }
-        this.#messages.start(frame.opcode, frame.payload);
-        this.#openBytes = frame.payload.length;
-        frame.release?.(); // decoded or copied
-        return;
       case OP_CONTINUATION: {
-        if (!this.#messages.open) {
-          throw new ProtocolError(
-            CloseCode.PROTOCOL_ERROR,
-            "continuation frame without a message to continue",
-          );
-        }
-        const message = this.#messages.add(frame.payload, frame.fin);
-        this.#openBytes += frame.payload.length;
-        frame.release?.(); // decoded or copied
-        if (message) this.#events.push(message, this.#openBytes);
+        const message = this.#messages.receive(frame, this.#echo);
+        if (message) this.#events.push(message, this.#messages.bytes);
         return;
       }
       case OP_CLOSE:

@@ -1,5 +1,6 @@
 // MessageAssembler (protocol/message_assembly.ts): data frames into messages, UTF-8 checked
-// fragment by fragment. The rules between frames (which frame may come when) are Protocol's.
+// fragment by fragment. Its fragmentation rules (receive()) are tested through Protocol
+// (tests/protocol_test.ts).
 import assert from "node:assert/strict";
 import { ProtocolError } from "../util/errors.ts";
 import { OP_BINARY, OP_TEXT } from "../protocol/frames.ts";
