@@ -227,6 +227,33 @@ export function deflateSettings(
 }
 
 /**
+ * The `Protocol`'s `deflate` option once a server agreed: imports
+ * `node:zlib` if this is the first agreement of the process. The import is
+ * left until then because it is not free (on Deno 2.9.6 it blocks the event
+ * loop for about 40 ms when nothing loaded Node's compatibility layer
+ * before), and a server that declines should cost nothing.
+ *
+ * @param params The parameters the handshake agreed on.
+ * @param options The checked `compression` option: its tuning.
+ * @param signal Aborts the wait (connecting was aborted meanwhile).
+ * @returns The settings.
+ * @throws {TypeError} In a runtime without `node:zlib` (the wsbeat transport runs on Deno only).
+ * @throws The signal's reason, when it aborted.
+ */
+export async function loadDeflate(
+  params: DeflateParams,
+  options: CompressionTuning,
+  signal?: AbortSignal,
+): Promise<DeflateSettings> {
+  const zlib = await sharedZlib();
+  signal?.throwIfAborted();
+  if (zlib === undefined) {
+    throw new TypeError("Cannot use permessage-deflate as this runtime has no node:zlib");
+  }
+  return deflateSettings(zlib, params, options);
+}
+
+/**
  * Decompresses and compresses the messages of one connection: see the
  * module doc. Created by the `Protocol` from its `deflate` option.
  */

@@ -21,7 +21,7 @@
 import { FrameWriter, writeAll } from "./frame_writer.ts";
 import { acceptKey, buildClientRequest, generateKey, headerPairs } from "../protocol/handshake.ts";
 import { Protocol } from "../protocol/protocol.ts";
-import { compressionOffer, deflateSettings, sharedZlib } from "../protocol/deflate_extension.ts";
+import { compressionOffer, loadDeflate } from "../protocol/deflate_extension.ts";
 import type { ClientCompressionOptions } from "../protocol/deflate_extension.ts";
 import { connectFailure, denoNet, openConnection } from "./tcp_connect.ts";
 import { readHandshakeAnswer } from "./handshake_answer.ts";
@@ -265,7 +265,6 @@ export class TcpTransport implements Transport {
     let tls = url.protocol === "wss:";
     const signal = this.#connecting!.signal;
     const visited = [url.href];
-    const zlib = this.#offer === undefined ? undefined : await sharedZlib(); // once per process
     try {
       let conn: Deno.Conn, answer;
       while (true) {
@@ -308,7 +307,8 @@ export class TcpTransport implements Transport {
       this.#protocolName = answer.protocol;
       this.#extensions = answer.extensions;
       if (answer.deflate !== undefined) {
-        const deflate = deflateSettings(zlib!, answer.deflate, options.compression!);
+        // node:zlib is imported when a server first agrees (the import blocks ~40 ms, once).
+        const deflate = await loadDeflate(answer.deflate, options.compression!, signal);
         this.#protocol = new Protocol({ ...CLIENT, maxMessageSize, deflate });
       }
       this.#open = true;
