@@ -143,15 +143,17 @@ export async function acceptHandshake(ctx: HandshakeContext): Promise<Opened | u
     const protocol = request.protocols.find((p) => !protocols || protocols.includes(p)) ?? "";
     let accepted;
     try {
-      accepted = settings.compression && (await sharedZlib()) &&
+      accepted = settings.compression &&
         acceptDeflateOffer(request.headers.get("sec-websocket-extensions"), settings.compression);
     } catch (error) {
       if (!(error instanceof ExtensionNegotiationError)) throw error;
       return reject(ctx, 400, error.message);
     }
+    // node:zlib is imported for the first client that offers it (the import blocks ~40 ms, once).
+    const zlib = accepted ? await sharedZlib() : undefined;
     const accept = await acceptKey(request.key);
     if (ctx.ended()) return undefined;
-    const extensions = accepted ? accepted.response : undefined;
+    const extensions = accepted && zlib ? accepted.response : undefined;
     const response = {
       accept,
       ...(protocol ? { protocol } : {}),
@@ -159,9 +161,9 @@ export async function acceptHandshake(ctx: HandshakeContext): Promise<Opened | u
     };
     await writeAll(conn, buildResponse(response));
     const info = { id, remoteAddr, path: request.path, headers: request.headers, protocol };
-    if (!accepted) return { info, rest: buffer.slice(end, used) };
+    if (!accepted || !zlib) return { info, rest: buffer.slice(end, used) };
     const { threshold, level } = settings.compression!;
-    const deflate = { zlib: (await sharedZlib())!, params: accepted.params, threshold, level };
+    const deflate = { zlib, params: accepted.params, threshold, level };
     return { info, rest: buffer.slice(end, used), deflate };
   } finally {
     clearTimeout(timer);
