@@ -44,27 +44,25 @@ function openTransport(
     }
     return new NativeTransport(socket, maskUrl(url), { url, headers });
   }
-  const transportOptions:
-    & TcpTransportOptions
-    & Pick<OpenOptions, "connectTimeout"> = {
-      url,
-      displayUrl: maskUrl(url),
-      protocols: options.protocols,
-      headers: url.username ? withBasicAuth(options.headers, url) : options.headers,
-      caCerts: options.caCerts,
-      clientCert: options.clientCert,
-      maxMessageSize: options.maxMessageSize,
-      closeTimeout: options.closeTimeout,
-      compression: options.compression,
-      // For openConnection's timeout messages (it gets the transport's options).
-      connectTimeout: options.connectTimeout,
-      // Issue 25: the environment's proxy, redirects, Origin, User-Agent, trace, ws+unix:.
-      ...wireTcpOptions(url, options.proxy, options.wire, {
-        // A client certificate or a Unix socket: the environment's proxy is not for them.
-        env: options.clientCert === undefined && socketPath === undefined,
-      }),
-      ...(socketPath === undefined ? {} : { socketPath, proxy: undefined }),
-    };
+  const transportOptions: TcpTransportOptions & Pick<OpenOptions, "connectTimeout"> = {
+    url,
+    displayUrl: maskUrl(url),
+    protocols: options.protocols,
+    headers: url.username ? withBasicAuth(options.headers, url) : options.headers,
+    caCerts: options.caCerts,
+    clientCert: options.clientCert,
+    maxMessageSize: options.maxMessageSize,
+    closeTimeout: options.closeTimeout,
+    compression: options.compression,
+    // For openConnection's timeout messages (it gets the transport's options).
+    connectTimeout: options.connectTimeout,
+    // Issue 25: the environment's proxy, redirects, Origin, User-Agent, trace, ws+unix:.
+    ...wireTcpOptions(url, options.proxy, options.wire, {
+      // A client certificate or a Unix socket: the environment's proxy is not for them.
+      env: options.clientCert === undefined && socketPath === undefined,
+    }),
+    ...(socketPath === undefined ? {} : { socketPath, proxy: undefined }),
+  };
   return new TcpTransport(transportOptions);
 }
 
@@ -176,9 +174,7 @@ function withBasicAuth(headers: HeadersInit | undefined, url: URL): HeadersInit 
     : Array.isArray(headers)
     ? headers.map((pair) => [String(pair[0]), String(pair[1])])
     : Object.entries(headers);
-  if (pairs.some(([name]) => name.toLowerCase() === "authorization")) {
-    return pairs;
-  }
+  if (pairs.some(([name]) => name.toLowerCase() === "authorization")) return pairs;
   const user = decodeURIComponent(url.username);
   const password = decodeURIComponent(url.password);
   const bytes = new TextEncoder().encode(`${user}:${password}`);

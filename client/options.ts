@@ -452,9 +452,7 @@ export interface CheckedConnectOptions extends CheckedOptions {
   /** {@linkcode ConnectOptions.proxy}, parsed. */
   readonly proxy: URL | undefined;
   /** {@linkcode ConnectOptions.cert} and {@linkcode ConnectOptions.key}, together. */
-  readonly clientCert:
-    | { readonly cert: string; readonly key: string }
-    | undefined;
+  readonly clientCert: { readonly cert: string; readonly key: string } | undefined;
   /** The proxy from the environment, `maxRedirects`, `origin`, `answer`, `trace`. */
   readonly wire: WireOptions;
   /** {@linkcode ConnectOptions.compression}: the offer's settings, or `undefined` for none. */
