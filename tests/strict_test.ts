@@ -199,3 +199,19 @@ Deno.test("connect(): a text frame whose second piece is invalid UTF-8 closes 10
   assert.ok(isInvalidUtf8(info.error));
   await server.done;
 });
+
+Deno.test("connect(): close() while a fault waits for the answers fails with the fault's code", async () => {
+  await using server = rawServer(async (peer) => {
+    await peer.sendFrames([{ opcode: OP.TEXT, payload: "last" }, { opcode: 3 }]);
+    assert.equal((await peer.expectClose())?.code, 1002, "the fault came first");
+    assert.equal(await peer.readFrame(), null);
+  });
+  const ws = await connect(server.url);
+  assert.equal(await ws.receive(), "last");
+  const closed = ws.close(); // the application's close, in the same turn
+  const info = await closed;
+  assert.equal(info.code, 1002);
+  assert.ok(info.error instanceof ProtocolError);
+  assert.equal(info.error.rule, "unknown opcode 3");
+  await server.done;
+});
