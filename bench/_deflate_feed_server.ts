@@ -21,6 +21,7 @@
 // Usage: deno run --allow-net=127.0.0.1 bench/_deflate_feed_server.ts
 
 import * as zlib from "node:zlib";
+import { awaitClose, readHead, writeAll } from "./_raw_io.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /**
@@ -146,37 +147,11 @@ export function feedOf(size: number, mode: "plain" | "takeover" | "none"): Promi
   return feed;
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let done = 0; done < bytes.length;) done += await conn.write(bytes.subarray(done));
-}
-
 /** Writes the first `count` frames of `frames`; returns how many it wrote. */
 async function writeFrames(conn: Deno.Conn, frames: Frames, count: number): Promise<number> {
   const k = Math.min(count, frames.ends.length);
   if (k > 0) await writeAll(conn, frames.bytes.subarray(0, frames.ends[k - 1]));
   return k;
-}
-
-async function readHead(conn: Deno.Conn): Promise<string> {
-  const buffer = new Uint8Array(4096);
-  let head = "";
-  while (!head.includes("\r\n\r\n")) {
-    const n = await conn.read(buffer);
-    if (n === null || head.length > 16384) throw new Error("no request head");
-    head += new TextDecoder().decode(buffer.subarray(0, n));
-  }
-  return head;
-}
-
-/** Reads until the client's close frame or EOF (its frames are not parsed further). */
-async function awaitClose(conn: Deno.Conn): Promise<void> {
-  const buffer = new Uint8Array(4096);
-  for (;;) {
-    const n = await conn.read(buffer);
-    if (n === null) return;
-    // A client's close frame is short and comes alone: its first byte is 0x88.
-    if (buffer[0] === 0x88) return;
-  }
 }
 
 async function handle(conn: Deno.TcpConn): Promise<void> {

@@ -13,6 +13,8 @@
 //
 // Usage: deno run --allow-net=127.0.0.1 bench/_firehose_server.ts
 
+import { awaitClose, readHead, writeAll } from "./_raw_io.ts";
+
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const BLOCK = 1 << 20;
 
@@ -47,51 +49,6 @@ function blockOf(size: number, binary: boolean) {
     blocks.set(key, entry);
   }
   return entry;
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let done = 0; done < bytes.length;) done += await conn.write(bytes.subarray(done));
-}
-
-/** The request head, read up to its blank line (nothing follows it before our answer). */
-async function readHead(conn: Deno.Conn): Promise<string> {
-  const buffer = new Uint8Array(4096);
-  let head = "";
-  while (!head.includes("\r\n\r\n")) {
-    const n = await conn.read(buffer);
-    if (n === null || head.length > 16384) throw new Error("no request head");
-    head += new TextDecoder().decode(buffer.subarray(0, n));
-  }
-  return head;
-}
-
-/** Reads the client's frames until its close frame (or EOF): client frames are masked. */
-async function awaitClose(conn: Deno.Conn): Promise<void> {
-  const buffer = new Uint8Array(4096);
-  let pending = new Uint8Array(0);
-  for (;;) {
-    const n = await conn.read(buffer);
-    if (n === null) return;
-    const joined = new Uint8Array(pending.length + n);
-    joined.set(pending);
-    joined.set(buffer.subarray(0, n), pending.length);
-    let at = 0;
-    while (joined.length - at >= 2) {
-      const b1 = joined[at + 1]! & 0x7f;
-      const extra = b1 === 126 ? 2 : b1 === 127 ? 8 : 0;
-      if (joined.length - at < 2 + extra) break;
-      const length = extra === 0
-        ? b1
-        : extra === 2
-        ? (joined[at + 2]! << 8) | joined[at + 3]!
-        : Number(new DataView(joined.buffer, at + 2, 8).getBigUint64(0));
-      const frameLength = 2 + extra + (joined[at + 1]! & 0x80 ? 4 : 0) + length;
-      if (joined.length - at < frameLength) break;
-      if ((joined[at]! & 0x0f) === 8) return;
-      at += frameLength;
-    }
-    pending = joined.subarray(at);
-  }
 }
 
 async function handle(conn: Deno.TcpConn): Promise<void> {
