@@ -85,25 +85,11 @@ export function connectProxy(
     } catch {
       /* a test ended the connection */
     } finally {
-      for (const c of [client, upstream]) {
-        if (c && conns.delete(c)) {
-          try {
-            c.close();
-          } catch { /* already */ }
-        }
-      }
+      closeTracked(conns, [client, upstream]);
     }
   }
 
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        const task = handle(conn);
-        tasks.add(task);
-        task.finally(() => tasks.delete(task));
-      }
-    } catch { /* closed */ }
-  })();
+  const accepting = acceptEach(listener, handle, tasks);
   const port = (listener.addr as Deno.NetAddr).port;
   return {
     port,
@@ -210,24 +196,10 @@ export function socksProxy(
     } catch {
       /* a test ended the connection */
     } finally {
-      for (const c of [client, upstream]) {
-        if (c && conns.delete(c)) {
-          try {
-            c.close();
-          } catch { /* already */ }
-        }
-      }
+      closeTracked(conns, [client, upstream]);
     }
   }
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        const task = handle(conn);
-        tasks.add(task);
-        task.finally(() => tasks.delete(task));
-      }
-    } catch { /* closed */ }
-  })();
+  const accepting = acceptEach(listener, handle, tasks);
   return {
     port: (listener.addr as Deno.NetAddr).port,
     targets,
@@ -292,4 +264,30 @@ export function feedServer(
       await server.shutdown();
     },
   };
+}
+
+/** Closes each connection still tracked in `conns`, once, and forgets it. */
+function closeTracked(conns: Set<Deno.Conn>, list: (Deno.Conn | undefined)[]): void {
+  for (const c of list) {
+    if (c && conns.delete(c)) {
+      try {
+        c.close();
+      } catch { /* already */ }
+    }
+  }
+}
+
+/** Runs `handle` on each accepted connection, tracking it in `tasks`, until the listener closes. */
+async function acceptEach(
+  listener: Deno.Listener,
+  handle: (conn: Deno.Conn) => Promise<void>,
+  tasks: Set<Promise<void>>,
+): Promise<void> {
+  try {
+    for await (const conn of listener) {
+      const task = handle(conn);
+      tasks.add(task);
+      task.finally(() => tasks.delete(task));
+    }
+  } catch { /* closed */ }
 }
