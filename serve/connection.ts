@@ -202,6 +202,7 @@ export class ServerConnection {
       maxMessageSize: s.maxMessageSize,
       echo: true,
       autoReply: false, // answered in #receive, per event
+      deferFailure: true, // a broken rule fails the connection after the answers before it
       ...(deflate === undefined ? {} : { deflate }),
     });
     this.#phase = "open";
@@ -280,7 +281,6 @@ export class ServerConnection {
     const p = this.#protocol!;
     const closeSentBefore = p.closeSent !== undefined;
     p.receiveData(chunk, length);
-    const failing = p.pendingBytes > 0; // (a close frame answered below means none failed)
     let answers = !closeSentBefore; // no answer once our close frame is out
     for (let event; (event = p.nextEvent()) !== undefined;) {
       if (this.#stopped) break;
@@ -304,8 +304,13 @@ export class ServerConnection {
       }
     }
     while (this.#stopped && p.nextEvent() !== undefined); // past a stall or drop point: no reply
-    for (let frame; failing && (frame = p.nextData()) !== undefined;) {
-      if (!this.#stopped) this.#writer.queue(frame);
+    if (p.failurePending) {
+      // A rule broken further on in the read: the close frame goes after the answers above.
+      const failure = p.failure!;
+      p.fail(failure.closeCode, failure.rule);
+      for (let frame; (frame = p.nextData()) !== undefined;) {
+        if (!this.#stopped) this.#writer.queue(frame);
+      }
     }
     this.#writer.flush();
     this.#afterInput();
