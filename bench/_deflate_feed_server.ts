@@ -21,7 +21,7 @@
 // Usage: deno run --allow-net=127.0.0.1 bench/_deflate_feed_server.ts
 
 import * as zlib from "node:zlib";
-import { awaitClose, readHead, writeAll } from "./_raw_io.ts";
+import { awaitClose, readHead, serveUntilTerm, writeAll } from "./_raw_io.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /**
@@ -205,16 +205,4 @@ async function handle(conn: Deno.TcpConn): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const onTerm = () => {
-    Deno.removeSignalListener("SIGTERM", onTerm);
-    listener.close();
-  };
-  Deno.addSignalListener("SIGTERM", onTerm);
-  console.log(`listening ws://127.0.0.1:${listener.addr.port}/`);
-  try {
-    for await (const conn of listener) void handle(conn);
-  } catch { /* closed by SIGTERM */ }
-  Deno.exit(0); // connections a client left open do not keep the process
-}
+if (import.meta.main) await serveUntilTerm(handle);

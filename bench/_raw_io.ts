@@ -46,3 +46,24 @@ export async function awaitClose(conn: Deno.Conn): Promise<void> {
     pending = joined.subarray(at);
   }
 }
+
+/**
+ * Listens on 127.0.0.1 and a free port, prints `listening ws://HOST:PORT/` on stdout, runs
+ * `handle` on each connection until SIGTERM, then exits (connections a client left open do not
+ * keep the process).
+ */
+export async function serveUntilTerm(
+  handle: (conn: Deno.TcpConn) => Promise<void>,
+): Promise<never> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const onTerm = () => {
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    listener.close();
+  };
+  Deno.addSignalListener("SIGTERM", onTerm);
+  console.log(`listening ws://127.0.0.1:${listener.addr.port}/`);
+  try {
+    for await (const conn of listener) void handle(conn);
+  } catch { /* closed by SIGTERM */ }
+  Deno.exit(0);
+}
