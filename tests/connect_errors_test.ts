@@ -53,8 +53,16 @@ Deno.test("connect() names a certificate for another host a TLS failure, not DNS
  * opens.
  */
 async function nodeTlsServer(name: string, run: (port: number) => Promise<void>): Promise<void> {
+  await withNodeServer([new URL("tls_server.mjs", FIXTURES).pathname, name], run);
+}
+
+/**
+ * Runs `node ARGS` (a server that prints its port on its first line and exits when its stdin
+ * ends), then `run` with that port, and stops the server.
+ */
+async function withNodeServer(args: string[], run: (port: number) => Promise<void>): Promise<void> {
   const server = new Deno.Command("node", {
-    args: [new URL("tls_server.mjs", FIXTURES).pathname, name],
+    args,
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
@@ -173,20 +181,7 @@ async function askingForCertificate(
     server.on("tlsClientError", () => {});
     server.listen(0, "127.0.0.1", () => console.log(server.address().port));
     process.stdin.on("end", () => process.exit(0)).resume();`;
-  const server = new Deno.Command("node", {
-    args: ["--input-type=module", "-e", script, FIXTURES.pathname, mode],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  try {
-    await run(Number((await lines.read()).value));
-  } finally {
-    await server.stdin.close();
-    await server.status;
-    await lines.cancel();
-  }
+  await withNodeServer(["--input-type=module", "-e", script, FIXTURES.pathname, mode], run);
 }
 
 Deno.test("connect() to a server that drops TLS after asking for a client certificate hints at one", async (t) => {
