@@ -50,6 +50,9 @@ export class Inbox {
   #ended = false;
   /** Whether iteration ends quietly (done) rather than rejecting, once ended. */
   #quiet = false;
+  /** The pending {@linkcode Inbox.settled} wait: its resolver and its timer. */
+  #settle: (() => void) | undefined;
+  #settleTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * Creates an empty inbox.
@@ -95,6 +98,7 @@ export class Inbox {
     const message = this.#queue.shift();
     if (message === undefined) return undefined;
     this.#bytes -= this.#sizes.shift()!;
+    if (this.#queue.size === 0 && this.#settle) this.#settleNow();
     const { maxMessages, maxBytes } = this.#options;
     if (this.#full && this.length <= maxMessages / 2 && this.#bytes <= maxBytes / 2) {
       this.#full = false;
@@ -102,6 +106,36 @@ export class Inbox {
     }
     return message;
   }
+
+  /**
+   * For the transport's read loop, after it handed on a read's messages: a
+   * promise while some of them wait, resolved as soon as the application
+   * has taken them all or the event loop has turned once (a 0 ms timer),
+   * whichever comes first; else undefined. A read whose data is ready
+   * resolves within the same turn (Deno polls it at once), so without this
+   * wait a consumer taking messages in microtasks (`for await`) falls behind
+   * by whole reads until the queue reaches its bound: a queue of megabytes
+   * that every minor garbage collection copies. The turn bounds the wait
+   * for a consumer that is busy elsewhere, so that pongs and close frames
+   * are still read.
+   *
+   * @returns The wait, or undefined when no message waits.
+   */
+  settled(): Promise<void> | undefined {
+    if (this.#queue.size === 0 || this.#ended) return undefined;
+    this.#settleNow(); // at most one wait: the read loop's
+    return new Promise((resolve) => {
+      this.#settle = resolve;
+      this.#settleTimer = setTimeout(this.#settleNow, 0);
+    });
+  }
+
+  #settleNow = (): void => {
+    clearTimeout(this.#settleTimer);
+    const settle = this.#settle;
+    this.#settle = this.#settleTimer = undefined;
+    settle?.();
+  };
 
   /**
    * Waits for the next message pushed (call only when the queue is empty).
@@ -185,6 +219,7 @@ export class Inbox {
     this.#end = error;
     this.#ended = true;
     this.#quiet = quiet;
+    this.#settleNow();
     for (const waiter of this.#waiters.splice(0)) {
       if (waiter.iterating && quiet) waiter.resolve(DONE);
       else waiter.reject(error);

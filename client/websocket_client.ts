@@ -390,6 +390,7 @@ export class WebSocketClient implements AsyncIterable<Message>, AsyncDisposable 
       this.#probes.onPong(payload);
     },
     onDrain: () => this.#flow.written(),
+    settle: () => this.#inbox.settled(),
     onClosing: (start) => this.#onClosing(start),
     onClosed: (end) => this.#finish(closeInfoOf(end, this.#cause)),
   };

@@ -108,3 +108,44 @@ Deno.test("Inbox.end() lets the queued messages be read first, then rejects read
     assert.deepEqual(await iterating, { value: undefined, done: true });
   });
 });
+
+Deno.test("Inbox.settled() is undefined while no message waits, and otherwise waits for the reader", async (t) => {
+  await t.step("nothing queued: no wait", () => {
+    const { box } = inbox(100, Infinity);
+    assert.equal(box.settled(), undefined);
+    box.push("a");
+    box.shift();
+    assert.equal(box.settled(), undefined);
+  });
+  await t.step("resolved when the reader takes the last queued message", async () => {
+    const { box } = inbox(100, Infinity);
+    box.push("a");
+    box.push("b");
+    const order: string[] = [];
+    const wait = box.settled()!.then(() => order.push("settled"));
+    box.shift();
+    await Promise.resolve();
+    assert.deepEqual(order, [], "one message still waits");
+    box.shift();
+    await wait;
+    assert.deepEqual(order, ["settled"]);
+  });
+  await t.step("resolved after a turn of the event loop when no one reads", async () => {
+    const { box } = inbox(100, Infinity);
+    box.push("a");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise((resolve) => (timer = setTimeout(resolve, 2000, "late")));
+    const first = await Promise.race([box.settled()!.then(() => "settled"), late]);
+    clearTimeout(timer);
+    assert.equal(first, "settled");
+    assert.equal(box.length, 1, "the message still waits");
+  });
+  await t.step("resolved at once when the inbox ends", async () => {
+    const { box } = inbox(100, Infinity);
+    box.push("a");
+    const wait = box.settled()!;
+    box.end(new Error("gone"), true);
+    await wait; // no timer left behind: the sanitizers would say so
+    assert.equal(box.settled(), undefined, "ended: no wait");
+  });
+});

@@ -25,6 +25,7 @@ import { compressionOffer, loadDeflate } from "../protocol/deflate_extension.ts"
 import type { ClientCompressionOptions } from "../protocol/deflate_extension.ts";
 import { connectFailure, denoNet, openConnection } from "./tcp_connect.ts";
 import { readHandshakeAnswer } from "./handshake_answer.ts";
+import { ReadBuffer } from "./read_buffer.ts";
 import { followRedirect } from "./redirect.ts";
 import { emit, maskHead, type TraceListener } from "./trace.ts";
 import { maskUrl } from "../util/url.ts";
@@ -81,12 +82,8 @@ const PONG_BACKLOG = 16 * 1024;
 const PONG_BYTE = 0x8a;
 const CLOSE_BYTE = 0x88;
 
-/** The largest read buffer, for a connection that keeps filling the one it has (a firehose). */
-const READ_SIZE = 256 * 1024;
 /** The protocol's settings: a fault waits for the answers to the messages before it (`#dispatch`). */
 const CLIENT = { role: "client", deferFailure: true } as const;
-/** The read buffer of a connection that has not yet received a burst that filled it. */
-const READ_SIZE_IDLE = 1024;
 
 /**
  * wsbeat's own transport: see the module doc. Created connecting; the
@@ -341,9 +338,7 @@ export class TcpTransport implements Transport {
 
   async #read(): Promise<void> {
     const conn = this.#conn!;
-    // A pending read holds its buffer, so an idle connection keeps a small one; a read that
-    // fills it doubles it, up to READ_SIZE, for a connection that receives in bulk.
-    let buffer = new Uint8Array(READ_SIZE_IDLE);
+    const reads = new ReadBuffer(); // small while idle, large for a feed
     try {
       while (!this.#ended) {
         if (this.#protocol.failurePending) {
@@ -357,14 +352,18 @@ export class TcpTransport implements Transport {
           await new Promise<void>((resolve) => (this.#resume = resolve));
           continue;
         }
+        const buffer = reads.bytes;
         const n = await conn.read(buffer);
         this.#reads++;
         if (this.#ended) break;
         if (n === null) this.#protocol.receiveEof();
         else this.#protocol.receiveData(buffer, n);
+        const events = this.#protocol.pendingEvents;
         this.#dispatch();
         if (n === null) break;
-        if (n === buffer.length && n < READ_SIZE) buffer = new Uint8Array(2 * n);
+        reads.filled(n, events);
+        const settling = this.#handler!.settle?.(); // a prompt consumer takes them first
+        if (settling) await settling;
       }
     } catch (error) {
       if (!this.#ended) {

@@ -73,6 +73,14 @@ export interface TransportHandler {
   onClosed(end: TransportEnd): void;
   /** A write to the socket completed, so `bufferedAmount` went down. */
   onDrain?(): void;
+  /**
+   * Called by a transport that reads in bulk after it handed on a read's
+   * messages: a promise while the application has not taken them yet; the
+   * transport reads again once it resolves (the client resolves it when the
+   * application has taken them, or after one turn of the event loop, so
+   * that reading stays at most one read ahead of a prompt consumer).
+   */
+  settle?(): Promise<void> | undefined;
 }
 
 /** The server's answer to the opening handshake, as {@linkcode Transport.response} holds it. */
