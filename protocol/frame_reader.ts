@@ -49,6 +49,12 @@ export interface Frame {
    * wrote through `release` in `protocol/buffers.ts`.
    */
   release?: () => void;
+  /**
+   * On the first piece of a text frame handed on in pieces (`streamText` in
+   * {@linkcode FrameReaderOptions}): the whole frame's payload size, so that
+   * whoever gathers the pieces can take room for all of them at once.
+   */
+  frameLength?: number;
 }
 
 /** Options for {@linkcode FrameReader}. */
@@ -380,6 +386,7 @@ export class FrameReader {
       payload: piece,
     };
     if (allocator !== undefined) frame.release = () => allocator.release(piece);
+    if (first) frame.frameLength = this.#length;
     this.#frames.push(frame);
     if (last) {
       this.#inPayload = false;

@@ -15,7 +15,7 @@
  */
 
 import { ProtocolError } from "../util/errors.ts";
-import { release, takeBuffer } from "./buffers.ts";
+import { POOLED_MAX, release, takeBuffer } from "./buffers.ts";
 import { CloseCode } from "./close_code.ts";
 import type { Frame } from "./frame_reader.ts";
 import { OP_CONTINUATION, OP_TEXT } from "./frames.ts";
@@ -85,7 +85,7 @@ export class MessageAssembler {
     const { opcode, payload, fin } = frame;
     if (opcode === OP_CONTINUATION) {
       if (!this.open) throw fault("continuation frame without a message to continue");
-      const message = this.add(payload, fin);
+      const message = this.add(payload, fin, frame.frameLength);
       this.#bytes += payload.length;
       frame.release?.(); // decoded or copied
       return message;
@@ -93,7 +93,7 @@ export class MessageAssembler {
     if (this.open) throw fault("new message inside a fragmented message");
     this.#bytes = payload.length;
     if (!fin) {
-      this.start(opcode, payload);
+      this.start(opcode, payload, frame.frameLength);
       frame.release?.(); // decoded or copied
       return undefined;
     }
@@ -135,11 +135,12 @@ export class MessageAssembler {
    *
    * @param opcode OP_TEXT or OP_BINARY.
    * @param payload The first fragment's payload.
+   * @param frameLength The size of the whole frame when `payload` is its first piece.
    * @throws {ProtocolError} 1007 for text that is not UTF-8.
    */
-  start(opcode: number, payload: Uint8Array): void {
+  start(opcode: number, payload: Uint8Array, frameLength?: number): void {
     this.#opcode = opcode;
-    this.add(payload, false);
+    this.add(payload, false, frameLength);
   }
 
   /**
@@ -147,18 +148,22 @@ export class MessageAssembler {
    *
    * @param payload The fragment's payload.
    * @param fin Whether it is the last.
+   * @param frameLength The size of the whole frame when `payload` is its
+   *   first piece (`Frame.frameLength`): text takes room for all of it at once.
    * @returns The whole message after the last fragment, else `undefined`.
    * @throws {ProtocolError} 1007 for text that is not UTF-8, or that ends
    *   in the middle of a code point.
    */
-  add(payload: Uint8Array, fin: boolean): DataMessage | undefined {
+  add(payload: Uint8Array, fin: boolean, frameLength = 0): DataMessage | undefined {
     let message: DataMessage | undefined;
     if (this.#opcode === OP_TEXT) {
       if (fin) this.#utf8.reset(); // the whole is decoded strictly below
       else this.#utf8.check(payload, false);
       const length = this.#textLength + payload.length;
-      if (length > this.#text.length) {
-        const grown = takeBuffer(Math.max(length, 2 * this.#text.length));
+      const need = Math.max(length, this.#textLength + frameLength);
+      if (need > this.#text.length) {
+        // Doubling, but not past the pool's largest class when the message fits in it.
+        const grown = takeBuffer(Math.max(need, Math.min(2 * this.#text.length, POOLED_MAX)));
         grown.set(this.#text.subarray(0, this.#textLength));
         release(this.#text);
         this.#text = grown;

@@ -117,3 +117,37 @@ Deno.test("WebSocketClient's stats count received text in UTF-8 bytes on either 
     });
   }
 });
+
+Deno.test("FrameReader with streamText gives the first piece of a spanning text frame the frame's length", () => {
+  const reader = new FrameReader({ expectMasked: false, maxFrameSize: 1 << 20, streamText: true });
+  const frame = encodeFrame(OP_TEXT, encoder.encode("x".repeat(1000)));
+  reader.push(frame.subarray(0, 300));
+  const first = reader.next()!;
+  assert.equal(first.frameLength, 1000);
+  reader.push(frame.subarray(300));
+  const last = reader.next()!;
+  assert.equal(last.frameLength, undefined, "only on the first piece");
+  assert.equal(first.payload.length + last.payload.length, 1000);
+});
+
+Deno.test("a for-await consumer keeps up with a feed: reading waits for it, the queue stays within one read", async () => {
+  const count = 3000;
+  await using server = rawServer(async (peer) => {
+    // 3 MB in one write: a read loop running ahead of the consumer would fill the queue (300).
+    await peer.sendFrames(
+      Array.from({ length: count }, (_, i) => ({ opcode: OP.TEXT, payload: `${i}`.padEnd(1000) })),
+    );
+    await peer.expectClose();
+  });
+  const ws = await connect(server.url, { maxQueuedMessages: 300 });
+  let n = 0, deepest = 0;
+  for await (const message of ws) {
+    assert.equal(message, `${n}`.padEnd(1000));
+    deepest = Math.max(deepest, ws.unread);
+    if (++n === count) break;
+  }
+  assert.equal(ws.stats.readPauses, 0, "never full");
+  assert.ok(deepest < 300, `at most one read's messages waited: ${deepest}`);
+  await ws.close();
+  await server.done;
+});
