@@ -79,13 +79,25 @@ function badMessage(n: number, count: number, what: string, size: number, binary
   return new Stopped(
     n,
     count,
-    `message ${n + 1} was ${what}, expected ${binary ? "binary" : "text"} of ${size}`,
+    `message ${n + 1} was ${what}, expected ${binary ? "binary" : "text"} of ${size} ending in ${
+      lastUnit(size, binary)
+    }`,
   );
+}
+
+/**
+ * What each message's last byte (binary) or character (text) is in the
+ * server's frames: every client reads it, as an application uses what it
+ * receives (a text message that arrived in pieces is made flat so).
+ */
+export function lastUnit(size: number, binary: boolean): number {
+  return binary ? (size - 1) & 0xff : 97 + (size - 1) % 26;
 }
 
 /** The runtime's WebSocket, `onmessage`. */
 function runRaw(request: FirehoseRequest): Promise<FirehoseRun> {
   const { size, binary, count } = request;
+  const last = lastUnit(size, binary);
   const meter = new Meter();
   const ws = new WebSocket(urlOf(request));
   ws.binaryType = "arraybuffer";
@@ -95,12 +107,13 @@ function runRaw(request: FirehoseRequest): Promise<FirehoseRun> {
     ws.onmessage = ({ data }) => {
       if (failure) return;
       const ok = binary
-        ? data instanceof ArrayBuffer && data.byteLength === size
-        : typeof data === "string" && data.length === size;
+        ? data instanceof ArrayBuffer && data.byteLength === size &&
+          new Uint8Array(data)[size - 1] === last
+        : typeof data === "string" && data.length === size && data.charCodeAt(size - 1) === last;
       if (!ok) {
         const what = typeof data === "string"
-          ? `text of ${data.length}`
-          : `binary of ${data.byteLength}`;
+          ? `text of ${data.length} ending in ${data.charCodeAt(data.length - 1)}`
+          : `binary of ${data.byteLength} ending in ${new Uint8Array(data).at(-1)}`;
         failure = badMessage(n, count, what, size, binary);
         ws.close();
         return;
@@ -126,18 +139,20 @@ async function runWsbeat(
   transport: "wsbeat" | "native",
 ): Promise<FirehoseRun> {
   const { size, binary, count } = request;
+  const last = lastUnit(size, binary);
   const meter = new Meter();
   let n = 0;
   const ws = await connect(urlOf(request), { transport, maxMessageSize: Math.max(size, 1 << 20) });
   try {
     for await (const message of ws) {
       const ok = binary
-        ? message instanceof Uint8Array && message.byteLength === size
-        : typeof message === "string" && message.length === size;
+        ? message instanceof Uint8Array && message.byteLength === size && message[size - 1] === last
+        : typeof message === "string" && message.length === size &&
+          message.charCodeAt(size - 1) === last;
       if (!ok) {
         const what = typeof message === "string"
-          ? `text of ${message.length}`
-          : `binary of ${message.byteLength}`;
+          ? `text of ${message.length} ending in ${message.charCodeAt(message.length - 1)}`
+          : `binary of ${message.byteLength} ending in ${message.at(-1)}`;
         throw badMessage(n, count, what, size, binary);
       }
       if (++n === count) meter.done(n);

@@ -24,6 +24,7 @@ function run({ url, size, binary, count }) {
   target.searchParams.set("binary", binary ? "1" : "0");
   target.searchParams.set("count", String(count));
   const ws = new WebSocket(target.href);
+  const last = binary ? (size - 1) & 0xff : 97 + (size - 1) % 26; // as lastUnit() in _firehose_client.ts
   let n = 0;
   let result;
   let failure;
@@ -31,12 +32,13 @@ function run({ url, size, binary, count }) {
   return new Promise((resolve, reject) => {
     ws.on("message", (data, isBinary) => {
       if (failure) return;
-      const length = isBinary ? data.length : data.toString().length;
-      if (isBinary !== binary || length !== size) {
+      const text = isBinary ? undefined : data.toString();
+      const length = isBinary ? data.length : text.length;
+      const unit = isBinary ? data[size - 1] : text.charCodeAt(size - 1);
+      if (isBinary !== binary || length !== size || unit !== last) {
         failure = stopped(
-          `message ${n + 1} was ${isBinary ? "binary" : "text"} of ${length}, expected ${
-            binary ? "binary" : "text"
-          } of ${size}`,
+          `message ${n + 1} was ${isBinary ? "binary" : "text"} of ${length} ending in ${unit}, ` +
+            `expected ${binary ? "binary" : "text"} of ${size} ending in ${last}`,
         );
         ws.terminate();
         return;
