@@ -1,7 +1,8 @@
 /**
  * One client of bench/firehose.ts, in a process of its own so that its CPU
  * time is its own: it reads a firehose (bench/_firehose_server.ts) to its
- * close frame, counting the messages and checking each one's type and length.
+ * close frame, counting the messages and checking each one's type, length and last
+ * byte or character.
  *
  * - `floor`: `Deno.connect` with the upgrade written by hand, and a read loop
  *   that walks the frame headers and touches each payload's first and last

@@ -1,8 +1,8 @@
 // Node's `ws` client for bench/firehose.ts, run by `node` in a process of its own, with the same
 // protocol as bench/_firehose_client.ts: one JSON request a line on stdin (`{"url", "size",
 // "binary", "count"}`), one JSON answer a line on stdout (`{"n", "ms", "cpuUs"}` or `{"error"}`).
-// A `message` handler counts the messages and checks each one's type and length; text is turned
-// into a string (`toString()`), as the other clients hand out strings.
+// A `message` handler counts the messages and checks each one's type, length and last byte or
+// character; text is turned into a string (`toString()`), as the other clients hand out strings.
 //
 // Usage: node bench/_firehose_ws_client.mjs WS_PACKAGE_DIR (the folder of npm's `ws` package;
 // bench/firehose.ts finds it in Deno's npm cache with `deno info --json npm:ws@8`).

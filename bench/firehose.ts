@@ -22,7 +22,8 @@
  * - `ws`: Node's `ws` (npm:ws, found in Deno's npm cache), run by `node`,
  *   a `message` handler turning text into strings.
  *
- * Every client counts the messages and checks each one's type and length;
+ * Every client counts the messages and checks each one's type, length and
+ * last byte or character (see `lastUnit` in bench/_firehose_client.ts);
  * a run that ends early fails naming the client, the row and the count
  * reached. Per row: a warm-up run of each client, then `reps` runs each in a
  * rotating order; the figures are the medians.

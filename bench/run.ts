@@ -447,8 +447,9 @@ frame headers and touches each payload's first and last byte without making mess
 JavaScript client on this runtime can spend. Then the raw native \`WebSocket\` (\`onmessage\`,
 \`binaryType\` \`"arraybuffer"\`), the wsbeat client (\`for await\`) on the wsbeat transport and on
 the native transport, and Node's \`ws\` run by \`node\` (a \`message\` handler; text turned into
-strings, as the other clients hand out). Every client counts the messages and checks each one's type
-and length. Per row: a warm-up run of each client, then ${FIREHOSE_REPS} runs each in a rotating
+strings, as the other clients hand out). Every client counts the messages and checks each one's type,
+length and last byte or character (as an application uses what it receives: a text message gathered
+in pieces is made flat). Per row: a warm-up run of each client, then ${FIREHOSE_REPS} runs each in a rotating
 order; the figures are the medians, in brackets the ratio to the raw native client and to the
 floor. Messages a run: ${defaultCount(32).toLocaleString("en-US")} up to 1 KiB, ${
   defaultCount(16384).toLocaleString("en-US")
