@@ -113,11 +113,21 @@ async function openSocket<T>(
   };
 }
 
-/** Sequential round trips of `n` messages; `roundTrip` sends one and waits for its echo. */
+/**
+ * Sequential round trips of `n` messages; `roundTrip` sends one and waits for
+ * its echo. Each is timed as the echo rows' clients time theirs (two clock
+ * reads and a slot in an array, the percentiles at the end), so that every
+ * column pays the same harness (about 0.5 µs a round trip here).
+ */
 function sequentialChunk(n: number, roundTrip: () => Promise<void>): Promise<Chunk> {
   return timed(async () => {
-    for (let i = 0; i < n; i++) await roundTrip();
-    return n;
+    const rtts = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const start = performance.now();
+      await roundTrip();
+      rtts[i] = (performance.now() - start) * 1000;
+    }
+    return rtts;
   });
 }
 
