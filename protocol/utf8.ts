@@ -20,9 +20,21 @@
  */
 
 import { ProtocolError } from "../util/errors.ts";
+import { release, takeBuffer } from "./buffers.ts";
 import { CloseCode } from "./close_code.ts";
 
 const lossy = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/**
+ * Text of `ALIGN_MIN` to `ALIGN_MAX` bytes that does not start at a multiple
+ * of 16 bytes in its buffer (a frame's payload in a read buffer seldom does)
+ * is decoded from an aligned copy. Measured on Deno 2.9.6, the decoder is
+ * slower on such bytes: 1.3x at 16 KiB, 2.4x at 64 KiB, 4.7x at 256 KiB, 5.6x
+ * at 1 MiB; copying first costs clearly less from 64 KiB up (64 KiB: 6.7 µs
+ * against 10.4; 256 KiB: 25 against 87, 18 when aligned). At 2 MiB no
+ * difference showed.
+ */
+const ALIGN_MIN = 64 * 1024, ALIGN_MAX = 1024 * 1024;
 const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
@@ -42,6 +54,13 @@ const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * ```
  */
 export function decodeUtf8(bytes: Uint8Array): string {
+  if ((bytes.byteOffset & 15) !== 0 && bytes.length >= ALIGN_MIN && bytes.length <= ALIGN_MAX) {
+    const copy = takeBuffer(bytes.length); // a buffer of its own starts aligned
+    copy.set(bytes);
+    const text = decodeUtf8(copy.subarray(0, bytes.length));
+    release(copy);
+    return text;
+  }
   const text = lossy.decode(bytes);
   if (!text.includes("\uFFFD")) return text;
   try {

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { connect, ProtocolError } from "../mod.ts";
 import { encodeFrame, OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT } from "../protocol/frames.ts";
 import { Protocol } from "../protocol/protocol.ts";
-import { Utf8Stream } from "../protocol/utf8.ts";
+import { decodeUtf8, Utf8Stream } from "../protocol/utf8.ts";
 import { concat, encoder, ROLES, sentFrames } from "./_protocol_helpers.ts";
 import { OP, rawServer } from "./_raw_server.ts";
 
@@ -214,4 +214,24 @@ Deno.test("connect(): close() while a fault waits for the answers fails with the
   assert.ok(info.error instanceof ProtocolError);
   assert.equal(info.error.rule, "unknown opcode 3");
   await server.done;
+});
+
+Deno.test("decodeUtf8() gives the same text and the same 1007 for a large payload at any offset in its buffer", () => {
+  // From 64 KiB up an unaligned payload is decoded from an aligned copy (protocol/utf8.ts).
+  const text = "é€𝄞a".repeat(20_000); // 200 000 bytes, every sequence length
+  const bytes = encoder.encode(text);
+  for (const offset of [0, 1, 4, 10, 16]) {
+    const buffer = new Uint8Array(bytes.length + offset);
+    buffer.set(bytes, offset);
+    const view = buffer.subarray(offset);
+    assert.equal(decodeUtf8(view), text, `offset ${offset}`);
+    view[150_001] = 0xff; // inside the payload: not UTF-8
+    assert.throws(
+      () => decodeUtf8(view),
+      (e) => e instanceof ProtocolError && e.closeCode === 1007,
+    );
+    view.set(encoder.encode("\uFFFDab"), 0); // "é€" (5 bytes) becomes a real U+FFFD and "ab"
+    view[150_001] = bytes[150_001]!;
+    assert.equal(decodeUtf8(view), "\uFFFDab" + text.slice(2), `offset ${offset}, U+FFFD kept`);
+  }
 });
