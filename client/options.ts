@@ -52,7 +52,7 @@ export type { CloseInfo, CloseInitiator } from "./close_info.ts";
 /**
  * A received message: text as `string`, binary as `Uint8Array`.
  *
- * The one caveat: a binary message up to 4 KiB is a view of an 8 KiB buffer
+ * The one caveat: a binary message up to 4 KiB is a view of a 32 KiB buffer
  * that other messages share (as Node's `Buffer` pool does), because a buffer
  * of its own cost more than the rest of receiving it (about 0.7 µs, Deno
  * 2.9). Its bytes never change, so it can be kept as it is; read it through

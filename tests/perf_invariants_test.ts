@@ -2,7 +2,7 @@
 // much a kept message keeps alive. Nothing here is an RFC rule or an API promise; a change
 // that breaks one of these should be a choice, checked against bench/RESULTS.md.
 import assert from "node:assert/strict";
-import { pooledBytes, release, takeBuffer } from "../protocol/buffers.ts";
+import { KEPT_SLAB, pooledBytes, release, takeBuffer } from "../protocol/buffers.ts";
 import { FrameReader } from "../protocol/frame_reader.ts";
 import {
   encodeFrame,
@@ -133,13 +133,13 @@ Deno.test("Protocol gives back the buffers of text and fragments it decoded or c
   drain();
 });
 
-Deno.test("a small binary message keeps at most 8 KiB alive, a large one only itself", () => {
+Deno.test("a small binary message keeps at most KEPT_SLAB (32 KiB) alive, a large one only itself", () => {
   const client = new Protocol({ role: "client" });
   const received: Uint8Array[] = [];
   for (const data of [new Uint8Array(100).fill(1), new Uint8Array(5000).fill(9)]) {
     client.receiveData(encodeFrame(OP_BINARY, data));
     for (const event of client.events()) if (event.type === "binary") received.push(event.data);
   }
-  assert.ok(received[0]!.buffer.byteLength <= 8192, `${received[0]!.buffer.byteLength} bytes`);
+  assert.ok(received[0]!.buffer.byteLength <= KEPT_SLAB, `${received[0]!.buffer.byteLength} bytes`);
   assert.equal(received[1]!.buffer.byteLength, 5000, "a large one has a buffer of its own");
 });
