@@ -50,9 +50,8 @@ export class Inbox {
   #ended = false;
   /** Whether iteration ends quietly (done) rather than rejecting, once ended. */
   #quiet = false;
-  /** The pending {@linkcode Inbox.settled} wait: its resolver and its timer. */
-  #settle: (() => void) | undefined;
-  #settleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The pending {@linkcode Inbox.settled} wait, if any (one field: every connection has one). */
+  #settling: { resolve(): void; timer: ReturnType<typeof setTimeout> } | undefined;
 
   /**
    * Creates an empty inbox.
@@ -98,7 +97,7 @@ export class Inbox {
     const message = this.#queue.shift();
     if (message === undefined) return undefined;
     this.#bytes -= this.#sizes.shift()!;
-    if (this.#queue.size === 0 && this.#settle) this.#settleNow();
+    if (this.#queue.size === 0 && this.#settling) this.#settleNow();
     const { maxMessages, maxBytes } = this.#options;
     if (this.#full && this.length <= maxMessages / 2 && this.#bytes <= maxBytes / 2) {
       this.#full = false;
@@ -125,17 +124,22 @@ export class Inbox {
     if (this.#queue.size === 0 || this.#ended) return undefined;
     this.#settleNow(); // at most one wait: the read loop's
     return new Promise((resolve) => {
-      this.#settle = resolve;
-      this.#settleTimer = setTimeout(this.#settleNow, 0);
+      this.#settling = { resolve, timer: setTimeout(Inbox.#turned, 0, this) };
     });
   }
 
-  #settleNow = (): void => {
-    clearTimeout(this.#settleTimer);
-    const settle = this.#settle;
-    this.#settle = this.#settleTimer = undefined;
-    settle?.();
-  };
+  /** The timer of {@linkcode Inbox.settled}: static, so that no inbox holds a closure for it. */
+  static #turned(inbox: Inbox): void {
+    inbox.#settleNow();
+  }
+
+  #settleNow(): void {
+    const settling = this.#settling;
+    if (settling === undefined) return;
+    this.#settling = undefined;
+    clearTimeout(settling.timer);
+    settling.resolve();
+  }
 
   /**
    * Waits for the next message pushed (call only when the queue is empty).
