@@ -4,8 +4,8 @@
  * with reads, writes and sockets for that protocol:
  *
  * - one read loop, feeding each chunk to the protocol and dispatching its
- *   events; paused while the client's queue is full, so TCP flow control
- *   holds the peer back instead of memory growing;
+ *   events, then letting a prompt consumer take them (`settle`); paused while
+ *   the client's queue is full, so TCP flow control holds the peer back;
  * - one write pump (`transport/frame_writer.ts`, gathering) that writes every frame
  *   queued since the last write in a single `write()` (with `TCP_NODELAY`
  *   on, so a frame never waits for the peer's delayed ACK);
