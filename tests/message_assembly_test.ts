@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { ProtocolError } from "../util/errors.ts";
 import { OP_BINARY, OP_TEXT } from "../protocol/frames.ts";
-import { MessageAssembler } from "../protocol/message_assembly.ts";
+import { grownCapacity, MessageAssembler } from "../protocol/message_assembly.ts";
+import { POOLED_MAX } from "../protocol/buffers.ts";
 
 const encoder = new TextEncoder();
 
@@ -81,4 +82,29 @@ Deno.test("MessageAssembler.reset() drops an open message", () => {
     type: "binary",
     data: new Uint8Array([3, 4]),
   });
+});
+
+Deno.test("grownCapacity() doubles, so a message in many fragments is copied a bounded number of times", () => {
+  let capacity = 0, growths = 0;
+  for (let need = 1024; need <= 4 * 1024 * 1024; need += 1024) { // 4 MiB in 1 KiB fragments
+    if (need <= capacity) continue;
+    capacity = grownCapacity(capacity, need, Infinity);
+    growths++;
+  }
+  assert.ok(growths <= 16, `${growths} growths`);
+  assert.equal(grownCapacity(100_000, 150_000, Infinity), 200_000, "doubling");
+  assert.equal(grownCapacity(200_000, 210_000, Infinity), POOLED_MAX, "within the pool while it fits");
+  assert.equal(grownCapacity(300_000, 310_000, Infinity), 600_000, "past the pool: doubling");
+  assert.equal(grownCapacity(300_000, 310_000, 400_000), 400_000, "never past the limit");
+  assert.equal(grownCapacity(0, 5000, 1000), 5000, "never below what it must hold");
+});
+
+Deno.test("MessageAssembler gathers a 4 MiB text message sent in 1 KiB fragments", () => {
+  const assembler = new MessageAssembler(Infinity);
+  const fragment = new TextEncoder().encode("é".repeat(512)); // 1 KiB
+  assembler.start(OP_TEXT, fragment);
+  let message;
+  for (let i = 1; i < 4096; i++) message = assembler.add(fragment, i === 4095);
+  assert.equal(message?.type, "text");
+  assert.equal(message?.data.length, 4096 * 512);
 });
