@@ -93,7 +93,11 @@ Deno.test("grownCapacity() doubles, so a message in many fragments is copied a b
   }
   assert.ok(growths <= 16, `${growths} growths`);
   assert.equal(grownCapacity(100_000, 150_000, Infinity), 200_000, "doubling");
-  assert.equal(grownCapacity(200_000, 210_000, Infinity), POOLED_MAX, "within the pool while it fits");
+  assert.equal(
+    grownCapacity(200_000, 210_000, Infinity),
+    POOLED_MAX,
+    "within the pool while it fits",
+  );
   assert.equal(grownCapacity(300_000, 310_000, Infinity), 600_000, "past the pool: doubling");
   assert.equal(grownCapacity(300_000, 310_000, 400_000), 400_000, "never past the limit");
   assert.equal(grownCapacity(0, 5000, 1000), 5000, "never below what it must hold");
