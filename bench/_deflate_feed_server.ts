@@ -21,9 +21,8 @@
 // Usage: deno run --allow-net=127.0.0.1 bench/_deflate_feed_server.ts
 
 import * as zlib from "node:zlib";
-import { awaitClose, readHead, serveUntilTerm, writeAll } from "./_raw_io.ts";
-
-const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+import { encodeFrame, OP_TEXT } from "../protocol/frames.ts";
+import { acceptUpgrade, awaitClose, closeAndAwait, serveUntilTerm, writeAll } from "./_raw_io.ts";
 /**
  * Distinct messages a row cycles through: at least 64, and twice the 32 KiB window's worth, so
  * that with takeover no message finds an exact copy of itself in the window (a real feed's
@@ -51,20 +50,7 @@ export function feedMessage(size: number, k: number): string {
 
 /** One frame's header and payload: unmasked, final, text, RSV1 when compressed. */
 function frameOf(payload: Uint8Array, compressed: boolean): Uint8Array {
-  const size = payload.length;
-  const head = size < 126 ? 2 : size < 65536 ? 4 : 10;
-  const frame = new Uint8Array(head + size);
-  frame[0] = 0x81 | (compressed ? 0x40 : 0);
-  if (head === 2) frame[1] = size;
-  else if (head === 4) {
-    frame[1] = 126;
-    new DataView(frame.buffer).setUint16(2, size);
-  } else {
-    frame[1] = 127;
-    new DataView(frame.buffer).setBigUint64(2, BigInt(size));
-  }
-  frame.set(payload, head);
-  return frame;
+  return encodeFrame(OP_TEXT, payload, { rsv: compressed ? 4 : 0 });
 }
 
 /** A run of frames and where each ends, to send a prefix of it. */
@@ -157,45 +143,27 @@ async function writeFrames(conn: Deno.Conn, frames: Frames, count: number): Prom
 async function handle(conn: Deno.TcpConn): Promise<void> {
   try {
     conn.setNoDelay(true);
-    const head = await readHead(conn);
-    const target = head.slice(0, head.indexOf("\r\n")).split(" ")[1] ?? "/";
-    const query = new URL(target, "http://localhost").searchParams;
-    const key = /^sec-websocket-key:\s*(\S+)\s*$/im.exec(head)?.[1] ?? "";
-    const offer = /^sec-websocket-extensions:\s*(.*?)\s*$/im.exec(head)?.[1] ?? "";
-    const offered = /(^|,)\s*permessage-deflate/i.test(offer);
-    const mode = !offered
-      ? "plain"
-      : /server_no_context_takeover/i.test(offer)
-      ? "none"
-      : "takeover";
-    const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(key + GUID));
-    const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
-    const extension = mode === "plain"
-      ? ""
-      : `Sec-WebSocket-Extensions: permessage-deflate${
-        mode === "none" ? "; server_no_context_takeover" : ""
-      }\r\n`;
-    await writeAll(
-      conn,
-      new TextEncoder().encode(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-          `Sec-WebSocket-Accept: ${accept}\r\n${extension}\r\n`,
-      ),
-    );
+    let mode: "plain" | "takeover" | "none" = "plain";
+    const head = await acceptUpgrade(conn, ({ header }) => {
+      const offer = header("sec-websocket-extensions") ?? "";
+      if (/(^|,)\s*permessage-deflate/i.test(offer)) {
+        mode = /server_no_context_takeover/i.test(offer) ? "none" : "takeover";
+      }
+      return mode === "plain"
+        ? ""
+        : `Sec-WebSocket-Extensions: permessage-deflate${
+          mode === "none" ? "; server_no_context_takeover" : ""
+        }\r\n`;
+    });
+    if (!head) return;
+    const { query } = head;
     const size = Number(query.get("size") ?? 200);
     const { prelude, block } = await feedOf(size, mode);
     let left = Number(query.get("count") ?? 0);
     left -= await writeFrames(conn, prelude, left);
     while (left > 0) left -= await writeFrames(conn, block, left);
-    if (query.get("hold") !== "1") {
-      await writeAll(conn, new Uint8Array([0x88, 2, 0x03, 0xe8])); // close 1000
-      const timer = setTimeout(() => conn.close(), 5000);
-      try {
-        await awaitClose(conn);
-      } finally {
-        clearTimeout(timer);
-      }
-    } else await awaitClose(conn);
+    if (query.get("hold") !== "1") await closeAndAwait(conn);
+    else await awaitClose(conn);
   } catch {
     /* the client went away, or the timer closed the connection */
   } finally {

@@ -13,26 +13,16 @@
 //
 // Usage: deno run --allow-net=127.0.0.1 bench/_firehose_server.ts
 
-import { awaitClose, readHead, serveUntilTerm, writeAll } from "./_raw_io.ts";
+import { encodeFrame, OP_BINARY, OP_TEXT } from "../protocol/frames.ts";
+import { acceptUpgrade, closeAndAwait, serveUntilTerm, writeAll } from "./_raw_io.ts";
 
-const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const BLOCK = 1 << 20;
 
-/** One frame's bytes: an unmasked, final frame with `size` payload bytes. */
+/** One frame's bytes: an unmasked, final frame with `size` payload bytes (built once a row). */
 function frameOf(size: number, binary: boolean): Uint8Array {
-  const head = size < 126 ? 2 : size < 65536 ? 4 : 10;
-  const frame = new Uint8Array(head + size);
-  frame[0] = 0x80 | (binary ? 2 : 1);
-  if (head === 2) frame[1] = size;
-  else if (head === 4) {
-    frame[1] = 126;
-    new DataView(frame.buffer).setUint16(2, size);
-  } else {
-    frame[1] = 127;
-    new DataView(frame.buffer).setBigUint64(2, BigInt(size));
-  }
-  for (let i = 0; i < size; i++) frame[head + i] = binary ? i & 0xff : 97 + i % 26; // a to z
-  return frame;
+  const payload = new Uint8Array(size);
+  for (let i = 0; i < size; i++) payload[i] = binary ? i & 0xff : 97 + i % 26; // a to z
+  return encodeFrame(binary ? OP_BINARY : OP_TEXT, payload);
 }
 
 const blocks = new Map<string, { block: Uint8Array; frameLength: number; frames: number }>();
@@ -54,23 +44,9 @@ function blockOf(size: number, binary: boolean) {
 async function handle(conn: Deno.TcpConn): Promise<void> {
   try {
     conn.setNoDelay(true);
-    const head = await readHead(conn);
-    const target = head.slice(0, head.indexOf("\r\n")).split(" ")[1] ?? "/";
-    const query = new URL(target, "http://localhost").searchParams;
-    const key = /^sec-websocket-key:\s*(\S+)\s*$/im.exec(head)?.[1];
-    if (!key) {
-      await writeAll(conn, new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n"));
-      return;
-    }
-    const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(key + GUID));
-    const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
-    await writeAll(
-      conn,
-      new TextEncoder().encode(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-          `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
-      ),
-    );
+    const head = await acceptUpgrade(conn);
+    if (!head) return;
+    const { query } = head;
     const size = Number(query.get("size") ?? 32);
     const binary = query.get("binary") === "1";
     const count = Number(query.get("count") ?? 0);
@@ -83,13 +59,7 @@ async function handle(conn: Deno.TcpConn): Promise<void> {
       left -= k;
     }
     if (stop < count && query.get("how") === "drop") return;
-    await writeAll(conn, new Uint8Array([0x88, 2, 0x03, 0xe8])); // close 1000
-    const timer = setTimeout(() => conn.close(), 5000);
-    try {
-      await awaitClose(conn);
-    } finally {
-      clearTimeout(timer);
-    }
+    await closeAndAwait(conn);
   } catch {
     /* the client went away, or the timer closed the connection */
   } finally {

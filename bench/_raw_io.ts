@@ -1,5 +1,8 @@
 // The raw socket side the benchmark servers share: writing a whole buffer,
-// reading an HTTP request head, and waiting for the client's close frame.
+// reading an HTTP request head and answering it with a 101, and closing with
+// a close frame and waiting for the client's.
+
+import { acceptKey } from "../protocol/handshake.ts";
 
 /** Writes all of `bytes`. */
 export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
@@ -16,6 +19,56 @@ export async function readHead(conn: Deno.Conn): Promise<string> {
     head += new TextDecoder().decode(buffer.subarray(0, n));
   }
   return head;
+}
+
+/** The parts of a request head the benchmark servers read. */
+export interface RequestHead {
+  /** The request target's query. */
+  query: URLSearchParams;
+  /** The value of a header (the first line with that name), or undefined. */
+  header(name: string): string | undefined;
+}
+
+/**
+ * Reads the request head and answers the upgrade with a 101 (and `extraHeaders`, each line
+ * ending in CRLF), or a 400 without a `Sec-WebSocket-Key`.
+ *
+ * @returns The head, or undefined after a 400.
+ */
+export async function acceptUpgrade(
+  conn: Deno.Conn,
+  extraHeaders: (head: RequestHead) => string = () => "",
+): Promise<RequestHead | undefined> {
+  const text = await readHead(conn);
+  const target = text.slice(0, text.indexOf("\r\n")).split(" ")[1] ?? "/";
+  const head: RequestHead = {
+    query: new URL(target, "http://localhost").searchParams,
+    header: (name) => new RegExp(`^${name}:\\s*(.*?)\\s*$`, "im").exec(text)?.[1],
+  };
+  const key = head.header("sec-websocket-key");
+  if (!key) {
+    await writeAll(conn, new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n"));
+    return undefined;
+  }
+  await writeAll(
+    conn,
+    new TextEncoder().encode(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        `Sec-WebSocket-Accept: ${await acceptKey(key)}\r\n${extraHeaders(head)}\r\n`,
+    ),
+  );
+  return head;
+}
+
+/** Sends a close frame (1000) and waits up to 5 s for the client's (or EOF). */
+export async function closeAndAwait(conn: Deno.Conn): Promise<void> {
+  await writeAll(conn, new Uint8Array([0x88, 2, 0x03, 0xe8]));
+  const timer = setTimeout(() => conn.close(), 5000);
+  try {
+    await awaitClose(conn);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Reads the client's frames until its close frame (or EOF): client frames are masked. */
