@@ -10,12 +10,9 @@
 // package; bench/deflate_feed.ts finds it as bench/firehose.ts does).
 
 import process from "node:process";
-import { createInterface } from "node:readline";
-import { pathToFileURL } from "node:url";
+import { answerLines, loadWs } from "./_node_ws_lines.mjs";
 
-const dir = process.argv[2];
-if (!dir) throw new TypeError("usage: node _deflate_feed_ws_client.mjs WS_PACKAGE_DIR");
-const { WebSocket } = await import(pathToFileURL(`${dir}/wrapper.mjs`).href);
+const WebSocket = await loadWs("_deflate_feed_ws_client.mjs");
 
 /** Runs one request; resolves with `{ n, ms, cpuUs }`, rejects naming the count reached. */
 function run({ url, size, count }) {
@@ -58,12 +55,4 @@ function run({ url, size, count }) {
   });
 }
 
-for await (const line of createInterface({ input: process.stdin })) {
-  let answer;
-  try {
-    answer = await run(JSON.parse(line));
-  } catch (error) {
-    answer = { error: error.message };
-  }
-  process.stdout.write(JSON.stringify(answer) + "\n");
-}
+await answerLines(run);
