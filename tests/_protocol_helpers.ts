@@ -58,3 +58,14 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/** Compressible JSON of about `size` bytes, different for each `seed`, as UTF-8. */
+export function json(size: number, seed: number): Uint8Array {
+  const items = [];
+  let out = "";
+  for (let i = 0; out.length < size; i++) {
+    items.push({ id: seed * 1000 + i, user: `user-${(seed + i) % 97}`, ok: i % 3 === 0 });
+    out = JSON.stringify({ type: "update", seq: seed, items });
+  }
+  return encoder.encode(out.slice(0, size));
+}

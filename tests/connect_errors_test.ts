@@ -139,24 +139,12 @@ Deno.test("connect() with wss:// to a server that does not speak TLS says so", a
 });
 
 Deno.test("connect() to a server that wants a client certificate says to pass one", async () => {
-  const server = new Deno.Command("node", {
-    args: [new URL("mtls_server.mjs", FIXTURES).pathname],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  try {
-    const port = Number((await lines.read()).value);
+  await withNodeServer([new URL("mtls_server.mjs", FIXTURES).pathname], async (port) => {
     const error = await connect(`wss://localhost:${port}/`, { caCerts: [CERT] }).catch((e) => e);
     assert.ok(error instanceof ConnectError, String(error));
     assert.equal(error.kind, "tls");
     assert.match(error.message, /; the server requires a client certificate \(cert and key\)$/);
-  } finally {
-    await server.stdin.close();
-    await server.status;
-    await lines.cancel();
-  }
+  });
 });
 
 /**

@@ -6,22 +6,12 @@ import assert from "node:assert/strict";
 import * as zlib from "node:zlib";
 import { Deflater, Inflater, loadZlib } from "../protocol/deflate_codec.ts";
 import { ProtocolError } from "../util/errors.ts";
+import { json } from "./_protocol_helpers.ts";
 
 const bytes = (...values: number[]) => new Uint8Array(values);
 const utf8 = (text: string) => new TextEncoder().encode(text);
 const text = (data: Uint8Array) => new TextDecoder().decode(data);
 const MiB = 1024 * 1024;
-
-/** Compressible JSON of about `size` bytes, different for each `seed`. */
-function json(size: number, seed: number): Uint8Array {
-  const items = [];
-  let out = "";
-  for (let i = 0; out.length < size; i++) {
-    items.push({ id: seed * 1000 + i, user: `user-${(seed + i) % 97}`, ok: i % 3 === 0 });
-    out = JSON.stringify({ type: "update", seq: seed, items });
-  }
-  return utf8(out.slice(0, size));
-}
 
 /** Random bytes (incompressible). */
 function noise(size: number, seed: number): Uint8Array {

@@ -17,19 +17,9 @@ import {
   parseExtensions,
 } from "../protocol/permessage_deflate.ts";
 import { Deflater, Inflater } from "../protocol/deflate_codec.ts";
+import { json } from "./_protocol_helpers.ts";
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
-
-/** Compressible JSON of about `size` bytes, different for each `seed`. */
-function json(size: number, seed: number): Uint8Array {
-  const items = [];
-  let out = "";
-  for (let i = 0; out.length < size; i++) {
-    items.push({ id: seed * 1000 + i, user: `user-${(seed + i) % 97}`, ok: i % 3 === 0 });
-    out = JSON.stringify({ type: "update", seq: seed, items });
-  }
-  return utf8(out.slice(0, size));
-}
 
 function assertNegotiationError(run: () => unknown, pattern: RegExp): void {
   assert.throws(run, (error: unknown) => {
