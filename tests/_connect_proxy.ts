@@ -26,7 +26,6 @@ export function connectProxy(
     : Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const targets: string[] = [];
   const conns = new Set<Deno.Conn>();
-  const tasks = new Set<Promise<void>>();
   const expected = auth ? `Basic ${btoa(`${auth.user}:${auth.password}`)}` : undefined;
   const encoder = new TextEncoder();
 
@@ -89,22 +88,13 @@ export function connectProxy(
     }
   }
 
-  const accepting = acceptEach(listener, handle, tasks);
+  const stop = acceptEach(listener, handle, conns);
   const port = (listener.addr as Deno.NetAddr).port;
   return {
     port,
     url: `${options.tls ? "https" : "http"}://${options.tls ? "localhost" : "127.0.0.1"}:${port}`,
     targets,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await accepting;
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch { /* already */ }
-      }
-      await Promise.all(tasks);
-    },
+    [Symbol.asyncDispose]: stop,
   };
 }
 
@@ -151,7 +141,6 @@ export function socksProxy(
   const targets: string[] = [];
   const types: number[] = [];
   const conns = new Set<Deno.Conn>();
-  const tasks = new Set<Promise<void>>();
   async function handle(client: Deno.Conn): Promise<void> {
     conns.add(client);
     let upstream: Deno.Conn | undefined;
@@ -199,21 +188,12 @@ export function socksProxy(
       closeTracked(conns, [client, upstream]);
     }
   }
-  const accepting = acceptEach(listener, handle, tasks);
+  const stop = acceptEach(listener, handle, conns);
   return {
     port: (listener.addr as Deno.NetAddr).port,
     targets,
     types,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await accepting;
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch { /* already */ }
-      }
-      await Promise.all(tasks);
-    },
+    [Symbol.asyncDispose]: stop,
   };
 }
 
@@ -277,17 +257,33 @@ function closeTracked(conns: Set<Deno.Conn>, list: (Deno.Conn | undefined)[]): v
   }
 }
 
-/** Runs `handle` on each accepted connection, tracking it in `tasks`, until the listener closes. */
-async function acceptEach(
+/**
+ * Runs `handle` on each accepted connection until the listener closes; returns the stop: close
+ * the listener and the connections in `conns`, and wait for every handler.
+ */
+function acceptEach(
   listener: Deno.Listener,
   handle: (conn: Deno.Conn) => Promise<void>,
-  tasks: Set<Promise<void>>,
-): Promise<void> {
-  try {
-    for await (const conn of listener) {
-      const task = handle(conn);
-      tasks.add(task);
-      task.finally(() => tasks.delete(task));
+  conns: Set<Deno.Conn>,
+): () => Promise<void> {
+  const tasks = new Set<Promise<void>>();
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) {
+        const task = handle(conn);
+        tasks.add(task);
+        task.finally(() => tasks.delete(task));
+      }
+    } catch { /* closed */ }
+  })();
+  return async () => {
+    listener.close();
+    await accepting;
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* already */ }
     }
-  } catch { /* closed */ }
+    await Promise.all(tasks);
+  };
 }
