@@ -1,7 +1,8 @@
 /**
  * The transport layer: wsbeat's own transport, the sans-I/O {@linkcode Protocol} driven
- * over `Deno.connect` (and `Deno.startTls` for `wss:`). It is the only place
- * with reads, writes and sockets for that protocol:
+ * over `Deno.connect` (and `Deno.startTls` for `wss:`), once `transport/opening.ts`
+ * has opened the socket and run the handshake. It is the only place with the
+ * open connection's reads and writes:
  *
  * - one read loop, feeding each chunk to the protocol and dispatching its
  *   events, then letting a prompt consumer take them (`settle`); paused while
@@ -13,37 +14,22 @@
  *   waited on.
  *
  * `Deno.*` is touched only inside the functions here, behind
- * {@linkcode canUseTcp}, so the module loads on every runtime.
+ * `canUseTcp()` in `transport/tcp_connect.ts`, so the module loads on every runtime.
  *
  * @module
  */
 
-import { FrameWriter, writeAll } from "./frame_writer.ts";
-import { acceptKey, buildClientRequest, generateKey, headerPairs } from "../protocol/handshake.ts";
+import { FrameWriter } from "./frame_writer.ts";
 import { Protocol } from "../protocol/protocol.ts";
-import { compressionOffer, loadDeflate } from "../protocol/deflate_extension.ts";
-import type { ClientCompressionOptions } from "../protocol/deflate_extension.ts";
-import { connectFailure, denoNet, openConnection } from "./tcp_connect.ts";
-import { readHandshakeAnswer } from "./handshake_answer.ts";
+import { loadDeflate } from "../protocol/deflate_extension.ts";
+import { connectFailure, denoNet } from "./tcp_connect.ts";
+import { Opening, type OpeningOptions } from "./opening.ts";
 import { ReadBuffer } from "./read_buffer.ts";
-import { followRedirect } from "./redirect.ts";
-import { emit, maskHead, type TraceListener } from "./trace.ts";
-import { maskUrl } from "../util/url.ts";
 import { protocolEnd } from "./transport.ts";
 import type { HandshakeResponse, Transport, TransportHandler } from "./transport.ts";
 
-/** Settings for {@linkcode TcpTransport}. */
-export interface TcpTransportOptions {
-  /** The `ws:` or `wss:` URL, already checked. */
-  url: URL;
-  /** The URL as errors show it, credentials masked. */
-  displayUrl: string;
-  /** Subprotocols to offer. */
-  protocols: string[];
-  /** Extra handshake headers, as the caller gave them (checked by `buildClientRequest`). */
-  headers: HeadersInit | undefined;
-  /** Extra CA certificates (PEM) for `wss:`. */
-  caCerts: string[] | undefined;
+/** Settings for {@linkcode TcpTransport}: the opening's (`transport/opening.ts`), and these. */
+export interface TcpTransportOptions extends OpeningOptions {
   /** The largest message accepted, in bytes. */
   maxMessageSize: number;
   /**
@@ -51,24 +37,6 @@ export interface TcpTransportOptions {
    * to close TCP (RFC 6455 section 7.1.1) before closing it ourselves.
    */
   closeTimeout: number;
-  /** An HTTP proxy to tunnel through with CONNECT (see `transport/proxy.ts`). */
-  proxy?: URL | undefined;
-  /** A client certificate and key (PEM) for `wss:`, presented with `Deno.connectTls`. */
-  clientCert?: { cert: string; key: string } | undefined;
-  /** The proxy for a URL a redirect leads to (the environment's may differ per host). */
-  proxyFor?: ((url: URL) => URL | undefined) | undefined;
-  /** The `Origin` header to send. */
-  origin?: string | undefined;
-  /** The `User-Agent` to send unless `headers` has one. */
-  userAgent?: string | undefined;
-  /** How many redirects to follow (see `transport/redirect.ts`); 0 follows none. */
-  maxRedirects?: number | undefined;
-  /** A Unix socket to connect to instead of TCP (`ws+unix:`). */
-  socketPath?: string | undefined;
-  /** Told of each step of the opening (proxy, heads, redirects) and of received pings. */
-  trace?: TraceListener | undefined;
-  /** permessage-deflate to offer (`protocol/deflate_extension.ts`), or `undefined` for none. */
-  compression?: Readonly<ClientCompressionOptions> | undefined;
 }
 
 /**
@@ -123,10 +91,7 @@ export class TcpTransport implements Transport {
   #readLoop: Promise<void> | undefined;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
 
-  #key = generateKey();
-  #offer: string | undefined; // Sec-WebSocket-Extensions (permessage-deflate), when compression is on
-  #request: Uint8Array | undefined; // dropped once written
-  #displayUrl: string; // the URL a redirect led to, once followed
+  #opening: Opening; // the request, the redirects and the URL they led to
   #response: HandshakeResponse | undefined;
 
   /**
@@ -138,16 +103,14 @@ export class TcpTransport implements Transport {
    */
   constructor(options: TcpTransportOptions) {
     this.#options = options;
-    this.#displayUrl = options.displayUrl;
-    if (options.compression) this.#offer = compressionOffer(options.compression);
-    this.#request = this.#buildRequest(options.url, options.headers);
+    this.#opening = new Opening(options);
     this.#protocol = new Protocol({ ...CLIENT, maxMessageSize: options.maxMessageSize });
     this.opened = this.#connect();
     this.opened.catch(() => {});
   }
 
   get url(): string {
-    return this.#displayUrl;
+    return this.#opening.displayUrl;
   }
 
   /** The server's 101 answer, once open. */
@@ -237,76 +200,26 @@ export class TcpTransport implements Transport {
 
   // --- connecting ------------------------------------------------------------
 
-  #buildRequest(url: URL, headers: HeadersInit | undefined): Uint8Array {
-    const { protocols, origin, userAgent } = this.#options;
-    return buildClientRequest({
-      url,
-      key: this.#key,
-      protocols,
-      headers,
-      ...(origin === undefined ? {} : { origin }),
-      ...(userAgent === undefined ? {} : { userAgent }),
-      ...(this.#offer === undefined ? {} : { extensions: this.#offer }),
-    });
-  }
-
   async #connect(): Promise<void> {
     const options = this.#options;
-    const { trace, maxMessageSize } = options;
-    let url = options.url;
-    let headers = headerPairs(options.headers);
-    let proxy = options.proxy;
-    let socketPath = options.socketPath;
     const net = denoNet();
     if (!net) throw new TypeError("Cannot use the wsbeat transport as Deno.connect is missing");
-    let tls = url.protocol === "wss:";
     const signal = this.#connecting!.signal;
-    const visited = [url.href];
     try {
-      let conn: Deno.Conn, answer;
-      while (true) {
-        const displayUrl = this.#displayUrl;
-        const opening = { ...options, url, displayUrl, proxy, socketPath, signal };
-        conn = await openConnection(net, opening, (opened) => {
-          this.#conn = opened; // closed by #release if connecting is aborted
-        });
-        const accept = await acceptKey(this.#key);
-        if (signal.aborted) throw signal.reason;
-        const request = this.#request ?? this.#buildRequest(url, headers);
-        emit(trace, { step: "request", detail: maskHead(new TextDecoder().decode(request)) });
-        await writeAll(conn, request);
-        this.#request = undefined;
-        answer = await readHandshakeAnswer(conn, {
-          accept,
-          tls,
-          displayUrl,
-          protocols: options.protocols,
-          deflate: options.compression,
-        });
-        const { status } = answer.response;
-        emit(trace, { step: "response", status, detail: maskHead(answer.head) });
-        if (answer.location === undefined) break;
-        const next = followRedirect(url, answer, visited, options.maxRedirects ?? 0, displayUrl);
-        try {
-          conn.close();
-        } catch { /* closed by the server */ }
-        this.#conn = undefined;
-        emit(trace, { step: "redirect", status, detail: `${status} to ${maskUrl(next.url)}` });
-        if (next.crossOrigin) socketPath = undefined;
-        headers = next.headers(headers);
-        proxy = options.proxyFor ? options.proxyFor(next.url) : proxy;
-        url = next.url;
-        tls = url.protocol === "wss:";
-        this.#displayUrl = maskUrl(url);
-        this.#key = generateKey();
-      }
+      const { conn, answer } = await this.#opening.run(net, signal, (opened) => {
+        this.#conn = opened; // closed by #release if connecting is aborted
+      });
       this.#response = answer.response;
       this.#protocolName = answer.protocol;
       this.#extensions = answer.extensions;
       if (answer.deflate !== undefined) {
         // node:zlib is imported when a server first agrees (the import blocks ~40 ms, once).
         const deflate = await loadDeflate(answer.deflate, options.compression!, signal);
-        this.#protocol = new Protocol({ ...CLIENT, maxMessageSize, deflate });
+        this.#protocol = new Protocol({
+          ...CLIENT,
+          maxMessageSize: options.maxMessageSize,
+          deflate,
+        });
       }
       this.#open = true;
       this.#writer = new FrameWriter(conn, {
@@ -322,7 +235,8 @@ export class TcpTransport implements Transport {
       this.#connecting = undefined;
       if (answer.rest.byteLength > 0) this.#protocol.receiveData(answer.rest);
     } catch (error) {
-      const reason = connectFailure(this.#displayUrl, error, signal, tls);
+      const { displayUrl, tls } = this.#opening;
+      const reason = connectFailure(displayUrl, error, signal, tls);
       this.#abortError ??= reason;
       this.#release();
       throw reason;
