@@ -19,7 +19,6 @@ import {
 import { Deflater, Inflater } from "../protocol/deflate_codec.ts";
 import { json } from "./_protocol_helpers.ts";
 
-const utf8 = (text: string) => new TextEncoder().encode(text);
 
 function assertNegotiationError(run: () => unknown, pattern: RegExp): void {
   assert.throws(run, (error: unknown) => {
