@@ -19,7 +19,6 @@ import {
 import { Deflater, Inflater } from "../protocol/deflate_codec.ts";
 import { json } from "./_protocol_helpers.ts";
 
-
 function assertNegotiationError(run: () => unknown, pattern: RegExp): void {
   assert.throws(run, (error: unknown) => {
     assert.ok(error instanceof ExtensionNegotiationError, String(error));
